@@ -1,0 +1,27 @@
+"""Names of the keys of prediction, target and batch dicts, in one place."""
+
+# Model outputs (float32, upsampled to the input size).
+PRED_SEMANTIC_LOGITS = 'semantic_logits'    # [B, H, W, num_classes]
+PRED_CENTER_HEATMAP = 'center_heatmap'      # [B, H, W]
+PRED_OFFSET_MAP = 'offset_map'              # [B, H, W, 2], (y, x) pixels
+
+# Post-processing outputs.
+PRED_SEMANTIC = 'semantic_pred'             # int32 [B, H, W]
+PRED_PANOPTIC = 'panoptic_pred'             # int32 [B, H, W]
+PRED_INSTANCE = 'instance_pred'             # int32 [B, H, W]
+PRED_SEMANTIC_PROBS = 'semantic_probs'      # float32 [B, H, W, num_classes]
+PRED_CENTER_POINTS = 'center_points'        # int32 [B, K, 2], (y, x)
+PRED_CENTER_SCORES = 'center_scores'        # float32 [B, K], 0 = no center
+PRED_INSTANCE_SCORES = 'instance_scores'    # float32 [B, K]
+
+# Batches of the input pipeline.
+IMAGE = 'image'                             # float32 [B, H, W, 3], 0..255
+PANOPTIC_LABEL = 'panoptic_label'           # int32 [B, H, W]
+IMAGE_SIZE = 'image_size'                   # int32 [B, 2], before padding
+FILENAME = 'filename'                       # string [B]
+GT_SEMANTIC = 'semantic'                    # int32 [B, H, W]
+GT_CENTER_HEATMAP = 'center_heatmap'        # float32 [B, H, W]
+GT_OFFSET = 'offset'                        # float32 [B, H, W, 2], (y, x)
+SEMANTIC_WEIGHT = 'semantic_weight'         # float32 [B, H, W]
+CENTER_WEIGHT = 'center_weight'             # float32 [B, H, W]
+OFFSET_WEIGHT = 'offset_weight'             # float32 [B, H, W]

@@ -1,0 +1,23 @@
+"""The error raised for a bad experiment config."""
+
+
+class ConfigError(ValueError):
+  """A config problem, located as `file:line: field: message`.
+
+  Attributes:
+    path: the config file, or None for a config built in code.
+    line: 1-based line of the offending field, or None when it is not set.
+    field: dotted field path, e.g. "train_dataset_options.crop_size".
+    reason: the message without the location.
+  """
+
+  def __init__(self, reason, path=None, line=None, field=None):
+    self.path = path
+    self.line = line
+    self.field = field
+    self.reason = reason
+    location = path or '<config>'
+    if line is not None:
+      location = f'{location}:{line}'
+    prefix = f'{location}: {field}: ' if field else f'{location}: '
+    super().__init__(prefix + reason)

@@ -1,0 +1,59 @@
+"""Loads an experiment textproto into an `ExperimentOptions` message."""
+
+import re
+
+from google.protobuf import descriptor_pool
+from google.protobuf import text_format
+
+from deeplab2.config import errors
+from deeplab2.protos import config_pb2
+
+_UNKNOWN_FIELD = re.compile(
+    r'Message type "(?P<type>[\w.]+)" has no field named "(?P<field>\w+)"')
+_LOCATION = re.compile(r'^\d+:\d+ : ')
+
+
+def _field_names(full_type_name):
+  message = descriptor_pool.Default().FindMessageTypeByName(full_type_name)
+  return sorted(f.name for f in message.fields)
+
+
+def parse_experiment_text(text, path=None):
+  """Parses textproto `text` into ExperimentOptions.
+
+  Args:
+    text: the textproto source.
+    path: the file it came from, for error messages.
+
+  Returns:
+    config_pb2.ExperimentOptions.
+
+  Raises:
+    ConfigError: naming the file, line and field; an unknown field's error
+      lists the valid field names of its message.
+  """
+  config = config_pb2.ExperimentOptions()
+  try:
+    text_format.Parse(text, config)
+  except text_format.ParseError as e:
+    reason = _LOCATION.sub('', str(e))
+    unknown = _UNKNOWN_FIELD.search(reason)
+    field = None
+    if unknown:
+      field = unknown.group('field')
+      reason = (f'unknown field "{field}" in {unknown.group("type")}; valid '
+                f'fields: {", ".join(_field_names(unknown.group("type")))}')
+    raise errors.ConfigError(reason, path=path, line=e.GetLine(),
+                             field=field) from None
+  return config
+
+
+def load_experiment_config(path):
+  """Reads and parses the textproto at `path` (not yet validated)."""
+  try:
+    with open(path) as f:
+      text = f.read()
+  except OSError as e:
+    raise errors.ConfigError(f'cannot read config: {e.strerror}',
+                             path=path) from None
+  return parse_experiment_text(text, path=path), text

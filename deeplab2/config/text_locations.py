@@ -1,0 +1,54 @@
+"""Finds the line on which a textproto sets a field, for error messages."""
+
+import re
+
+# Tokens that matter for nesting: `name {`, `name: {`, `name:` and `}`.
+_TOKEN = re.compile(
+    r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|#[^\n]*'
+    r'|(?P<open>[A-Za-z_]\w*)\s*:?\s*[{<]|(?P<close>[}>])'
+    r'|(?P<field>[A-Za-z_]\w*)\s*:')
+
+
+def field_lines(text):
+  """Maps each dotted field path set in `text` to the lines that set it.
+
+  Repeated fields and repeated messages map to every line, in order. Paths
+  name messages by field name only (no indices): "model_options.backbone.name".
+
+  Args:
+    text: textproto source.
+
+  Returns:
+    dict str -> list of 1-based line numbers.
+  """
+  lines = {}
+  stack = []
+  for match in _TOKEN.finditer(text):
+    line = text.count('\n', 0, match.start()) + 1
+    if match.group('open'):
+      stack.append(match.group('open'))
+      lines.setdefault('.'.join(stack), []).append(line)
+    elif match.group('close'):
+      if stack:
+        stack.pop()
+    elif match.group('field'):
+      path = '.'.join(stack + [match.group('field')])
+      lines.setdefault(path, []).append(line)
+  return lines
+
+
+def first_line(text, field_path):
+  """Returns the first line setting `field_path`, or of its closest parent.
+
+  Returns None when neither the field nor any parent appears in `text`.
+  """
+  if text is None:
+    return None
+  lines = field_lines(text)
+  parts = field_path.split('.')
+  while parts:
+    found = lines.get('.'.join(parts))
+    if found:
+      return found[0]
+    parts.pop()
+  return None

@@ -1,0 +1,142 @@
+"""Dataset descriptors: the facts of a dataset, read by everyone.
+
+A descriptor is either built in (registered by name) or a JSON file written
+by a converter next to its TFRecords; `DatasetOptions.dataset` may name
+either.
+"""
+
+import dataclasses
+import json
+import os
+
+from deeplab2 import registry
+
+DATASETS = registry.Registry('dataset')
+
+DESCRIPTOR_FILENAME = 'dataset_descriptor.json'
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetDescriptor:
+  """What the model and the metrics need to know about a dataset.
+
+  Attributes:
+    name: dataset name.
+    num_classes: number of semantic classes, ids 0..num_classes-1 (an ignore
+      id inside that range, as COCO's 0, is still counted).
+    ignore_label: semantic id of void / unlabeled pixels.
+    label_divisor: panoptic label = semantic * label_divisor + instance.
+    thing_class_ids: semantic ids of the classes that have instances.
+    class_names: one name per semantic id.
+    colormap: one (r, g, b) per semantic id, for pictures.
+    splits_to_sizes: number of images per split.
+  """
+  name: str
+  num_classes: int
+  ignore_label: int
+  label_divisor: int
+  thing_class_ids: tuple
+  class_names: tuple
+  colormap: tuple
+  splits_to_sizes: dict = dataclasses.field(default_factory=dict)
+
+  def __post_init__(self):
+    if len(self.class_names) != self.num_classes:
+      raise ValueError(f'Dataset "{self.name}": {len(self.class_names)} class '
+                       f'names for num_classes={self.num_classes}.')
+    if len(self.colormap) != self.num_classes:
+      raise ValueError(f'Dataset "{self.name}": {len(self.colormap)} colours '
+                       f'for num_classes={self.num_classes}.')
+    bad = [c for c in self.thing_class_ids if not 0 <= c < self.num_classes]
+    if bad:
+      raise ValueError(f'Dataset "{self.name}": thing class ids {bad} are '
+                       f'outside 0..{self.num_classes - 1}.')
+
+  @property
+  def stuff_class_ids(self):
+    things = set(self.thing_class_ids)
+    return tuple(c for c in range(self.num_classes)
+                 if c not in things and c != self.ignore_label)
+
+  def to_json_dict(self):
+    return {
+        'name': self.name,
+        'num_classes': self.num_classes,
+        'ignore_label': self.ignore_label,
+        'label_divisor': self.label_divisor,
+        'thing_class_ids': list(self.thing_class_ids),
+        'class_names': list(self.class_names),
+        'colormap': [list(c) for c in self.colormap],
+        'splits_to_sizes': dict(self.splits_to_sizes),
+    }
+
+  def write_json(self, path):
+    """Writes the descriptor to `path` (via a temporary name, then rename)."""
+    tmp_path = path + '.tmp'
+    with open(tmp_path, 'w') as f:
+      json.dump(self.to_json_dict(), f, indent=2)
+    os.replace(tmp_path, path)
+
+
+def read_json(path):
+  """Reads a descriptor JSON; errors name the file and the field."""
+  try:
+    with open(path) as f:
+      data = json.load(f)
+  except (OSError, json.JSONDecodeError) as e:
+    raise ValueError(f'Cannot read dataset descriptor {path}: {e}') from e
+  required = ('name', 'num_classes', 'ignore_label', 'label_divisor',
+              'thing_class_ids', 'class_names', 'colormap')
+  missing = [k for k in required if k not in data]
+  if missing:
+    raise ValueError(f'Dataset descriptor {path} lacks {", ".join(missing)}.')
+  try:
+    return DatasetDescriptor(
+        name=data['name'],
+        num_classes=int(data['num_classes']),
+        ignore_label=int(data['ignore_label']),
+        label_divisor=int(data['label_divisor']),
+        thing_class_ids=tuple(int(c) for c in data['thing_class_ids']),
+        class_names=tuple(data['class_names']),
+        colormap=tuple(tuple(int(v) for v in c) for c in data['colormap']),
+        splits_to_sizes=dict(data.get('splits_to_sizes', {})))
+  except ValueError as e:
+    raise ValueError(f'Dataset descriptor {path}: {e}') from e
+
+
+def get_descriptor(dataset, base_dir=None):
+  """Resolves `DatasetOptions.dataset`: a registered name or a JSON path.
+
+  Args:
+    dataset: a built-in name or the path of a descriptor JSON (relative paths
+      are taken from `base_dir` when given, else the working directory).
+    base_dir: directory for relative descriptor paths.
+
+  Raises:
+    KeyError: an unknown name (the message lists the valid ones).
+    ValueError: an unreadable or inconsistent descriptor file.
+  """
+  if dataset.endswith('.json'):
+    path = dataset
+    if base_dir and not os.path.isabs(path) and not os.path.exists(path):
+      path = os.path.join(base_dir, path)
+    return read_json(path)
+  return DATASETS.get(dataset)
+
+
+DATASETS.register('cityscapes_panoptic', DatasetDescriptor(
+    name='cityscapes_panoptic',
+    num_classes=19,
+    ignore_label=255,
+    label_divisor=1000,
+    thing_class_ids=tuple(range(11, 19)),
+    class_names=('road', 'sidewalk', 'building', 'wall', 'fence', 'pole',
+                 'traffic light', 'traffic sign', 'vegetation', 'terrain',
+                 'sky', 'person', 'rider', 'car', 'truck', 'bus', 'train',
+                 'motorcycle', 'bicycle'),
+    colormap=((128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156),
+              (190, 153, 153), (153, 153, 153), (250, 170, 30), (220, 220, 0),
+              (107, 142, 35), (152, 251, 152), (70, 130, 180), (220, 20, 60),
+              (255, 0, 0), (0, 0, 142), (0, 0, 70), (0, 60, 100),
+              (0, 80, 100), (0, 0, 230), (119, 11, 32)),
+    splits_to_sizes={'train': 2975, 'val': 500, 'test': 1525}))

@@ -1,0 +1,122 @@
+"""tf.data pipelines: TFRecords -> augmented, batched model inputs + targets.
+
+Batches are dicts keyed by the constants of `deeplab2.common`.
+"""
+
+import dataclasses
+import glob
+
+import tensorflow as tf
+
+from deeplab2 import common
+from deeplab2.data import augmentation
+from deeplab2.data import targets
+from deeplab2.data import tfrecord
+
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineOptions:
+  """Plain values of one dataset's pipeline (built from DatasetOptions).
+
+  Attributes:
+    file_patterns: glob patterns of TFRecord shards.
+    batch_size: per-replica batch size.
+    crop_size: (height, width).
+    is_training: augment and shuffle (train) or pad only (eval).
+    min_scale_factor, max_scale_factor, scale_factor_step_size: random scale.
+    target_options: targets.TargetOptions.
+    seed: makes shuffling and augmentation deterministic when set.
+  """
+  file_patterns: tuple
+  batch_size: int
+  crop_size: tuple
+  is_training: bool
+  target_options: targets.TargetOptions
+  min_scale_factor: float = 1.0
+  max_scale_factor: float = 1.0
+  scale_factor_step_size: float = 0.0
+  seed: int = None
+
+
+def list_files(file_patterns):
+  """Expands glob patterns; an empty result is an error naming them."""
+  files = sorted(f for pattern in file_patterns for f in glob.glob(pattern))
+  if not files:
+    raise FileNotFoundError(
+        f'No TFRecord files match {list(file_patterns)}.')
+  return files
+
+
+def _train_sample(example, options):
+  t = options.target_options
+  label_pad_value = t.ignore_label * t.label_divisor
+  image = tf.cast(example['image'], tf.float32)
+  label = example['panoptic_label']
+  factor = augmentation.random_scale_factor(
+      options.min_scale_factor, options.max_scale_factor,
+      options.scale_factor_step_size)
+  image, label = augmentation.scale(image, label, factor)
+  image, label = augmentation.random_pad_and_crop(
+      image, label, options.crop_size[0], options.crop_size[1],
+      label_pad_value)
+  image, label = augmentation.random_flip(image, label)
+  sample = targets.make_targets(label, t)
+  sample[common.IMAGE] = tf.ensure_shape(image, list(options.crop_size) + [3])
+  sample[common.PANOPTIC_LABEL] = label
+  return sample
+
+
+def _eval_sample(example, options):
+  t = options.target_options
+  image = tf.cast(example['image'], tf.float32)
+  label = example['panoptic_label']
+  size = tf.shape(label)
+  tf.debugging.assert_less_equal(
+      size, tf.constant(options.crop_size, tf.int32),
+      message='An eval image is larger than eval_dataset_options.crop_size')
+  image, label = augmentation.pad_to_size(
+      image, label, options.crop_size[0], options.crop_size[1],
+      t.ignore_label * t.label_divisor)
+  sample = targets.make_targets(label, t)
+  sample[common.IMAGE] = tf.ensure_shape(image, list(options.crop_size) + [3])
+  sample[common.PANOPTIC_LABEL] = label
+  sample[common.IMAGE_SIZE] = size
+  sample[common.FILENAME] = example['filename']
+  return sample
+
+
+def make_dataset(options, input_context=None):
+  """Builds the dataset of one replica.
+
+  Args:
+    options: PipelineOptions.
+    input_context: tf.distribute.InputContext, to shard files per worker.
+
+  Returns:
+    tf.data.Dataset of dicts keyed by deeplab2.common constants; training
+    repeats forever, evaluation runs once.
+  """
+  files = list_files(options.file_patterns)
+  dataset = tf.data.Dataset.from_tensor_slices(files)
+  if input_context and input_context.num_input_pipelines > 1:
+    dataset = dataset.shard(input_context.num_input_pipelines,
+                            input_context.input_pipeline_id)
+  if options.is_training:
+    dataset = dataset.shuffle(len(files), seed=options.seed)
+  dataset = dataset.interleave(
+      tf.data.TFRecordDataset, cycle_length=min(len(files), 4),
+      num_parallel_calls=tf.data.AUTOTUNE,
+      deterministic=options.seed is not None or not options.is_training)
+  if options.is_training:
+    dataset = dataset.shuffle(256, seed=options.seed).repeat()
+  dataset = dataset.map(tfrecord.parse_example,
+                        num_parallel_calls=tf.data.AUTOTUNE)
+  sample_fn = _train_sample if options.is_training else _eval_sample
+  dataset = dataset.map(lambda e: sample_fn(e, options),
+                        num_parallel_calls=tf.data.AUTOTUNE,
+                        deterministic=options.seed is not None or
+                        not options.is_training)
+  dataset = dataset.batch(options.batch_size,
+                          drop_remainder=options.is_training)
+  return dataset.prefetch(tf.data.AUTOTUNE)

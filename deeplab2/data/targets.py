@@ -1,0 +1,164 @@
+"""Panoptic-DeepLab training targets from a panoptic label, in TF ops.
+
+All of SPEC "Augmentation and targets": semantic labels, a Gaussian center
+heatmap, (y, x) center offsets and the three loss weights, computed after
+augmentation from the augmented panoptic label.
+"""
+
+import dataclasses
+
+import tensorflow as tf
+
+from deeplab2 import common
+
+
+@dataclasses.dataclass(frozen=True)
+class TargetOptions:
+  """Plain values that define the targets.
+
+  Attributes:
+    label_divisor: panoptic = semantic * label_divisor + instance.
+    ignore_label: semantic id of void pixels.
+    thing_class_ids: semantic ids of classes with instances.
+    sigma: standard deviation of the center Gaussian, in pixels.
+    small_instance_threshold: instances with fewer pixels are "small".
+    small_instance_weight: semantic weight on small instances' pixels (used
+      when increase_small_instance_weights).
+    increase_small_instance_weights: whether to up-weight small instances.
+  """
+  label_divisor: int
+  ignore_label: int
+  thing_class_ids: tuple
+  sigma: float = 8.0
+  small_instance_threshold: int = 4096
+  small_instance_weight: float = 3.0
+  increase_small_instance_weights: bool = True
+
+  @property
+  def gaussian_radius(self):
+    """Half-size of the Gaussian window: its size is 6 * sigma + 3."""
+    return int(round(3 * self.sigma + 1))
+
+
+def instance_centers(panoptic_label, options):
+  """Centers of mass of the non-crowd thing instances.
+
+  Args:
+    panoptic_label: int32 [H, W].
+    options: TargetOptions.
+
+  Returns:
+    centers: float32 [N, 2], (y, x) rounded to the nearest pixel (ties to
+      even, as tf.round).
+    areas: int32 [N], pixels per instance.
+    instance_index: int32 [H, W], index 0..N-1 of each pixel's instance, -1
+      for pixels of no (non-crowd thing) instance.
+  """
+  semantic = panoptic_label // options.label_divisor
+  instance = panoptic_label % options.label_divisor
+  is_thing = _is_thing(semantic, options.thing_class_ids)
+  is_instance = is_thing & (instance > 0) & (panoptic_label >= 0)
+  flat_label = tf.reshape(panoptic_label, [-1])
+  flat_is_instance = tf.reshape(is_instance, [-1])
+  pixel_ids = tf.cast(tf.where(flat_is_instance)[:, 0], tf.int32)
+  ids, segment = tf.unique(tf.gather(flat_label, pixel_ids))
+  count = tf.shape(ids)[0]
+  width = tf.shape(panoptic_label)[1]
+  ys = tf.cast(pixel_ids // width, tf.float32)
+  xs = tf.cast(pixel_ids % width, tf.float32)
+  areas = tf.math.unsorted_segment_sum(tf.ones_like(ys), segment, count)
+  sum_y = tf.math.unsorted_segment_sum(ys, segment, count)
+  sum_x = tf.math.unsorted_segment_sum(xs, segment, count)
+  centers = tf.round(tf.stack([sum_y / areas, sum_x / areas], axis=1))
+  flat_index = tf.scatter_nd(pixel_ids[:, None], segment + 1,
+                             tf.shape(flat_label)) - 1
+  instance_index = tf.reshape(flat_index, tf.shape(panoptic_label))
+  return centers, tf.cast(areas, tf.int32), instance_index
+
+
+def center_heatmap(centers, height, width, sigma, radius):
+  """Max over instances of a truncated Gaussian with peak 1 at each center.
+
+  Args:
+    centers: float32 [N, 2], integer-valued (y, x).
+    height: output height.
+    width: output width.
+    sigma: Gaussian standard deviation in pixels.
+    radius: the window is |dy| <= radius and |dx| <= radius.
+
+  Returns:
+    float32 [height, width].
+  """
+  ys = tf.range(height, dtype=tf.float32)
+  xs = tf.range(width, dtype=tf.float32)
+  dy = ys[None, :] - centers[:, 0:1]
+  dx = xs[None, :] - centers[:, 1:2]
+  gy = tf.where(tf.abs(dy) <= radius, tf.exp(-dy * dy / (2 * sigma**2)), 0.0)
+  gx = tf.where(tf.abs(dx) <= radius, tf.exp(-dx * dx / (2 * sigma**2)), 0.0)
+  per_instance = gy[:, :, None] * gx[:, None, :]
+  return tf.reduce_max(
+      tf.concat([per_instance, tf.zeros([1, height, width])], axis=0), axis=0)
+
+
+def make_targets(panoptic_label, options):
+  """All training targets of one augmented panoptic label.
+
+  Args:
+    panoptic_label: int32 [H, W]; padding carries ignore_label * divisor.
+    options: TargetOptions.
+
+  Returns:
+    dict of:
+      'semantic': int32 [H, W], panoptic // label_divisor.
+      'center_heatmap': float32 [H, W].
+      'offset': float32 [H, W, 2], (y, x) of center - pixel on non-crowd
+        thing pixels, 0 elsewhere.
+      'semantic_weight': float32 [H, W], 0 on void, small_instance_weight on
+        pixels of instances smaller than the threshold, else 1.
+      'center_weight': float32 [H, W], 1 except on void and crowd pixels.
+      'offset_weight': float32 [H, W], 1 on non-crowd thing pixels.
+  """
+  panoptic_label = tf.convert_to_tensor(panoptic_label, tf.int32)
+  height = tf.shape(panoptic_label)[0]
+  width = tf.shape(panoptic_label)[1]
+  semantic = panoptic_label // options.label_divisor
+  instance = panoptic_label % options.label_divisor
+  is_void = tf.equal(semantic, options.ignore_label) | (panoptic_label < 0)
+  is_thing = _is_thing(semantic, options.thing_class_ids)
+  is_crowd = is_thing & tf.equal(instance, 0)
+  centers, areas, instance_index = instance_centers(panoptic_label, options)
+  has_instance = instance_index >= 0
+  safe_index = tf.maximum(instance_index, 0)
+
+  heatmap = center_heatmap(centers, height, width, options.sigma,
+                           options.gaussian_radius)
+  pixel_yx = tf.cast(tf.stack(tf.meshgrid(tf.range(height), tf.range(width),
+                                          indexing='ij'), axis=-1), tf.float32)
+  offset = tf.where(has_instance[..., None],
+                    tf.gather(centers, safe_index) - pixel_yx, 0.0)
+
+  semantic_weight = tf.ones_like(heatmap)
+  if options.increase_small_instance_weights:
+    is_small = has_instance & (tf.gather(areas, safe_index) <
+                               options.small_instance_threshold)
+    semantic_weight = tf.where(is_small, options.small_instance_weight,
+                               semantic_weight)
+  semantic_weight = tf.where(is_void, 0.0, semantic_weight)
+  center_weight = tf.where(is_void | is_crowd, 0.0, 1.0)
+  offset_weight = tf.cast(has_instance, tf.float32)
+  return {
+      common.GT_SEMANTIC: tf.where(panoptic_label < 0, options.ignore_label,
+                                   semantic),
+      common.GT_CENTER_HEATMAP: heatmap,
+      common.GT_OFFSET: offset,
+      common.SEMANTIC_WEIGHT: semantic_weight,
+      common.CENTER_WEIGHT: center_weight,
+      common.OFFSET_WEIGHT: offset_weight,
+  }
+
+
+def _is_thing(semantic, thing_class_ids):
+  if not thing_class_ids:
+    return tf.zeros_like(semantic, tf.bool)
+  things = tf.constant(list(thing_class_ids), tf.int32)
+  return tf.reduce_any(tf.equal(semantic[..., None], things), axis=-1)

@@ -1,0 +1,1 @@
+"""Panoptic-DeepLab networks: backbones, layers, the model and its factory."""

@@ -1,0 +1,7 @@
+"""Backbones behind a registry; importing this package registers them all."""
+
+from deeplab2.modeling.backbones import resnet  # pylint: disable=unused-import
+from deeplab2.modeling.backbones.base import BACKBONES
+from deeplab2.modeling.backbones.base import BackboneOptions
+from deeplab2.modeling.backbones.base import build_backbone
+from deeplab2.modeling.backbones.base import EndpointSpec

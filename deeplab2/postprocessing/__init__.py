@@ -1,0 +1,1 @@
+"""Panoptic-DeepLab post-processing in pure TF: center NMS, grouping, merge."""

@@ -1,0 +1,1 @@
+"""Generated protobuf modules of the experiment schema (built from proto/)."""

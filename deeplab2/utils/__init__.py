@@ -1,0 +1,1 @@
+"""Small TF helpers shared by data, modeling and post-processing."""

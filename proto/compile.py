@@ -1,0 +1,53 @@
+"""Compiles proto/*.proto into deeplab2/protos/*_pb2.py.
+
+Used by setup.py at install time and by the staleness test. It runs the
+`protoc` bundled with grpcio-tools, so no system protoc is needed, and turns
+the generated top-level imports (`import dataset_pb2`, and
+`from dataset_pb2 import *` for public imports) into package-relative
+ones so the modules work inside `deeplab2.protos`.
+"""
+
+import glob
+import os
+import re
+import sys
+
+PROTO_DIR = os.path.dirname(os.path.abspath(__file__))
+_TOP_LEVEL_IMPORT = re.compile(r'^import (\w+_pb2) as (\w+)$', re.MULTILINE)
+_TOP_LEVEL_STAR_IMPORT = re.compile(r'^from (\w+_pb2) import \*$', re.MULTILINE)
+
+
+def proto_files(proto_dir=PROTO_DIR):
+  """Returns the sorted paths of the .proto files in `proto_dir`."""
+  return sorted(glob.glob(os.path.join(proto_dir, '*.proto')))
+
+
+def compile_protos(output_dir, proto_dir=PROTO_DIR):
+  """Writes one `<name>_pb2.py` per proto file into `output_dir`.
+
+  Raises:
+    RuntimeError: if protoc reports an error.
+  """
+  from grpc_tools import protoc  # pylint: disable=g-import-not-at-top
+  import grpc_tools  # pylint: disable=g-import-not-at-top
+
+  os.makedirs(output_dir, exist_ok=True)
+  include = os.path.join(os.path.dirname(grpc_tools.__file__), '_proto')
+  files = proto_files(proto_dir)
+  args = ['protoc', f'-I{proto_dir}', f'-I{include}',
+          f'--python_out={output_dir}'] + files
+  if protoc.main(args) != 0:
+    raise RuntimeError(f'protoc failed on {files}')
+  for path in files:
+    name = os.path.splitext(os.path.basename(path))[0]
+    generated = os.path.join(output_dir, f'{name}_pb2.py')
+    with open(generated) as f:
+      text = f.read()
+    with open(generated, 'w') as f:
+      text = _TOP_LEVEL_IMPORT.sub(r'from . import \1 as \2', text)
+      f.write(_TOP_LEVEL_STAR_IMPORT.sub(r'from .\1 import *', text))
+
+
+if __name__ == '__main__':
+  compile_protos(sys.argv[1] if len(sys.argv) > 1 else os.path.join(
+      os.path.dirname(PROTO_DIR), 'deeplab2', 'protos'))
