@@ -22,22 +22,31 @@ def proto_files(proto_dir=PROTO_DIR):
   return sorted(glob.glob(os.path.join(proto_dir, '*.proto')))
 
 
+def _protoc(args):
+  from grpc_tools import protoc  # pylint: disable=g-import-not-at-top
+  import grpc_tools  # pylint: disable=g-import-not-at-top
+  include = os.path.join(os.path.dirname(grpc_tools.__file__), '_proto')
+  if protoc.main(['protoc', f'-I{include}'] + args) != 0:
+    raise RuntimeError(f'protoc failed: {args}')
+
+
+def descriptor_set_bytes(output_file, proto_dir=PROTO_DIR):
+  """Writes the FileDescriptorSet of proto_dir's files; returns its bytes."""
+  _protoc([f'-I{proto_dir}', f'--descriptor_set_out={output_file}'] +
+          proto_files(proto_dir))
+  with open(output_file, 'rb') as f:
+    return f.read()
+
+
 def compile_protos(output_dir, proto_dir=PROTO_DIR):
   """Writes one `<name>_pb2.py` per proto file into `output_dir`.
 
   Raises:
     RuntimeError: if protoc reports an error.
   """
-  from grpc_tools import protoc  # pylint: disable=g-import-not-at-top
-  import grpc_tools  # pylint: disable=g-import-not-at-top
-
   os.makedirs(output_dir, exist_ok=True)
-  include = os.path.join(os.path.dirname(grpc_tools.__file__), '_proto')
   files = proto_files(proto_dir)
-  args = ['protoc', f'-I{proto_dir}', f'-I{include}',
-          f'--python_out={output_dir}'] + files
-  if protoc.main(args) != 0:
-    raise RuntimeError(f'protoc failed on {files}')
+  _protoc([f'-I{proto_dir}', f'--python_out={output_dir}'] + files)
   for path in files:
     name = os.path.splitext(os.path.basename(path))[0]
     generated = os.path.join(output_dir, f'{name}_pb2.py')

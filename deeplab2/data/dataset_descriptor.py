@@ -140,3 +140,14 @@ DATASETS.register('cityscapes_panoptic', DatasetDescriptor(
               (255, 0, 0), (0, 0, 142), (0, 0, 70), (0, 60, 100),
               (0, 80, 100), (0, 0, 230), (119, 11, 32)),
     splits_to_sizes={'train': 2975, 'val': 500, 'test': 1525}))
+
+# The built-in procedural dataset of deeplab2.data.synthetic.
+DATASETS.register('synthetic_panoptic', DatasetDescriptor(
+    name='synthetic_panoptic',
+    num_classes=5,
+    ignore_label=255,
+    label_divisor=1000,
+    thing_class_ids=(2, 3, 4),
+    class_names=('wall', 'floor', 'disc', 'box', 'triangle'),
+    colormap=((180, 90, 60), (90, 140, 90), (230, 50, 50), (50, 90, 230),
+              (230, 200, 40))))

@@ -22,16 +22,7 @@ IGNORE_LABEL = 255
 LABEL_DIVISOR = 1000
 DEFAULT_IMAGE_SIZE = 129
 
-DESCRIPTOR = dataset_descriptor.DATASETS.register(
-    'synthetic_panoptic', dataset_descriptor.DatasetDescriptor(
-        name='synthetic_panoptic',
-        num_classes=5,
-        ignore_label=IGNORE_LABEL,
-        label_divisor=LABEL_DIVISOR,
-        thing_class_ids=(DISC, BOX, TRIANGLE),
-        class_names=('wall', 'floor', 'disc', 'box', 'triangle'),
-        colormap=((180, 90, 60), (90, 140, 90), (230, 50, 50),
-                  (50, 90, 230), (230, 200, 40))))
+DESCRIPTOR = dataset_descriptor.DATASETS.get('synthetic_panoptic')
 
 # Hue bands (0..1) of each thing class; colours vary inside a band.
 _HUE_BANDS = {DISC: (0.95, 1.08), BOX: (0.55, 0.70), TRIANGLE: (0.13, 0.30)}
@@ -93,6 +84,7 @@ def generate_sample(rng, size=DEFAULT_IMAGE_SIZE):
     segments: list of dicts (category_id, instance_id, iscrowd, area), one per
       labelled segment, stuff included.
   """
+  scale = size / DEFAULT_IMAGE_SIZE
   yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
   wall, floor = _stuff_textures(rng, yy, xx)
   phase, freq = rng.uniform(0, 2 * np.pi), rng.uniform(0.03, 0.1)
@@ -128,8 +120,9 @@ def generate_sample(rng, size=DEFAULT_IMAGE_SIZE):
   previous = None
   for _ in range(num_things):
     shape_class = int(rng.choice([DISC, BOX, TRIANGLE]))
-    radius = float(rng.choice([rng.uniform(3.5, 6), rng.uniform(6, 22)],
-                              p=[0.3, 0.7]))
+    radius = float(rng.choice(
+        [rng.uniform(3.5, 6), rng.uniform(6, max(7.0, 22 * scale))],
+        p=[0.3, 0.7]))
     if previous is not None and rng.random() < 0.35:
       # Touch or overlap the previous thing.
       pcy, pcx, pradius = previous
@@ -148,7 +141,9 @@ def generate_sample(rng, size=DEFAULT_IMAGE_SIZE):
 
   if rng.random() < 0.3:
     # A crowd: a clump of small discs labelled as one segment.
-    ccy, ccx = rng.uniform(15, size - 15), rng.uniform(15, size - 15)
+    margin = 15 * scale
+    ccy, ccx = rng.uniform(margin, size - margin), rng.uniform(
+        margin, size - margin)
     mask = np.zeros((size, size), bool)
     for _ in range(rng.integers(4, 8)):
       mask |= _shape_mask(DISC, ccy + rng.normal(0, 5), ccx + rng.normal(0, 5),
@@ -158,7 +153,8 @@ def generate_sample(rng, size=DEFAULT_IMAGE_SIZE):
   void = np.zeros((size, size), bool)
   if rng.random() < 0.4:
     # An unlabeled region: noise with no label.
-    h, w = rng.integers(6, 20), rng.integers(10, 40)
+    h = rng.integers(max(2, round(6 * scale)), max(3, round(20 * scale)))
+    w = rng.integers(max(3, round(10 * scale)), max(4, round(40 * scale)))
     top, left = rng.integers(0, size - h), rng.integers(0, size - w)
     void[top:top + h, left:left + w] = True
     image[void] = rng.uniform(0, 255, size=(int(void.sum()), 3))

@@ -128,18 +128,23 @@ def make_targets(panoptic_label, options):
   is_crowd = is_thing & tf.equal(instance, 0)
   centers, areas, instance_index = instance_centers(panoptic_label, options)
   has_instance = instance_index >= 0
-  safe_index = tf.maximum(instance_index, 0)
+  # Pixels of no instance read a dummy row N, so gathers stay in range
+  # even when there is no instance at all.
+  num_instances = tf.shape(centers)[0]
+  safe_index = tf.where(has_instance, instance_index, num_instances)
+  centers_or_dummy = tf.concat([centers, tf.zeros([1, 2])], axis=0)
+  areas_or_dummy = tf.concat([areas, tf.zeros([1], tf.int32)], axis=0)
 
   heatmap = center_heatmap(centers, height, width, options.sigma,
                            options.gaussian_radius)
   pixel_yx = tf.cast(tf.stack(tf.meshgrid(tf.range(height), tf.range(width),
                                           indexing='ij'), axis=-1), tf.float32)
   offset = tf.where(has_instance[..., None],
-                    tf.gather(centers, safe_index) - pixel_yx, 0.0)
+                    tf.gather(centers_or_dummy, safe_index) - pixel_yx, 0.0)
 
   semantic_weight = tf.ones_like(heatmap)
   if options.increase_small_instance_weights:
-    is_small = has_instance & (tf.gather(areas, safe_index) <
+    is_small = has_instance & (tf.gather(areas_or_dummy, safe_index) <
                                options.small_instance_threshold)
     semantic_weight = tf.where(is_small, options.small_instance_weight,
                                semantic_weight)

@@ -94,7 +94,7 @@ class ShardedWriter:
 
   def write(self, example):
     self._writers[self._count % len(self._writers)].write(
-        example.SerializeToString())
+        example.SerializeToString(deterministic=True))
     self._count += 1
 
   def commit(self):

@@ -45,6 +45,13 @@ class PanopticDeepLabLoss:
     self._center = CENTER_LOSSES.get(options.center_loss_name)
     self._regression = REGRESSION_LOSSES.get(options.regression_loss_name)
 
+  @property
+  def loss_names(self):
+    """The keys __call__ returns."""
+    if self.has_instance_branch:
+      return (SEMANTIC_LOSS, CENTER_LOSS, REGRESSION_LOSS, TOTAL_LOSS)
+    return (SEMANTIC_LOSS, TOTAL_LOSS)
+
   def __call__(self, outputs, batch):
     """Returns a dict of float32 [B] losses (already weighted) and the total.
 

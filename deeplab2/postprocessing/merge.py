@@ -32,7 +32,7 @@ def merge_semantic_and_instance(semantic_pred, instance_index, num_centers,
   Args:
     semantic_pred: int32 [B, H, W].
     instance_index: int32 [B, H, W], 1..num_centers from grouping, 0 none.
-    num_centers: K, static int.
+    num_centers: K, int or int32 scalar tensor.
     num_classes: static int.
     thing_class_ids: tuple of ints.
     label_divisor: int.
@@ -67,8 +67,8 @@ def merge_semantic_and_instance(semantic_pred, instance_index, num_centers,
   # Per-class ids: 1 + earlier non-empty instances of the same class.
   non_empty = instance_area > 0
   same_class = tf.equal(instance_class[:, :, None], instance_class[:, None, :])
-  earlier = tf.linalg.band_part(tf.ones([num_centers, num_centers], tf.bool),
-                                -1, 0) & ~tf.eye(num_centers, dtype=tf.bool)
+  order = tf.range(num_centers)
+  earlier = order[None, :] < order[:, None]  # [k, j]: j comes before k.
   counted = same_class & earlier[None] & non_empty[:, None, :]
   instance_id = 1 + tf.reduce_sum(tf.cast(counted, tf.int32), axis=-1)
 

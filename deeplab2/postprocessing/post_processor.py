@@ -21,7 +21,7 @@ class PostProcessorOptions:
     ignore_label: void class.
     center_score_threshold: heatmap values <= this are never centers.
     nms_kernel: odd max-pool window of the center NMS.
-    keep_k_centers: centers kept per image (> 0).
+    keep_k_centers: centers kept per image; -1 keeps all.
     stuff_area_limit: stuff segments with fewer pixels become void.
   """
   num_classes: int
@@ -41,8 +41,8 @@ class PanopticDeepLabPostProcessor:
   """
 
   def __init__(self, options):
-    if options.keep_k_centers <= 0:
-      raise ValueError('keep_k_centers must be positive here, got '
+    if options.keep_k_centers <= 0 and options.keep_k_centers != -1:
+      raise ValueError('keep_k_centers must be positive or -1 (all), got '
                        f'{options.keep_k_centers}.')
     self.options = options
 
@@ -77,7 +77,7 @@ class PanopticDeepLabPostProcessor:
                                            outputs[common.PRED_OFFSET_MAP])
     panoptic, instance_pred, instance_class, instance_area = (
         merge.merge_semantic_and_instance(
-            semantic, instance_index, o.keep_k_centers, o.num_classes,
+            semantic, instance_index, tf.shape(scores)[1], o.num_classes,
             o.thing_class_ids, o.label_divisor, o.ignore_label,
             o.stuff_area_limit))
     result.update({

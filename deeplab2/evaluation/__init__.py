@@ -1,0 +1,1 @@
+"""Metrics: panoptic quality and mIoU, streaming over images."""

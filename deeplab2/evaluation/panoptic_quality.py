@@ -1,0 +1,140 @@
+"""Panoptic quality (PQ = SQ x RQ) with the COCO panopticapi rules.
+
+- A predicted and a ground-truth segment of the same class match when
+  IoU > 0.5; void pixels of the ground truth are removed from the union.
+- Ground-truth crowd segments (thing class, instance 0) are never matched.
+- An unmatched prediction is not a false positive when more than half of it
+  lies on void or on a crowd region of its own class.
+"""
+
+import numpy as np
+
+_OFFSET = 2 ** 31  # > any panoptic id; keys gt * offset + pred stay in int64.
+
+
+class PanopticQuality:
+  """Accumulates per-class TP / FP / FN / IoU sums over images.
+
+  Args:
+    num_classes: number of semantic classes.
+    ignore_label: void class.
+    label_divisor: panoptic = class * label_divisor + instance.
+    thing_class_ids: classes with instances; instance 0 of a thing class is
+      a crowd region in the ground truth.
+  """
+
+  def __init__(self, num_classes, ignore_label, label_divisor,
+               thing_class_ids):
+    self.num_classes = num_classes
+    self.ignore_label = ignore_label
+    self.label_divisor = label_divisor
+    self.thing_class_ids = tuple(thing_class_ids)
+    self.reset()
+
+  def reset(self):
+    self.iou_sum = np.zeros(self.num_classes, np.float64)
+    self.tp = np.zeros(self.num_classes, np.int64)
+    self.fp = np.zeros(self.num_classes, np.int64)
+    self.fn = np.zeros(self.num_classes, np.int64)
+
+  def _is_void(self, label):
+    return (label < 0) | (label // self.label_divisor == self.ignore_label)
+
+  def update(self, groundtruth, prediction):
+    """Adds one image.
+
+    Args:
+      groundtruth: int [H, W] panoptic ids (negative or ignore class = void).
+      prediction: int [H, W] panoptic ids (ignore class = void).
+    """
+    gt = np.asarray(groundtruth, np.int64)
+    pred = np.asarray(prediction, np.int64)
+    if gt.shape != pred.shape:
+      raise ValueError(f'Ground truth {gt.shape} and prediction {pred.shape} '
+                       'differ in shape.')
+    void_id = -1
+    gt = np.where(self._is_void(gt), void_id, gt)
+    pred = np.where(self._is_void(pred), void_id, pred)
+    bad = np.unique(pred[(pred >= 0) &
+                         (pred // self.label_divisor >= self.num_classes)])
+    if bad.size:
+      raise ValueError(f'Predicted ids {bad.tolist()} have classes outside '
+                       f'0..{self.num_classes - 1}.')
+
+    gt_ids, gt_areas = np.unique(gt, return_counts=True)
+    pred_ids, pred_areas = np.unique(pred, return_counts=True)
+    gt_area = dict(zip(gt_ids.tolist(), gt_areas.tolist()))
+    pred_area = dict(zip(pred_ids.tolist(), pred_areas.tolist()))
+    pairs, pair_areas = np.unique((gt + 1) * _OFFSET + (pred + 1),
+                                  return_counts=True)
+    intersections = {
+        (int(k // _OFFSET) - 1, int(k % _OFFSET) - 1): int(a)
+        for k, a in zip(pairs.tolist(), pair_areas.tolist())}
+
+    things = set(self.thing_class_ids)
+    d = self.label_divisor
+
+    def is_crowd(segment_id):
+      return segment_id // d in things and segment_id % d == 0
+
+    matched_gt, matched_pred = set(), set()
+    for (g, p), inter in intersections.items():
+      if g == void_id or p == void_id or is_crowd(g) or g // d != p // d:
+        continue
+      union = (pred_area[p] + gt_area[g] - inter -
+               intersections.get((void_id, p), 0))
+      iou = inter / union
+      if iou > 0.5:
+        c = g // d
+        self.tp[c] += 1
+        self.iou_sum[c] += iou
+        matched_gt.add(g)
+        matched_pred.add(p)
+
+    crowd_by_class = {g // d: g for g in gt_area if g != void_id and
+                      is_crowd(g)}
+    for g in gt_area:
+      if g == void_id or is_crowd(g) or g in matched_gt:
+        continue
+      self.fn[g // d] += 1
+    for p in pred_area:
+      if p == void_id or p in matched_pred:
+        continue
+      ignored = intersections.get((void_id, p), 0)
+      crowd = crowd_by_class.get(p // d)
+      if crowd is not None:
+        ignored += intersections.get((crowd, p), 0)
+      if ignored / pred_area[p] > 0.5:
+        continue
+      self.fp[p // d] += 1
+
+  def result(self):
+    """Returns a dict of PQ/SQ/RQ for all, things and stuff, and per class.
+
+    Averages run over the classes that appear (TP + FP + FN > 0), as the
+    official tools do; the ignore class never counts.
+    """
+    denominator = self.tp + 0.5 * self.fp + 0.5 * self.fn
+    with np.errstate(divide='ignore', invalid='ignore'):
+      pq = np.where(denominator > 0, self.iou_sum / denominator, 0.0)
+      sq = np.where(self.tp > 0, self.iou_sum / np.maximum(self.tp, 1), 0.0)
+      rq = np.where(denominator > 0, self.tp / denominator, 0.0)
+    present = denominator > 0
+    classes = np.arange(self.num_classes)
+    is_thing = np.isin(classes, self.thing_class_ids)
+    valid = classes != self.ignore_label
+    metrics = {}
+    for group, mask in (('all', valid), ('things', valid & is_thing),
+                        ('stuff', valid & ~is_thing)):
+      selected = mask & present
+      count = int(selected.sum())
+      for name, values in (('pq', pq), ('sq', sq), ('rq', rq)):
+        metrics[f'{name}_{group}'] = (float(values[selected].mean())
+                                      if count else 0.0)
+      metrics[f'num_classes_{group}'] = count
+    metrics['per_class'] = {
+        int(c): {'pq': float(pq[c]), 'sq': float(sq[c]), 'rq': float(rq[c]),
+                 'tp': int(self.tp[c]), 'fp': int(self.fp[c]),
+                 'fn': int(self.fn[c])}
+        for c in classes[present & valid]}
+    return metrics

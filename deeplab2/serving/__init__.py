@@ -1,0 +1,1 @@
+"""SavedModel export and inference helpers."""

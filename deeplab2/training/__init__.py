@@ -1,0 +1,1 @@
+"""Training and evaluation under a tf.distribute strategy."""

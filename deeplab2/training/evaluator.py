@@ -1,0 +1,73 @@
+"""Evaluation: model -> post-processing -> PQ / SQ / RQ and mIoU."""
+
+import numpy as np
+import tensorflow as tf
+
+from deeplab2 import common
+from deeplab2.evaluation import mean_iou
+from deeplab2.evaluation import panoptic_quality
+
+
+class Evaluator:
+  """Evaluates a model on a (finite) dataset of padded eval batches.
+
+  Each image's outputs are cropped to its original size before
+  post-processing, exactly as the exported SavedModel does, and compared
+  with its original, unresized label.
+  """
+
+  def __init__(self, strategy, model, post_processor, descriptor):
+    self.strategy = strategy
+    self.model = model
+    self.post_processor = post_processor
+    self.descriptor = descriptor
+    self._predict = tf.function(self._predict_impl)
+    self._post_process = tf.function(post_processor.__call__)
+
+  def _predict_impl(self, batch):
+    def replica_fn(images):
+      return self.model(images, training=False)
+    return self.strategy.run(replica_fn, args=(batch[common.IMAGE],))
+
+  def _local(self, value):
+    parts = self.strategy.experimental_local_results(value)
+    return np.concatenate([np.asarray(p) for p in parts], axis=0)
+
+  def evaluate(self, dataset, eval_steps=-1):
+    """Runs the dataset once (or `eval_steps` batches).
+
+    Args:
+      dataset: distributed dataset of eval batches.
+      eval_steps: number of batches, -1 for all.
+
+    Returns:
+      dict of metrics: pq/sq/rq for all/things/stuff, miou, per-class
+      values and num_images.
+    """
+    d = self.descriptor
+    pq = panoptic_quality.PanopticQuality(d.num_classes, d.ignore_label,
+                                          d.label_divisor, d.thing_class_ids)
+    miou = mean_iou.MeanIoU(d.num_classes, d.ignore_label)
+    num_images = 0
+    for step, batch in enumerate(dataset):
+      if 0 <= eval_steps <= step:
+        break
+      outputs = {k: self._local(v) for k, v in self._predict(batch).items()}
+      labels = self._local(batch[common.PANOPTIC_LABEL])
+      sizes = self._local(batch[common.IMAGE_SIZE])
+      for i, (height, width) in enumerate(sizes):
+        single = {k: v[i:i + 1, :height, :width] for k, v in outputs.items()}
+        predictions = self._post_process(single)
+        label = labels[i, :height, :width]
+        pq.update(label, predictions[common.PRED_PANOPTIC].numpy()[0])
+        semantic_label = np.where(label < 0, d.ignore_label,
+                                  label // d.label_divisor)
+        miou.update(semantic_label,
+                    predictions[common.PRED_SEMANTIC].numpy()[0])
+        num_images += 1
+    if num_images == 0:
+      raise ValueError('The eval dataset produced no images.')
+    metrics = pq.result()
+    metrics.update(miou.result())
+    metrics['num_images'] = num_images
+    return metrics

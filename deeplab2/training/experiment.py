@@ -1,0 +1,253 @@
+"""Runs an experiment in one of the modes train / eval / train_and_eval /
+continuous_eval, with checkpoints, summaries and metric files in model_dir.
+"""
+
+import json
+import logging
+import os
+import time
+
+import tensorflow as tf
+
+from deeplab2 import config as config_lib
+from deeplab2.data import input_pipeline
+from deeplab2.losses import panoptic_deeplab_loss
+from deeplab2.modeling import factory
+from deeplab2.postprocessing import post_processor
+from deeplab2.training import builders
+from deeplab2.training import evaluator as evaluator_lib
+from deeplab2.training import trainer as trainer_lib
+
+MODES = ('train', 'eval', 'train_and_eval', 'continuous_eval')
+_log = logging.getLogger('deeplab2')
+
+
+def create_strategy():
+  """MirroredStrategy over all GPUs when there are several, else default."""
+  gpus = tf.config.list_logical_devices('GPU')
+  if len(gpus) > 1:
+    return tf.distribute.MirroredStrategy()
+  return tf.distribute.get_strategy()
+
+
+def _format_duration(seconds):
+  seconds = int(round(seconds))
+  hours, rest = divmod(seconds, 3600)
+  minutes, seconds = divmod(rest, 60)
+  return f'{hours}h{minutes:02d}m{seconds:02d}s' if hours else (
+      f'{minutes}m{seconds:02d}s')
+
+
+def metrics_path(model_dir, step):
+  return os.path.join(model_dir, 'eval', f'metrics-{step:08d}.json')
+
+
+def write_metrics(model_dir, step, metrics):
+  """Writes the metrics JSON of one evaluation; returns its path."""
+  path = metrics_path(model_dir, step)
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  tmp_path = path + '.tmp'
+  with open(tmp_path, 'w') as f:
+    json.dump({'step': step, **metrics}, f, indent=2, sort_keys=True)
+  os.replace(tmp_path, path)
+  return path
+
+
+class Experiment:
+  """Everything built from one config, ready to train or evaluate.
+
+  Args:
+    config_path: the experiment textproto.
+    model_dir: checkpoints, summaries and metrics go here.
+    strategy: a tf.distribute strategy (default: create_strategy()).
+  """
+
+  def __init__(self, config_path, model_dir, strategy=None):
+    self.strategy = strategy or create_strategy()
+    self.model_dir = model_dir
+    self.config, self.descriptors = config_lib.load_and_validate(
+        config_path, num_replicas=self.strategy.num_replicas_in_sync)
+    c = self.config
+    self.total_steps = c.trainer_options.solver_options.training_number_of_steps
+    crop = (c.train_dataset_options.crop_size or
+            c.eval_dataset_options.crop_size)
+    with self.strategy.scope():
+      self.model = factory.build_model(
+          c.model_options,
+          factory.bn_options_from_solver(
+              c.trainer_options.solver_options,
+              synchronized=(c.trainer_options.solver_options.use_sync_batchnorm
+                            and self.strategy.num_replicas_in_sync > 1)),
+          crop_size=tuple(crop))
+      self.optimizer = builders.optimizer(c.trainer_options.solver_options)
+      self.optimizer.build(self.model.trainable_variables)
+    self.checkpoint = tf.train.Checkpoint(model=self.model,
+                                          optimizer=self.optimizer)
+    self.checkpoint_manager = tf.train.CheckpointManager(
+        self.checkpoint, model_dir,
+        max_to_keep=c.trainer_options.num_checkpoints_to_keep,
+        step_counter=self.optimizer.iterations,
+        checkpoint_interval=c.trainer_options.save_checkpoints_steps)
+
+  @property
+  def global_step(self):
+    return int(self.optimizer.iterations.numpy())
+
+  def restore(self, checkpoint_path=None):
+    """Restores `checkpoint_path`, or the latest in model_dir; returns it."""
+    path = checkpoint_path or self.checkpoint_manager.latest_checkpoint
+    if path:
+      self.checkpoint.restore(path).assert_existing_objects_matched()
+      _log.info('Restored %s at step %d.', path, self.global_step)
+    elif self.config.model_options.initial_checkpoint:
+      initial = self.config.model_options.initial_checkpoint
+      tf.train.Checkpoint(model=self.model).restore(
+          initial).assert_existing_objects_matched().expect_partial()
+      _log.info('Initialised the model from %s.', initial)
+    return path
+
+  def _train_dataset(self):
+    c = self.config
+    options = builders.pipeline_options(
+        c.train_dataset_options, self.descriptors['train'], is_training=True,
+        num_replicas=self.strategy.num_replicas_in_sync)
+    return self.strategy.distribute_datasets_from_function(
+        lambda context: input_pipeline.make_dataset(options, context))
+
+  def _eval_dataset(self):
+    c = self.config
+    if not c.HasField('eval_dataset_options'):
+      raise ValueError('The config has no eval_dataset_options to evaluate '
+                       'on.')
+    options = builders.pipeline_options(
+        c.eval_dataset_options, self.descriptors['eval'], is_training=False,
+        num_replicas=self.strategy.num_replicas_in_sync)
+    return self.strategy.distribute_datasets_from_function(
+        lambda context: input_pipeline.make_dataset(options, context))
+
+  def evaluate(self):
+    """Evaluates the current weights; writes and returns (metrics, path)."""
+    c = self.config
+    descriptor = self.descriptors['eval']
+    evaluator = evaluator_lib.Evaluator(
+        self.strategy, self.model,
+        post_processor.PanopticDeepLabPostProcessor(
+            builders.post_processor_options(c.evaluator_options, descriptor)),
+        descriptor)
+    start = time.time()
+    metrics = evaluator.evaluate(self._eval_dataset(),
+                                 c.evaluator_options.eval_steps)
+    step = self.global_step
+    path = write_metrics(self.model_dir, step, metrics)
+    writer = tf.summary.create_file_writer(os.path.join(self.model_dir,
+                                                        'eval'))
+    with writer.as_default(step=step):
+      for name in ('pq_all', 'sq_all', 'rq_all', 'pq_things', 'pq_stuff',
+                   'miou'):
+        tf.summary.scalar(f'eval/{name}', metrics[name])
+    writer.flush()
+    _log.info('eval at step %d on %d images (%.1fs): PQ %.4f (things %.4f, '
+              'stuff %.4f) SQ %.4f RQ %.4f mIoU %.4f', step,
+              metrics['num_images'], time.time() - start, metrics['pq_all'],
+              metrics['pq_things'], metrics['pq_stuff'], metrics['sq_all'],
+              metrics['rq_all'], metrics['miou'])
+    _log.info('metrics written to %s', path)
+    return metrics, path
+
+  def train(self, until_step):
+    """Trains from the current step up to `until_step`, saving checkpoints."""
+    c = self.config.trainer_options
+    descriptor = self.descriptors['train']
+    loss_fn = panoptic_deeplab_loss.PanopticDeepLabLoss(
+        builders.loss_options(c, descriptor),
+        has_instance_branch=self.model.has_instance_branch)
+    trainer = trainer_lib.Trainer(
+        self.strategy, self.model, loss_fn, self.optimizer,
+        self.config.train_dataset_options.batch_size,
+        weight_decay=(c.solver_options.weight_decay
+                      if c.solver_options.optimizer != 'adamw' else 0.0))
+    writer = tf.summary.create_file_writer(os.path.join(self.model_dir,
+                                                        'train'))
+    iterator = iter(self._train_dataset())
+    start_step = step = self.global_step
+    start_time = time.time()
+    while step < until_step:
+      boundaries = [until_step,
+                    (step // c.steps_per_loop + 1) * c.steps_per_loop,
+                    (step // c.save_checkpoints_steps + 1) *
+                    c.save_checkpoints_steps]
+      num_steps = min(boundaries) - step
+      loop_start = time.time()
+      losses = trainer.train(iterator, num_steps)
+      step = self.global_step
+      rate = num_steps / max(time.time() - loop_start, 1e-9)
+      overall_rate = (step - start_step) / max(time.time() - start_time, 1e-9)
+      learning_rate = float(self.optimizer.learning_rate)
+      _log.info(
+          'step %d/%d | %s | lr %.3g | %.2f steps/s | ETA %s', step,
+          self.total_steps,
+          ' '.join(f'{name.replace("_loss", "")} {value:.4f}'
+                   for name, value in losses.items()),
+          learning_rate, rate,
+          _format_duration((self.total_steps - step) / overall_rate))
+      if step % c.save_summaries_steps == 0 or step == until_step:
+        with writer.as_default(step=step):
+          for name, value in losses.items():
+            tf.summary.scalar(f'losses/{name}', value)
+          tf.summary.scalar('learning_rate', learning_rate)
+          tf.summary.scalar('steps_per_second', rate)
+        writer.flush()
+      self.checkpoint_manager.save(checkpoint_number=step,
+                                   check_interval=step != until_step)
+
+
+def run(mode, config_path, model_dir, strategy=None):
+  """Runs `mode`; returns the metrics of the last evaluation, if any.
+
+  train: trains to training_number_of_steps (resuming from model_dir).
+  eval: evaluates the latest checkpoint in model_dir once.
+  train_and_eval: trains, evaluating every eval_interval steps and at the
+    end; an already finished run trains no more steps and re-evaluates.
+  continuous_eval: evaluates each new checkpoint until the last step, or
+    until no new checkpoint comes within continuous_eval_timeout seconds.
+  """
+  if mode not in MODES:
+    raise ValueError(f'Unknown mode "{mode}"; valid: {", ".join(MODES)}.')
+  os.makedirs(model_dir, exist_ok=True)
+  experiment = Experiment(config_path, model_dir, strategy)
+  if mode == 'continuous_eval':
+    return _continuous_eval(experiment)
+  restored = experiment.restore()
+  if mode == 'eval':
+    if not restored:
+      raise FileNotFoundError(f'No checkpoint in {model_dir} to evaluate.')
+    return experiment.evaluate()[0]
+  total = experiment.total_steps
+  if mode == 'train':
+    if experiment.global_step >= total:
+      _log.info('Training already finished at step %d.', experiment.global_step)
+    experiment.train(total)
+    return None
+  interval = experiment.config.evaluator_options.eval_interval
+  metrics = None
+  if experiment.global_step >= total:
+    _log.info('Training already finished at step %d.', experiment.global_step)
+  while experiment.global_step < total:
+    next_eval = min(total, (experiment.global_step // interval + 1) * interval)
+    experiment.train(next_eval)
+    metrics = experiment.evaluate()[0]
+  if metrics is None:
+    metrics = experiment.evaluate()[0]
+  return metrics
+
+
+def _continuous_eval(experiment):
+  timeout = experiment.config.evaluator_options.continuous_eval_timeout
+  metrics = None
+  for path in tf.train.checkpoints_iterator(
+      experiment.model_dir, timeout=None if timeout < 0 else timeout):
+    experiment.restore(path)
+    metrics = experiment.evaluate()[0]
+    if experiment.global_step >= experiment.total_steps:
+      break
+  return metrics

@@ -1,0 +1,65 @@
+"""Learning-rate schedules: poly or cosine decay after a linear warm-up."""
+
+import math
+
+import keras
+import tensorflow as tf
+
+
+@keras.saving.register_keras_serializable(package='deeplab2')
+class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
+  """Linear warm-up from 0, then poly (power) or cosine decay to end_rate.
+
+  lr(step) = base * step / warmup                      for step < warmup
+           = end + (base - end) * (1 - t) ** power     poly
+           = end + (base - end) * 0.5 * (1 + cos(pi t)) cosine
+  with t = (step - warmup) / (total - warmup), clipped to [0, 1].
+  """
+
+  def __init__(self, policy, base_rate, total_steps, warmup_steps=0,
+               power=0.9, end_rate=0.0):
+    if policy not in ('poly', 'cosine'):
+      raise ValueError(f'Unknown learning policy "{policy}"; valid: poly, '
+                       'cosine.')
+    self.policy = policy
+    self.base_rate = base_rate
+    self.total_steps = total_steps
+    self.warmup_steps = warmup_steps
+    self.power = power
+    self.end_rate = end_rate
+
+  def __call__(self, step):
+    step = tf.cast(step, tf.float32)
+    decay_steps = max(self.total_steps - self.warmup_steps, 1)
+    t = tf.clip_by_value((step - self.warmup_steps) / decay_steps, 0.0, 1.0)
+    if self.policy == 'poly':
+      factor = tf.pow(1.0 - t, self.power)
+    else:
+      factor = 0.5 * (1.0 + tf.cos(math.pi * t))
+    rate = self.end_rate + (self.base_rate - self.end_rate) * factor
+    if self.warmup_steps > 0:
+      warmup = self.base_rate * step / self.warmup_steps
+      rate = tf.where(step < self.warmup_steps, warmup, rate)
+    return rate
+
+  def get_config(self):
+    return {'policy': self.policy, 'base_rate': self.base_rate,
+            'total_steps': self.total_steps,
+            'warmup_steps': self.warmup_steps, 'power': self.power,
+            'end_rate': self.end_rate}
+
+
+def build_optimizer(name, learning_rate, weight_decay=0.0,
+                    clip_gradient_norm=None):
+  """Adam, SGD (momentum 0.9) or AdamW, with optional global-norm clipping."""
+  kwargs = {}
+  if clip_gradient_norm:
+    kwargs['global_clipnorm'] = clip_gradient_norm
+  if name == 'adam':
+    return keras.optimizers.Adam(learning_rate, **kwargs)
+  if name == 'sgd':
+    return keras.optimizers.SGD(learning_rate, momentum=0.9, **kwargs)
+  if name == 'adamw':
+    return keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay,
+                                  **kwargs)
+  raise ValueError(f'Unknown optimizer "{name}"; valid: adam, sgd, adamw.')

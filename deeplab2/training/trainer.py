@@ -1,0 +1,72 @@
+"""The distributed training loop: strategy.run over a distributed dataset."""
+
+import tensorflow as tf
+
+from deeplab2 import common
+from deeplab2.losses import panoptic_deeplab_loss
+
+
+class Trainer:
+  """Runs training steps of one model under a tf.distribute strategy.
+
+  The global step is `optimizer.iterations`, saved with the checkpoint.
+  """
+
+  def __init__(self, strategy, model, loss_fn, optimizer, global_batch_size,
+               weight_decay=0.0):
+    self.strategy = strategy
+    self.model = model
+    self.loss_fn = loss_fn
+    self.optimizer = optimizer
+    self.global_batch_size = global_batch_size
+    self.weight_decay = weight_decay
+    self._train_steps = tf.function(self._train_steps_impl)
+
+  @property
+  def global_step(self):
+    return self.optimizer.iterations
+
+  def _replica_step(self, batch):
+    with tf.GradientTape() as tape:
+      outputs = self.model(batch[common.IMAGE], training=True)
+      losses = self.loss_fn(outputs, batch)
+      scaled = {name: tf.nn.compute_average_loss(
+          value, global_batch_size=self.global_batch_size)
+                for name, value in losses.items()}
+      total = scaled[panoptic_deeplab_loss.TOTAL_LOSS]
+      if self.weight_decay > 0:
+        kernels = [v for v in self.model.trainable_variables
+                   if 'kernel' in v.path]
+        l2 = self.weight_decay * tf.add_n([tf.nn.l2_loss(v) for v in kernels])
+        total += l2 / self.strategy.num_replicas_in_sync
+    variables = self.model.trainable_variables
+    gradients = tape.gradient(total, variables)
+    self.optimizer.apply_gradients(zip(gradients, variables))
+    return scaled
+
+  def _train_steps_impl(self, iterator, num_steps):
+    sums = {name: tf.constant(0.0) for name in self.loss_fn.loss_names}
+    for _ in tf.range(num_steps):
+      per_replica = self.strategy.run(self._replica_step,
+                                      args=(next(iterator),))
+      sums = {name: sums[name] + self.strategy.reduce(
+          tf.distribute.ReduceOp.SUM, per_replica[name], axis=None)
+              for name in sums}
+    return {name: value / tf.cast(num_steps, tf.float32)
+            for name, value in sums.items()}
+
+  def train(self, iterator, num_steps):
+    """Runs `num_steps` steps; returns host floats of the mean losses.
+
+    Raises:
+      FloatingPointError: a loss is NaN or infinite (the weights are then
+        not saved by the caller).
+    """
+    means = self._train_steps(iterator, tf.constant(num_steps, tf.int32))
+    means = {name: float(value) for name, value in means.items()}
+    bad = {name: value for name, value in means.items()
+           if value != value or value in (float('inf'), float('-inf'))}
+    if bad:
+      raise FloatingPointError(
+          f'Non-finite loss at step {int(self.global_step.numpy())}: {bad}.')
+    return means

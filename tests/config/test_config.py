@@ -1,0 +1,144 @@
+"""Config loading and validation: clear errors naming file, line and field."""
+
+import glob
+import json
+import os
+
+import pytest
+
+from deeplab2 import config as config_lib
+from conftest import SHARED_DATA, SYNTHETIC_CONFIG
+
+
+def _write(tmp_path, text):
+  path = tmp_path / 'experiment.textproto'
+  path.write_text(text)
+  return str(path)
+
+
+def _synthetic_text():
+  with open(SYNTHETIC_CONFIG) as f:
+    return f.read()
+
+
+def test_synthetic_config_loads_and_validates():
+  config, descriptors = config_lib.load_and_validate(SYNTHETIC_CONFIG)
+  assert config.model_options.backbone.output_stride == 16
+  assert descriptors['train'].name == 'synthetic_panoptic'
+  assert descriptors['eval'].num_classes == 5
+
+
+@pytest.mark.parametrize('manifest', sorted(glob.glob(
+    os.path.join(SHARED_DATA, 'deeplab2_parity', 'manifest_*.json'))))
+def test_deeplab2_configs_parse_unchanged(manifest):
+  with open(manifest) as f:
+    text = json.load(f)['config_text']
+  config = config_lib.parse_experiment_text(text, path=manifest)
+  assert config.model_options.HasField('panoptic_deeplab')
+  assert config.trainer_options.loss_options.center_loss.weight == 200
+
+
+def test_unknown_field_lists_valid_fields(tmp_path):
+  text = _synthetic_text().replace('output_stride: 16', 'output_strid: 16')
+  path = _write(tmp_path, text)
+  line = text.splitlines().index('    output_strid: 16') + 1
+  with pytest.raises(config_lib.ConfigError,
+                     match=rf'experiment.textproto:{line}: output_strid: '
+                     r'unknown field "output_strid" in '
+                     r'deeplab2.ModelOptions.BackboneOptions; valid fields: '
+                     r'.*\bname, output_stride\b'):
+    config_lib.load_and_validate(path)
+
+
+def test_wrong_type_names_file_and_line(tmp_path):
+  text = _synthetic_text().replace('batch_size: 8', 'batch_size: "eight"', 1)
+  path = _write(tmp_path, text)
+  line = text.splitlines().index('  batch_size: "eight"') + 1
+  with pytest.raises(config_lib.ConfigError,
+                     match=rf'experiment.textproto:{line}: .*Couldn\'t parse '
+                     r'integer: "eight"'):
+    config_lib.load_and_validate(path)
+
+
+def test_syntax_error_names_line(tmp_path):
+  path = _write(tmp_path, 'experiment_name: "x"\nmodel_options {\n')
+  with pytest.raises(config_lib.ConfigError,
+                     match=r'experiment.textproto:2: Expected "}"'):
+    config_lib.load_and_validate(path)
+
+
+def test_crop_size_must_be_stride_multiple_plus_one(tmp_path):
+  text = _synthetic_text().replace('crop_size: 129\n  crop_size: 129',
+                                   'crop_size: 128\n  crop_size: 129', 1)
+  path = _write(tmp_path, text)
+  line = text.splitlines().index('  crop_size: 128') + 1
+  with pytest.raises(config_lib.ConfigError,
+                     match=rf'experiment.textproto:{line}: '
+                     r'train_dataset_options.crop_size: \[128, 129\]: each '
+                     r'side must be output_stride \* k \+ 1 \(output_stride '
+                     r'16'):
+    config_lib.load_and_validate(path)
+
+
+def test_semantic_classes_must_match_dataset(tmp_path):
+  text = _synthetic_text().replace('output_channels: 5', 'output_channels: 19')
+  path = _write(tmp_path, text)
+  line = text.splitlines().index('      output_channels: 19') + 1
+  with pytest.raises(config_lib.ConfigError,
+                     match=rf':{line}: model_options.panoptic_deeplab.'
+                     r'semantic_head.output_channels: 19 classes, but '
+                     r'train_dataset_options.dataset "synthetic_panoptic" '
+                     r'has 5'):
+    config_lib.load_and_validate(path)
+
+
+def test_batch_size_divisible_by_replicas(tmp_path):
+  text = _synthetic_text().replace('batch_size: 8', 'batch_size: 6', 1)
+  path = _write(tmp_path, text)
+  with pytest.raises(config_lib.ConfigError,
+                     match=r'train_dataset_options.batch_size: 6 is not '
+                     r'divisible by the 4 replicas'):
+    config_lib.load_and_validate(path, num_replicas=4)
+  config_lib.load_and_validate(path, num_replicas=2)
+
+
+def test_unknown_dataset_lists_valid_names(tmp_path):
+  text = _synthetic_text().replace('dataset: "synthetic_panoptic"',
+                                   'dataset: "synthtic"', 1)
+  with pytest.raises(config_lib.ConfigError,
+                     match=r'train_dataset_options.dataset: Unknown dataset '
+                     r'"synthtic"; valid names: .*synthetic_panoptic'):
+    config_lib.load_and_validate(_write(tmp_path, text))
+
+
+def test_descriptor_json_as_dataset(tmp_path):
+  from deeplab2.data import dataset_descriptor  # pylint: disable=g-import-not-at-top
+  descriptor_path = tmp_path / 'my_data.json'
+  dataset_descriptor.DATASETS.get('synthetic_panoptic').write_json(
+      str(descriptor_path))
+  text = _synthetic_text().replace('dataset: "synthetic_panoptic"',
+                                   f'dataset: "{descriptor_path}"')
+  _, descriptors = config_lib.load_and_validate(_write(tmp_path, text))
+  assert descriptors['train'].thing_class_ids == (2, 3, 4)
+
+
+@pytest.mark.parametrize('old,new,field', [
+    ('nms_kernel: 7', 'nms_kernel: 4', 'evaluator_options.nms_kernel'),
+    ('name: "mse"', 'name: "l2"',
+     'trainer_options.loss_options.center_loss.name'),
+    ('base_learning_rate: 0.002', 'base_learning_rate: -1',
+     'trainer_options.solver_options.base_learning_rate'),
+    ('output_stride: 16', 'output_stride: 12',
+     'model_options.backbone.output_stride'),
+])
+def test_impossible_values(tmp_path, old, new, field):
+  text = _synthetic_text().replace(old, new, 1)
+  line = [i for i, l in enumerate(text.splitlines(), 1)
+          if l.strip() == new][0]
+  with pytest.raises(config_lib.ConfigError, match=rf':{line}: {field}: '):
+    config_lib.load_and_validate(_write(tmp_path, text))
+
+
+def test_missing_file_is_a_config_error(tmp_path):
+  with pytest.raises(config_lib.ConfigError, match=r'cannot read config'):
+    config_lib.load_and_validate(str(tmp_path / 'nope.textproto'))

@@ -1,0 +1,174 @@
+"""Post-processing on hand-made heatmaps, offsets and semantic maps."""
+
+import numpy as np
+import tensorflow as tf
+
+from deeplab2 import common
+from deeplab2.postprocessing import centers
+from deeplab2.postprocessing import post_processor
+
+DIVISOR = 1000
+IGNORE = 255
+STUFF_A, STUFF_B, THING_A, THING_B = 0, 1, 2, 3
+NUM_CLASSES = 4
+
+
+def _processor(**overrides):
+  values = dict(num_classes=NUM_CLASSES, thing_class_ids=(THING_A, THING_B),
+                label_divisor=DIVISOR, ignore_label=IGNORE,
+                center_score_threshold=0.1, nms_kernel=3, keep_k_centers=10,
+                stuff_area_limit=0)
+  values.update(overrides)
+  return post_processor.PanopticDeepLabPostProcessor(
+      post_processor.PostProcessorOptions(**values))
+
+
+def _logits(semantic):
+  return tf.one_hot(semantic, NUM_CLASSES, on_value=5.0, off_value=0.0)
+
+
+def _offsets_to(points, assignment):
+  """Offsets that send each pixel to points[assignment[y, x]]."""
+  height, width = assignment.shape
+  yy, xx = np.mgrid[0:height, 0:width]
+  target = np.asarray(points, np.float32)[assignment]
+  return np.stack([target[..., 0] - yy, target[..., 1] - xx], -1).astype(
+      np.float32)
+
+
+def _run(semantic, heatmap, offsets, **overrides):
+  outputs = {
+      common.PRED_SEMANTIC_LOGITS: _logits(np.asarray(semantic)[None]),
+      common.PRED_CENTER_HEATMAP: tf.constant(np.asarray(heatmap,
+                                                         np.float32)[None]),
+      common.PRED_OFFSET_MAP: tf.constant(offsets[None]),
+  }
+  result = _processor(**overrides)(outputs)
+  return {k: v.numpy()[0] for k, v in result.items()}
+
+
+def test_two_instances_and_majority_vote():
+  semantic = np.full((10, 12), STUFF_A)
+  semantic[1:5, 1:5] = THING_A
+  semantic[6:9, 7:11] = THING_B
+  semantic[6, 7] = THING_A        # a minority pixel inside the second object
+  heatmap = np.zeros((10, 12))
+  heatmap[3, 3] = 0.9
+  heatmap[7, 9] = 0.7
+  assignment = np.where(np.arange(10)[:, None] < 5, 0, 1) * np.ones(
+      (1, 12), int)
+  result = _run(semantic, heatmap, _offsets_to([(3, 3), (7, 9)], assignment))
+  panoptic = result[common.PRED_PANOPTIC]
+  expected = np.full((10, 12), STUFF_A * DIVISOR)
+  expected[1:5, 1:5] = THING_A * DIVISOR + 1
+  expected[6:9, 7:11] = THING_B * DIVISOR + 1   # majority: B, minority absorbed
+  np.testing.assert_array_equal(panoptic, expected)
+  instance = result[common.PRED_INSTANCE]
+  assert instance[2, 2] == 1 and instance[7, 8] == 2 and instance[0, 0] == 0
+  np.testing.assert_array_equal(result[common.PRED_CENTER_POINTS][:2],
+                                [[3, 3], [7, 9]])
+  np.testing.assert_allclose(result[common.PRED_CENTER_SCORES][:3],
+                             [0.9, 0.7, 0.0], rtol=1e-6)
+
+
+def test_instance_ids_count_from_one_per_class():
+  semantic = np.full((6, 12), STUFF_A)
+  semantic[:, 0:3] = THING_A
+  semantic[:, 4:7] = THING_B
+  semantic[:, 8:11] = THING_A
+  heatmap = np.zeros((6, 12))
+  heatmap[3, 1], heatmap[3, 5], heatmap[3, 9] = 0.9, 0.8, 0.7
+  assignment = np.broadcast_to((np.arange(12) // 4)[None], (6, 12))
+  result = _run(semantic, heatmap,
+                _offsets_to([(3, 1), (3, 5), (3, 9)], assignment))
+  panoptic = result[common.PRED_PANOPTIC]
+  assert panoptic[0, 0] == THING_A * DIVISOR + 1
+  assert panoptic[0, 5] == THING_B * DIVISOR + 1
+  assert panoptic[0, 9] == THING_A * DIVISOR + 2
+
+
+def test_thing_pixels_without_center_become_void():
+  semantic = np.full((8, 8), STUFF_A)
+  semantic[2:5, 2:5] = THING_A
+  result = _run(semantic, np.zeros((8, 8)), np.zeros((8, 8, 2), np.float32))
+  panoptic = result[common.PRED_PANOPTIC]
+  assert (panoptic[2:5, 2:5] == IGNORE * DIVISOR).all()
+  assert (panoptic[0] == STUFF_A * DIVISOR).all()
+  assert not result[common.PRED_CENTER_SCORES].any()
+
+
+def test_stuff_area_limit_boundary_is_kept():
+  semantic = np.full((6, 6), STUFF_A)
+  semantic[0, 0:4] = STUFF_B      # exactly 4 pixels of STUFF_B
+  kept = _run(semantic, np.zeros((6, 6)), np.zeros((6, 6, 2), np.float32),
+              stuff_area_limit=4)[common.PRED_PANOPTIC]
+  assert (kept[0, 0:4] == STUFF_B * DIVISOR).all()
+  dropped = _run(semantic, np.zeros((6, 6)), np.zeros((6, 6, 2), np.float32),
+                 stuff_area_limit=5)[common.PRED_PANOPTIC]
+  assert (dropped[0, 0:4] == IGNORE * DIVISOR).all()
+  assert (dropped[1:] == STUFF_A * DIVISOR).all()
+
+
+def test_nms_keeps_exactly_k_of_more_candidates():
+  heatmap = np.zeros((1, 9, 30), np.float32)
+  for i in range(10):
+    heatmap[0, 4, 3 * i] = 0.2 + 0.05 * i   # 10 separate peaks
+  points, scores = centers.find_centers(tf.constant(heatmap), 0.1, 3, 4)
+  np.testing.assert_array_equal(points.numpy()[0, :, 1], [27, 24, 21, 18])
+  assert (scores.numpy() > 0).sum() == 4
+
+
+def test_nms_threshold_and_suppression():
+  heatmap = np.zeros((1, 7, 7), np.float32)
+  heatmap[0, 3, 3] = 0.5
+  heatmap[0, 3, 4] = 0.4      # suppressed by its neighbour
+  heatmap[0, 0, 6] = 0.1      # not above the threshold
+  heatmap[0, 6, 0] = 0.3      # a center on the border
+  points, scores = centers.find_centers(tf.constant(heatmap), 0.1, 3, 5)
+  valid = scores.numpy()[0] > 0
+  np.testing.assert_array_equal(points.numpy()[0][valid], [[3, 3], [6, 0]])
+
+
+def test_batch_of_two_is_processed_independently():
+  semantic = np.full((2, 6, 6), STUFF_A)
+  semantic[0, 1:4, 1:4] = THING_A
+  heatmap = np.zeros((2, 6, 6), np.float32)
+  heatmap[0, 2, 2] = 0.8
+  offsets = np.stack([_offsets_to([(2, 2)], np.zeros((6, 6), int))] * 2)
+  result = _processor()({
+      common.PRED_SEMANTIC_LOGITS: _logits(semantic),
+      common.PRED_CENTER_HEATMAP: tf.constant(heatmap),
+      common.PRED_OFFSET_MAP: tf.constant(offsets)})
+  panoptic = result[common.PRED_PANOPTIC].numpy()
+  assert panoptic[0, 2, 2] == THING_A * DIVISOR + 1
+  assert (panoptic[1] == STUFF_A * DIVISOR).all()
+
+
+def test_runs_inside_tf_function_with_dynamic_size():
+  processor = _processor()
+  fn = tf.function(processor.__call__, input_signature=[{
+      common.PRED_SEMANTIC_LOGITS: tf.TensorSpec([None, None, None,
+                                                  NUM_CLASSES]),
+      common.PRED_CENTER_HEATMAP: tf.TensorSpec([None, None, None]),
+      common.PRED_OFFSET_MAP: tf.TensorSpec([None, None, None, 2])}])
+  for height, width in ((5, 7), (9, 4)):
+    semantic = np.full((1, height, width), THING_B)
+    heatmap = np.zeros((1, height, width), np.float32)
+    heatmap[0, 1, 1] = 0.5
+    result = fn({common.PRED_SEMANTIC_LOGITS: _logits(semantic),
+                 common.PRED_CENTER_HEATMAP: tf.constant(heatmap),
+                 common.PRED_OFFSET_MAP: tf.zeros((1, height, width, 2))})
+    assert (result[common.PRED_PANOPTIC].numpy() ==
+            THING_B * DIVISOR + 1).all()
+
+
+def test_instance_score_is_center_score_times_mean_class_probability():
+  semantic = np.full((6, 6), STUFF_A)
+  semantic[1:4, 1:4] = THING_A
+  heatmap = np.zeros((6, 6), np.float32)
+  heatmap[2, 2] = 0.8
+  result = _run(semantic, heatmap,
+                _offsets_to([(2, 2)], np.zeros((6, 6), int)))
+  probability = np.exp(5.0) / (np.exp(5.0) + NUM_CLASSES - 1)
+  np.testing.assert_allclose(result[common.PRED_INSTANCE_SCORES][0],
+                             0.8 * probability, rtol=1e-6)

@@ -1,0 +1,126 @@
+"""A tiny train -> eval -> export -> reload round trip, and resumption."""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from deeplab2.serving import from_config
+from deeplab2.training import experiment
+from conftest import REPO_ROOT, tiny_config_text
+
+_RELOAD_SCRIPT = """
+import sys, numpy as np, tensorflow as tf
+loaded = tf.saved_model.load(sys.argv[1])
+image = np.load(sys.argv[2])
+outputs = loaded.signatures['serving_default'](image=tf.constant(image))
+assert not any(m.startswith('deeplab2') for m in sys.modules), 'imported us'
+np.savez(sys.argv[3], **{k: v.numpy() for k, v in outputs.items()})
+"""
+
+
+def _checkpoint_steps(model_dir):
+  return sorted(int(p.split('-')[-1].split('.')[0])
+                for p in glob.glob(os.path.join(model_dir, 'ckpt-*.index')))
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory, tiny_dataset_dir):
+  root = tmp_path_factory.mktemp('e2e')
+  config_path = root / 'tiny.textproto'
+  config_path.write_text(tiny_config_text(tiny_dataset_dir, steps=6))
+  model_dir = str(root / 'model')
+  metrics = experiment.run('train_and_eval', str(config_path), model_dir)
+  return str(config_path), model_dir, metrics
+
+
+def test_train_and_eval_writes_checkpoints_summaries_and_metrics(trained):
+  _, model_dir, metrics = trained
+  assert _checkpoint_steps(model_dir) == [2, 4, 6]
+  for key in ('pq_all', 'sq_all', 'rq_all', 'pq_things', 'pq_stuff', 'miou'):
+    assert 0.0 <= metrics[key] <= 1.0
+  assert metrics['num_images'] == 4
+  with open(experiment.metrics_path(model_dir, 6)) as f:
+    saved = json.load(f)
+  assert saved['step'] == 6 and saved['pq_all'] == metrics['pq_all']
+  assert glob.glob(os.path.join(model_dir, 'train', 'events.out.tfevents.*'))
+  assert glob.glob(os.path.join(model_dir, 'eval', 'events.out.tfevents.*'))
+
+
+def test_a_finished_run_trains_no_more(trained):
+  config_path, model_dir, _ = trained
+  before = {p: os.path.getmtime(p)
+            for p in glob.glob(os.path.join(model_dir, 'ckpt-*'))}
+  experiment.run('train', config_path, model_dir)
+  after = {p: os.path.getmtime(p)
+           for p in glob.glob(os.path.join(model_dir, 'ckpt-*'))}
+  assert before == after
+  metrics = experiment.run('eval', config_path, model_dir)
+  assert metrics['num_images'] == 4
+
+
+def test_an_interrupted_run_resumes_from_its_last_checkpoint(
+    tiny_dataset_dir, tmp_path):
+  model_dir = str(tmp_path / 'model')
+  short = tmp_path / 'short.textproto'
+  short.write_text(tiny_config_text(tiny_dataset_dir, steps=4))
+  experiment.run('train', str(short), model_dir)
+  assert _checkpoint_steps(model_dir) == [2, 4]
+  # The same experiment, now asked to go to step 6, continues from 4.
+  full = tmp_path / 'full.textproto'
+  full.write_text(tiny_config_text(tiny_dataset_dir, steps=6))
+  resumed = experiment.Experiment(str(full), model_dir)
+  resumed.restore()
+  assert resumed.global_step == 4
+  resumed.train(6)
+  assert resumed.global_step == 6
+  assert _checkpoint_steps(model_dir) == [2, 4, 6]
+
+
+def test_export_serves_without_our_package(trained, tmp_path):
+  config_path, model_dir, _ = trained
+  export_dir = str(tmp_path / 'export')
+  from_config.export_from_config(config_path, model_dir, export_dir)
+  with pytest.raises(FileExistsError, match='exists; pass overwrite=True'):
+    from_config.export_from_config(config_path, model_dir, export_dir)
+
+  image = np.random.default_rng(0).integers(0, 256, (37, 29, 3), np.uint8)
+  np.save(tmp_path / 'image.npy', image)
+  subprocess.run(
+      [sys.executable, '-c', _RELOAD_SCRIPT, export_dir,
+       str(tmp_path / 'image.npy'), str(tmp_path / 'out.npz')],
+      check=True, cwd=str(tmp_path), env={**os.environ, 'PYTHONPATH': ''})
+  served = np.load(tmp_path / 'out.npz')
+  for key in ('panoptic_pred', 'semantic_pred', 'instance_pred'):
+    assert served[key].shape == (37, 29) and served[key].dtype == np.int32
+  assert served['center_heatmap'].shape == (37, 29)
+  assert served['offset_map'].shape == (37, 29, 2)
+
+  # The same numbers as the in-process module.
+  loaded = tf.saved_model.load(export_dir)
+  local = loaded.signatures['serving_default'](image=tf.constant(image))
+  np.testing.assert_array_equal(local['panoptic_pred'].numpy(),
+                                served['panoptic_pred'])
+
+  listing = subprocess.run(
+      [sys.executable, '-m', 'tensorflow.python.tools.saved_model_cli',
+       'show', '--all', '--dir', export_dir],
+      check=True, capture_output=True, text=True).stdout
+  assert "signature_def['serving_default']" in listing
+  assert 'panoptic_pred' in listing
+
+
+def test_command_line_reports_config_errors(tmp_path):
+  bad = tmp_path / 'bad.textproto'
+  bad.write_text('model_options { backbon { name: "resnet50" } }\n')
+  result = subprocess.run(
+      [sys.executable, os.path.join(REPO_ROOT, 'trainer', 'train.py'),
+       f'--config_file={bad}', '--mode=train', f'--model_dir={tmp_path}/m'],
+      capture_output=True, text=True)
+  assert result.returncode != 0
+  assert 'bad.textproto:1: backbon: unknown field "backbon"' in result.stderr

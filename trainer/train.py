@@ -1,0 +1,38 @@
+"""Trains and/or evaluates Panoptic-DeepLab from a textproto config.
+
+  python trainer/train.py --config_file=configs/synthetic/resnet_mini_os16.textproto \
+      --mode=train_and_eval --model_dir=runs/synthetic
+"""
+
+import argparse
+import logging
+import os
+import sys
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+from deeplab2 import config as config_lib  # pylint: disable=g-import-not-at-top
+from deeplab2.training import experiment
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--config_file', required=True)
+  parser.add_argument('--mode', required=True, choices=experiment.MODES)
+  parser.add_argument('--model_dir', required=True)
+  args = parser.parse_args(argv)
+  logging.basicConfig(level=logging.WARNING, stream=sys.stdout,
+                      format='%(asctime)s %(message)s', datefmt='%H:%M:%S')
+  logging.getLogger('deeplab2').setLevel(logging.INFO)
+  try:
+    metrics = experiment.run(args.mode, args.config_file, args.model_dir)
+  except (config_lib.ConfigError, FileNotFoundError, FileExistsError) as e:
+    sys.exit(f'error: {e}')
+  if metrics:
+    print(f'final: PQ {metrics["pq_all"]:.4f} (things {metrics["pq_things"]:.4f}'
+          f', stuff {metrics["pq_stuff"]:.4f}) SQ {metrics["sq_all"]:.4f} '
+          f'RQ {metrics["rq_all"]:.4f} mIoU {metrics["miou"]:.4f}')
+
+
+if __name__ == '__main__':
+  main()
