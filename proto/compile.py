@@ -10,6 +10,7 @@ ones so the modules work inside `deeplab2.protos`.
 import glob
 import os
 import re
+import subprocess
 import sys
 
 PROTO_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -23,11 +24,15 @@ def proto_files(proto_dir=PROTO_DIR):
 
 
 def _protoc(args):
-  from grpc_tools import protoc  # pylint: disable=g-import-not-at-top
+  # A separate process: grpc_tools' protoc crashes when it shares a process
+  # with TensorFlow's own protobuf libraries (seen under pytest).
   import grpc_tools  # pylint: disable=g-import-not-at-top
   include = os.path.join(os.path.dirname(grpc_tools.__file__), '_proto')
-  if protoc.main(['protoc', f'-I{include}'] + args) != 0:
-    raise RuntimeError(f'protoc failed: {args}')
+  command = [sys.executable, '-m', 'grpc_tools.protoc', f'-I{include}'] + args
+  result = subprocess.run(command, capture_output=True, text=True)
+  if result.returncode != 0:
+    raise RuntimeError(f'protoc failed ({" ".join(command)}):\n'
+                       f'{result.stderr}')
 
 
 def descriptor_set_bytes(output_file, proto_dir=PROTO_DIR):

@@ -22,7 +22,8 @@ class Evaluator:
     self.post_processor = post_processor
     self.descriptor = descriptor
     self._predict = tf.function(self._predict_impl)
-    self._post_process = tf.function(post_processor.__call__)
+    self._post_process = tf.function(post_processor.__call__,
+                                     reduce_retracing=True)
 
   def _predict_impl(self, batch):
     def replica_fn(images):

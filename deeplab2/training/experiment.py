@@ -172,11 +172,10 @@ class Experiment:
     start_step = step = self.global_step
     start_time = time.time()
     while step < until_step:
-      boundaries = [until_step,
-                    (step // c.steps_per_loop + 1) * c.steps_per_loop,
-                    (step // c.save_checkpoints_steps + 1) *
-                    c.save_checkpoints_steps]
-      num_steps = min(boundaries) - step
+      num_steps = min(until_step, *[
+          (step // interval + 1) * interval
+          for interval in (c.steps_per_loop, c.save_checkpoints_steps,
+                           c.save_summaries_steps)]) - step
       loop_start = time.time()
       losses = trainer.train(iterator, num_steps)
       step = self.global_step

@@ -64,6 +64,12 @@ def test_a_finished_run_trains_no_more(trained):
   assert metrics['num_images'] == 4
 
 
+def test_continuous_eval_stops_after_the_last_checkpoint(trained):
+  config_path, model_dir, _ = trained
+  metrics = experiment.run('continuous_eval', config_path, model_dir)
+  assert metrics['num_images'] == 4
+
+
 def test_an_interrupted_run_resumes_from_its_last_checkpoint(
     tiny_dataset_dir, tmp_path):
   model_dir = str(tmp_path / 'model')
