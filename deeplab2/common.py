@@ -9,7 +9,6 @@ PRED_OFFSET_MAP = 'offset_map'              # [B, H, W, 2], (y, x) pixels
 PRED_SEMANTIC = 'semantic_pred'             # int32 [B, H, W]
 PRED_PANOPTIC = 'panoptic_pred'             # int32 [B, H, W]
 PRED_INSTANCE = 'instance_pred'             # int32 [B, H, W]
-PRED_SEMANTIC_PROBS = 'semantic_probs'      # float32 [B, H, W, num_classes]
 PRED_CENTER_POINTS = 'center_points'        # int32 [B, K, 2], (y, x)
 PRED_CENTER_SCORES = 'center_scores'        # float32 [B, K], 0 = no center
 PRED_INSTANCE_SCORES = 'instance_scores'    # float32 [B, K]

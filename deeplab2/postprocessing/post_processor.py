@@ -56,16 +56,14 @@ class PanopticDeepLabPostProcessor:
 
     Returns:
       dict of semantic_pred, panoptic_pred, instance_pred (int32 [B, H, W]),
-      semantic_probs float32 [B, H, W, C], and, with the instance branch,
+      and, with the instance branch,
       center_points int32 [B, K, 2], center_scores float32 [B, K] and
       instance_scores float32 [B, K] (0 for empty slots).
     """
     o = self.options
     logits = tf.cast(outputs[common.PRED_SEMANTIC_LOGITS], tf.float32)
-    probs = tf.nn.softmax(logits, axis=-1)
     semantic = tf.argmax(logits, axis=-1, output_type=tf.int32)
-    result = {common.PRED_SEMANTIC: semantic,
-              common.PRED_SEMANTIC_PROBS: probs}
+    result = {common.PRED_SEMANTIC: semantic}
     if common.PRED_CENTER_HEATMAP not in outputs:
       result[common.PRED_PANOPTIC] = semantic * o.label_divisor
       result[common.PRED_INSTANCE] = tf.zeros_like(semantic)
@@ -86,17 +84,28 @@ class PanopticDeepLabPostProcessor:
         common.PRED_CENTER_POINTS: points,
         common.PRED_CENTER_SCORES: scores,
         common.PRED_INSTANCE_SCORES: instance_scores(
-            probs, instance_pred, instance_class, instance_area, scores),
+            logits, instance_pred, instance_class, instance_area, scores),
     })
     return result
 
 
-def instance_scores(probs, instance_pred, instance_class, instance_area,
+def _class_probability(logits, pixel_class):
+  """softmax(logits)[..., pixel_class] without a [B, H, W, C] softmax.
+
+  The log-normaliser is computed one image at a time to bound memory.
+  """
+  log_norm = tf.map_fn(lambda l: tf.reduce_logsumexp(l, axis=-1), logits,
+                       parallel_iterations=1)
+  pixel_logit = tf.gather(logits, pixel_class, batch_dims=3)
+  return tf.exp(pixel_logit - log_norm)
+
+
+def instance_scores(logits, instance_pred, instance_class, instance_area,
                     center_scores):
   """Center score x mean probability of the instance's class in its mask.
 
   Args:
-    probs: float32 [B, H, W, C].
+    logits: float32 [B, H, W, C] semantic logits.
     instance_pred: int32 [B, H, W], 1..K, 0 = no instance.
     instance_class: int32 [B, K].
     instance_area: int32 [B, K].
@@ -109,7 +118,7 @@ def instance_scores(probs, instance_pred, instance_class, instance_area,
   batch, k = shape[0], shape[1]
   pixel_class = tf.gather(instance_class, tf.maximum(instance_pred - 1, 0),
                           batch_dims=1)
-  pixel_prob = tf.gather(probs, pixel_class, batch_dims=3)
+  pixel_prob = _class_probability(logits, pixel_class)
   segment = tf.where(instance_pred > 0,
                      tf.range(batch)[:, None, None] * k + instance_pred - 1,
                      -1)

@@ -2,8 +2,7 @@
 
 The `serving_default` signature takes one uint8 image [H, W, 3] of any size
 and returns (int32 [H, W]) panoptic_pred, semantic_pred, instance_pred,
-(float32) center_heatmap [H, W], offset_map [H, W, 2] and
-semantic_probs [H, W, C], plus center_points int32 [K, 2], center_scores
+(float32) center_heatmap [H, W] and offset_map [H, W, 2], plus center_points int32 [K, 2], center_scores
 and instance_scores float32 [K]. Loading it needs TensorFlow only.
 """
 
@@ -16,7 +15,7 @@ from deeplab2 import common
 SIGNATURE_OUTPUT_KEYS = (
     common.PRED_PANOPTIC, common.PRED_SEMANTIC, common.PRED_INSTANCE,
     common.PRED_CENTER_HEATMAP, common.PRED_OFFSET_MAP,
-    common.PRED_SEMANTIC_PROBS, common.PRED_CENTER_POINTS,
+    common.PRED_CENTER_POINTS,
     common.PRED_CENTER_SCORES, common.PRED_INSTANCE_SCORES)
 
 

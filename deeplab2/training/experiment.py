@@ -88,6 +88,10 @@ class Experiment:
         max_to_keep=c.trainer_options.num_checkpoints_to_keep,
         step_counter=self.optimizer.iterations,
         checkpoint_interval=c.trainer_options.save_checkpoints_steps)
+    self._trainer = None
+    self._train_iterator = None
+    self._summary_writer = None
+    self._evaluator = None
 
   @property
   def global_step(self):
@@ -128,12 +132,15 @@ class Experiment:
   def evaluate(self):
     """Evaluates the current weights; writes and returns (metrics, path)."""
     c = self.config
-    descriptor = self.descriptors['eval']
-    evaluator = evaluator_lib.Evaluator(
-        self.strategy, self.model,
-        post_processor.PanopticDeepLabPostProcessor(
-            builders.post_processor_options(c.evaluator_options, descriptor)),
-        descriptor)
+    if self._evaluator is None:
+      descriptor = self.descriptors['eval']
+      self._evaluator = evaluator_lib.Evaluator(
+          self.strategy, self.model,
+          post_processor.PanopticDeepLabPostProcessor(
+              builders.post_processor_options(c.evaluator_options,
+                                              descriptor)),
+          descriptor)
+    evaluator = self._evaluator
     start = time.time()
     metrics = evaluator.evaluate(self._eval_dataset(),
                                  c.evaluator_options.eval_steps)
@@ -157,18 +164,22 @@ class Experiment:
   def train(self, until_step):
     """Trains from the current step up to `until_step`, saving checkpoints."""
     c = self.config.trainer_options
-    descriptor = self.descriptors['train']
-    loss_fn = panoptic_deeplab_loss.PanopticDeepLabLoss(
-        builders.loss_options(c, descriptor),
-        has_instance_branch=self.model.has_instance_branch)
-    trainer = trainer_lib.Trainer(
-        self.strategy, self.model, loss_fn, self.optimizer,
-        self.config.train_dataset_options.batch_size,
-        weight_decay=(c.solver_options.weight_decay
-                      if c.solver_options.optimizer != 'adamw' else 0.0))
-    writer = tf.summary.create_file_writer(os.path.join(self.model_dir,
-                                                        'train'))
-    iterator = iter(self._train_dataset())
+    if self._trainer is None:
+      # Built once per experiment: the train tf.function and the input
+      # pipeline then survive the evaluations of train_and_eval.
+      loss_fn = panoptic_deeplab_loss.PanopticDeepLabLoss(
+          builders.loss_options(c, self.descriptors['train']),
+          has_instance_branch=self.model.has_instance_branch)
+      self._trainer = trainer_lib.Trainer(
+          self.strategy, self.model, loss_fn, self.optimizer,
+          self.config.train_dataset_options.batch_size,
+          weight_decay=(c.solver_options.weight_decay
+                        if c.solver_options.optimizer != 'adamw' else 0.0))
+      self._train_iterator = iter(self._train_dataset())
+      self._summary_writer = tf.summary.create_file_writer(
+          os.path.join(self.model_dir, 'train'))
+    trainer, iterator = self._trainer, self._train_iterator
+    writer = self._summary_writer
     start_step = step = self.global_step
     start_time = time.time()
     while step < until_step:

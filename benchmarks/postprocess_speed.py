@@ -1,0 +1,187 @@
+"""Post-processing latency and peak memory at Cityscapes resolution.
+
+Compares our post-processor (batched, chunked grouping, segment-sum merge)
+with the straightforward design of the reference implementations: a dense
+pixels x centers distance tensor and a Python loop over instances and
+classes. Each configuration runs in a fresh process; memory is the peak
+resident set size above what the inputs already hold.
+
+  python benchmarks/postprocess_speed.py [--height 1025 --width 2049 --runs 5]
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+NUM_CLASSES = 19
+THINGS = tuple(range(11, 19))
+DIVISOR = 1000
+IGNORE = 255
+
+
+def _rss_kb(field):
+  with open('/proc/self/status') as f:
+    for line in f:
+      if line.startswith(field + ':'):
+        return int(line.split()[1])
+  raise RuntimeError(f'{field} not in /proc/self/status')
+
+
+def _inputs(tf, batch, height, width, num_centers, seed=0):
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(seed)
+  logits = rng.normal(size=(batch, height, width, NUM_CLASSES)).astype(
+      np.float32)
+  blocks = rng.integers(0, NUM_CLASSES, size=(batch, height // 64 + 1,
+                                              width // 64 + 1))
+  logits += 4.0 * np.eye(NUM_CLASSES, dtype=np.float32)[
+      np.repeat(np.repeat(blocks, 64, 1), 64, 2)[:, :height, :width]]
+  heatmap = rng.uniform(0, 0.05, size=(batch, height, width)).astype(
+      np.float32)
+  ys = rng.integers(0, height, size=(batch, num_centers))
+  xs = rng.integers(0, width, size=(batch, num_centers))
+  for b in range(batch):
+    heatmap[b, ys[b], xs[b]] = rng.uniform(0.2, 1.0, size=num_centers)
+  offsets = rng.normal(0, 20, size=(batch, height, width, 2)).astype(
+      np.float32)
+  return (tf.constant(logits), tf.constant(heatmap), tf.constant(offsets))
+
+
+def _ours(tf, options):
+  from deeplab2 import common  # pylint: disable=g-import-not-at-top
+  from deeplab2.postprocessing import post_processor  # pylint: disable=g-import-not-at-top
+  processor = post_processor.PanopticDeepLabPostProcessor(
+      post_processor.PostProcessorOptions(**options))
+  fn = tf.function(processor.__call__)
+
+  def run(logits, heatmap, offsets):
+    result = fn({common.PRED_SEMANTIC_LOGITS: logits,
+                 common.PRED_CENTER_HEATMAP: heatmap,
+                 common.PRED_OFFSET_MAP: offsets})
+    return result[common.PRED_PANOPTIC].numpy()
+  return run
+
+
+def _loop_reference(tf, options):
+  """The reference design: dense distances, Python loop over instances."""
+  from deeplab2.postprocessing import centers as centers_lib  # pylint: disable=g-import-not-at-top
+
+  def run(logits, heatmap, offsets):
+    outputs = []
+    for b in range(logits.shape[0]):
+      semantic = tf.argmax(logits[b], -1, output_type=tf.int32)
+      points, scores = centers_lib.find_centers(
+          heatmap[b:b + 1], options['center_score_threshold'],
+          options['nms_kernel'], options['keep_k_centers'])
+      points = tf.boolean_mask(points[0], scores[0] > 0)
+      height, width = semantic.shape
+      grid = tf.cast(tf.stack(tf.meshgrid(tf.range(height), tf.range(width),
+                                          indexing='ij'), -1), tf.float32)
+      voted = tf.reshape(grid + offsets[b], [-1, 1, 2])
+      is_thing = tf.reduce_any(
+          tf.equal(semantic[..., None], tf.constant(THINGS)), -1)
+      panoptic = tf.fill([height, width], IGNORE * DIVISOR)
+      if points.shape[0]:
+        distance = tf.norm(voted - tf.cast(points, tf.float32)[None], axis=-1)
+        instance = tf.reshape(tf.argmin(distance, -1, output_type=tf.int32) + 1,
+                              [height, width])
+        instance = tf.where(is_thing, instance, 0)
+        next_id = {}
+        for k in range(1, points.shape[0] + 1):
+          mask = tf.equal(instance, k)
+          if not tf.reduce_any(mask):
+            continue
+          votes = tf.math.bincount(tf.boolean_mask(semantic, mask),
+                                   minlength=NUM_CLASSES)
+          cls = int(tf.argmax(votes))
+          next_id[cls] = next_id.get(cls, 0) + 1
+          panoptic = tf.where(mask, cls * DIVISOR + next_id[cls], panoptic)
+      for cls in range(NUM_CLASSES):
+        if cls in THINGS:
+          continue
+        mask = tf.equal(semantic, cls)
+        if int(tf.reduce_sum(tf.cast(mask, tf.int32))) >= options[
+            'stuff_area_limit']:
+          panoptic = tf.where(mask, cls * DIVISOR, panoptic)
+      outputs.append(panoptic.numpy())
+    return outputs
+  return run
+
+
+def measure(implementation, batch, height, width, num_centers, runs):
+  """Runs in this process; returns (median seconds, extra peak MB)."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  options = dict(num_classes=NUM_CLASSES, thing_class_ids=THINGS,
+                 label_divisor=DIVISOR, ignore_label=IGNORE,
+                 center_score_threshold=0.1, nms_kernel=13,
+                 keep_k_centers=200, stuff_area_limit=2048)
+  run = (_ours if implementation == 'ours' else _loop_reference)(tf, options)
+  inputs = _inputs(tf, batch, height, width, num_centers)
+  run(*inputs)                                   # warm-up (tracing)
+  with open('/proc/self/clear_refs', 'w') as f:  # reset the peak
+    f.write('5')
+  baseline = _rss_kb('VmRSS')
+  times = []
+  for _ in range(runs):
+    start = time.perf_counter()
+    run(*inputs)
+    times.append(time.perf_counter() - start)
+  extra_mb = (_rss_kb('VmHWM') - baseline) / 1024
+  return float(np.median(times)), extra_mb
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--height', type=int, default=1025)
+  parser.add_argument('--width', type=int, default=2049)
+  parser.add_argument('--runs', type=int, default=5)
+  parser.add_argument('--centers', default='0,20,200')
+  parser.add_argument('--batches', default='1,4')
+  parser.add_argument('--loop_batches', default='1',
+                      help='batch sizes also timed with the loop design')
+  parser.add_argument('--child', help=argparse.SUPPRESS)
+  args = parser.parse_args()
+  if args.child:
+    implementation, batch, centers = args.child.split(',')
+    runs = args.runs if implementation == 'ours' else max(1, args.runs // 2)
+    print(json.dumps(measure(implementation, int(batch), args.height,
+                             args.width, int(centers), runs)))
+    return
+  print(f'post-processing at {args.height} x {args.width}, {NUM_CLASSES} '
+        f'classes, keep_k 200, nms_kernel 13; median of {args.runs} runs '
+        f'({max(1, args.runs // 2)} for the loop design)')
+  print('| batch | centers | ours (ms) | ours extra memory (MB) | loop design '
+        '(ms) | loop extra memory (MB) | speed-up |')
+  print('|---|---|---|---|---|---|---|')
+  loop_batches = [int(b) for b in args.loop_batches.split(',') if b]
+  for batch in [int(b) for b in args.batches.split(',')]:
+    for centers in [int(c) for c in args.centers.split(',')]:
+      row = {}
+      for implementation in ('ours', 'loop'):
+        if implementation == 'loop' and batch not in loop_batches:
+          continue
+        output = subprocess.run(
+            [sys.executable, __file__, f'--child={implementation},{batch},'
+             f'{centers}', f'--height={args.height}', f'--width={args.width}',
+             f'--runs={args.runs}'], check=True, capture_output=True,
+            text=True).stdout
+        row[implementation] = json.loads(output.strip().splitlines()[-1])
+      ours_s, ours_mb = row['ours']
+      if 'loop' in row:
+        loop_s, loop_mb = row['loop']
+        loop_cells = (f'{loop_s * 1000:.0f} | {loop_mb:.0f} | '
+                      f'{loop_s / ours_s:.1f}x')
+      else:
+        loop_cells = '- | - | -'
+      print(f'| {batch} | {centers} | {ours_s * 1000:.0f} | {ours_mb:.0f} | '
+            f'{loop_cells} |', flush=True)
+
+
+if __name__ == '__main__':
+  main()
