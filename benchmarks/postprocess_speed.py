@@ -4,7 +4,8 @@ Compares our post-processor (batched, chunked grouping, segment-sum merge)
 with the straightforward design of the reference implementations: a dense
 pixels x centers distance tensor and a Python loop over instances and
 classes. Each configuration runs in a fresh process; memory is the peak
-resident set size above what the inputs already hold.
+resident set size above what the process held once its inputs were made
+(the warm-up run, with its tracing, included).
 
   python benchmarks/postprocess_speed.py [--height 1025 --width 2049 --runs 5]
 """
@@ -52,12 +53,12 @@ def _inputs(tf, batch, height, width, num_centers, seed=0):
   return (tf.constant(logits), tf.constant(heatmap), tf.constant(offsets))
 
 
-def _ours(tf, options):
+def _ours(tf, options, jit_compile=False):
   from deeplab2 import common  # pylint: disable=g-import-not-at-top
   from deeplab2.postprocessing import post_processor  # pylint: disable=g-import-not-at-top
   processor = post_processor.PanopticDeepLabPostProcessor(
       post_processor.PostProcessorOptions(**options))
-  fn = tf.function(processor.__call__)
+  fn = tf.function(processor.__call__, jit_compile=jit_compile)
 
   def run(logits, heatmap, offsets):
     result = fn({common.PRED_SEMANTIC_LOGITS: logits,
@@ -121,12 +122,17 @@ def measure(implementation, batch, height, width, num_centers, runs):
                  label_divisor=DIVISOR, ignore_label=IGNORE,
                  center_score_threshold=0.1, nms_kernel=13,
                  keep_k_centers=200, stuff_area_limit=2048)
-  run = (_ours if implementation == 'ours' else _loop_reference)(tf, options)
+  if implementation == 'loop':
+    run = _loop_reference(tf, options)
+  else:
+    run = _ours(tf, options, jit_compile=implementation == 'ours_xla')
   inputs = _inputs(tf, batch, height, width, num_centers)
-  run(*inputs)                                   # warm-up (tracing)
+  # The baseline is taken before the first run: allocators keep what a run
+  # freed, so a baseline after a warm-up would hide the peak.
   with open('/proc/self/clear_refs', 'w') as f:  # reset the peak
     f.write('5')
   baseline = _rss_kb('VmRSS')
+  run(*inputs)                                   # warm-up (tracing)
   times = []
   for _ in range(runs):
     start = time.perf_counter()
@@ -143,27 +149,27 @@ def main():
   parser.add_argument('--runs', type=int, default=5)
   parser.add_argument('--centers', default='0,20,200')
   parser.add_argument('--batches', default='1,4')
-  parser.add_argument('--loop_batches', default='1',
+  parser.add_argument('--loop_batches', default='1,4',
                       help='batch sizes also timed with the loop design')
   parser.add_argument('--child', help=argparse.SUPPRESS)
   args = parser.parse_args()
   if args.child:
     implementation, batch, centers = args.child.split(',')
-    runs = args.runs if implementation == 'ours' else max(1, args.runs // 2)
+    runs = args.runs if implementation != 'loop' else max(1, args.runs // 2)
     print(json.dumps(measure(implementation, int(batch), args.height,
                              args.width, int(centers), runs)))
     return
   print(f'post-processing at {args.height} x {args.width}, {NUM_CLASSES} '
         f'classes, keep_k 200, nms_kernel 13; median of {args.runs} runs '
         f'({max(1, args.runs // 2)} for the loop design)')
-  print('| batch | centers | ours (ms) | ours extra memory (MB) | loop design '
-        '(ms) | loop extra memory (MB) | speed-up |')
-  print('|---|---|---|---|---|---|---|')
+  print('| batch | centers | ours (ms) | extra MB | ours, XLA (ms) | extra MB '
+        '| loop design (ms) | extra MB | speed-up | speed-up, XLA |')
+  print('|---|---|---|---|---|---|---|---|---|---|')
   loop_batches = [int(b) for b in args.loop_batches.split(',') if b]
   for batch in [int(b) for b in args.batches.split(',')]:
     for centers in [int(c) for c in args.centers.split(',')]:
       row = {}
-      for implementation in ('ours', 'loop'):
+      for implementation in ('ours', 'ours_xla', 'loop'):
         if implementation == 'loop' and batch not in loop_batches:
           continue
         output = subprocess.run(
@@ -173,14 +179,15 @@ def main():
             text=True).stdout
         row[implementation] = json.loads(output.strip().splitlines()[-1])
       ours_s, ours_mb = row['ours']
+      xla_s, xla_mb = row['ours_xla']
       if 'loop' in row:
         loop_s, loop_mb = row['loop']
         loop_cells = (f'{loop_s * 1000:.0f} | {loop_mb:.0f} | '
-                      f'{loop_s / ours_s:.1f}x')
+                      f'{loop_s / ours_s:.1f}x | {loop_s / xla_s:.1f}x')
       else:
-        loop_cells = '- | - | -'
+        loop_cells = '- | - | - | -'
       print(f'| {batch} | {centers} | {ours_s * 1000:.0f} | {ours_mb:.0f} | '
-            f'{loop_cells} |', flush=True)
+            f'{xla_s * 1000:.0f} | {xla_mb:.0f} | {loop_cells} |', flush=True)
 
 
 if __name__ == '__main__':

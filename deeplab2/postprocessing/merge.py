@@ -7,12 +7,16 @@ No loop over instances or classes: votes are segment sums over
 import tensorflow as tf
 
 
-def is_thing_class(semantic, thing_class_ids):
-  """bool tensor like `semantic`: whether each id is a thing class."""
-  if not thing_class_ids:
-    return tf.zeros_like(semantic, tf.bool)
-  things = tf.constant(list(thing_class_ids), semantic.dtype)
-  return tf.reduce_any(tf.equal(semantic[..., None], things), axis=-1)
+def is_thing_class(semantic, thing_class_ids, num_classes):
+  """bool tensor like `semantic`: whether each id is a thing class.
+
+  Args:
+    semantic: int32 tensor of class ids in [0, num_classes).
+    thing_class_ids: tuple of ints.
+    num_classes: number of classes (the lookup table's size).
+  """
+  table = tf.constant([c in thing_class_ids for c in range(num_classes)])
+  return tf.gather(table, semantic)
 
 
 def merge_semantic_and_instance(semantic_pred, instance_index, num_centers,
@@ -47,17 +51,16 @@ def merge_semantic_and_instance(semantic_pred, instance_index, num_centers,
     instance_class: int32 [B, K], the voted class of each center's instance.
     instance_area: int32 [B, K], its pixel count (0 = empty).
   """
-  shape = tf.shape(semantic_pred)
-  batch = shape[0]
+  batch = tf.shape(semantic_pred)[0]
   void = ignore_label * label_divisor
-  is_thing = is_thing_class(semantic_pred, thing_class_ids)
+  is_thing = is_thing_class(semantic_pred, thing_class_ids, num_classes)
   instance_pred = tf.where(is_thing, instance_index, 0)
-
-  # Votes: counts[b, k, c] of thing pixels of instance k with class c.
-  slots = num_centers + 1
   image_index = tf.range(batch)[:, None, None]
+
+  # Votes: counts[b, k, c] of pixels of instance k with class c (slot 0, no
+  # instance, is counted too and dropped).
+  slots = num_centers + 1
   segment = (image_index * slots + instance_pred) * num_classes + semantic_pred
-  segment = tf.where(instance_pred > 0, segment, -1)
   counts = tf.math.unsorted_segment_sum(tf.ones_like(segment), segment,
                                         batch * slots * num_classes)
   counts = tf.reshape(counts, [batch, slots, num_classes])[:, 1:]
@@ -72,22 +75,23 @@ def merge_semantic_and_instance(semantic_pred, instance_index, num_centers,
   counted = same_class & earlier[None] & non_empty[:, None, :]
   instance_id = 1 + tf.reduce_sum(tf.cast(counted, tf.int32), axis=-1)
 
-  gather_index = tf.maximum(instance_pred - 1, 0)
-  pixel_class = tf.gather(instance_class, gather_index, batch_dims=1)
-  pixel_id = tf.gather(instance_id, gather_index, batch_dims=1)
-  thing_panoptic = tf.where(instance_pred > 0,
-                            pixel_class * label_divisor + pixel_id, void)
+  # One small table per image, then one gather per pixel: slot 0 (thing
+  # pixels of no instance) is void.
+  instance_value = tf.concat(
+      [tf.fill([batch, 1], void),
+       instance_class * label_divisor + instance_id], axis=1)
+  thing_panoptic = tf.gather(instance_value, instance_pred, batch_dims=1)
 
-  # Stuff: per-image class areas; small segments become void.
-  is_stuff = ~is_thing & tf.not_equal(semantic_pred, ignore_label)
-  stuff_segment = tf.where(is_stuff, image_index * num_classes + semantic_pred,
-                           -1)
-  stuff_area = tf.math.unsorted_segment_sum(tf.ones_like(stuff_segment),
-                                            stuff_segment, batch * num_classes)
-  pixel_stuff_area = tf.gather(stuff_area, tf.maximum(stuff_segment, 0))
-  stuff_panoptic = tf.where(
-      is_stuff & (pixel_stuff_area >= stuff_area_limit),
-      semantic_pred * label_divisor, void)
+  # Stuff: per-image class areas decide which classes stay.
+  class_area = tf.reshape(tf.math.unsorted_segment_sum(
+      tf.ones_like(semantic_pred), image_index * num_classes + semantic_pred,
+      batch * num_classes), [batch, num_classes])
+  classes = tf.range(num_classes)
+  is_stuff_class = tf.logical_not(tf.constant(
+      [c in thing_class_ids or c == ignore_label for c in range(num_classes)]))
+  keep = is_stuff_class[None] & (class_area >= stuff_area_limit)
+  stuff_value = tf.where(keep, classes[None] * label_divisor, void)
+  stuff_panoptic = tf.gather(stuff_value, semantic_pred, batch_dims=1)
 
   panoptic = tf.where(is_thing, thing_panoptic, stuff_panoptic)
   return panoptic, instance_pred, instance_class, instance_area

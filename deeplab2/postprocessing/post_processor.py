@@ -8,6 +8,7 @@ from deeplab2 import common
 from deeplab2.postprocessing import centers
 from deeplab2.postprocessing import grouping
 from deeplab2.postprocessing import merge
+from deeplab2.utils import shapes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,59 +72,105 @@ class PanopticDeepLabPostProcessor:
     points, scores = centers.find_centers(
         outputs[common.PRED_CENTER_HEATMAP], o.center_score_threshold,
         o.nms_kernel, o.keep_k_centers)
-    instance_index = grouping.group_pixels(points, scores,
-                                           outputs[common.PRED_OFFSET_MAP])
-    panoptic, instance_pred, instance_class, instance_area = (
-        merge.merge_semantic_and_instance(
-            semantic, instance_index, tf.shape(scores)[1], o.num_classes,
-            o.thing_class_ids, o.label_divisor, o.ignore_label,
-            o.stuff_area_limit))
+    offsets = outputs[common.PRED_OFFSET_MAP]
+    num_centers = tf.shape(scores)[1]
+    log_norm = log_normaliser(logits)
+
+    def one_image(i):
+      # One image at a time: peak memory does not grow with the batch.
+      # x[i][None] (not x[i:i + 1]) keeps the static shape XLA needs.
+      image_semantic = semantic[i][None]
+      image_scores = scores[i][None]
+      thing_mask = merge.is_thing_class(image_semantic, o.thing_class_ids,
+                                        o.num_classes)
+      instance_index = grouping.group_pixels(
+          points[i][None], image_scores, offsets[i][None],
+          pixel_mask=thing_mask)
+      panoptic, instance_pred, instance_class, instance_area = (
+          merge.merge_semantic_and_instance(
+              image_semantic, instance_index, num_centers, o.num_classes,
+              o.thing_class_ids, o.label_divisor, o.ignore_label,
+              o.stuff_area_limit))
+      score = instance_scores(logits, log_norm[i], i, instance_pred,
+                              instance_class, instance_area, image_scores)
+      return panoptic[0], instance_pred[0], score[0]
+
+    panoptic, instance_pred, score = tf.map_fn(
+        one_image, tf.range(tf.shape(semantic)[0]),
+        fn_output_signature=(tf.int32, tf.int32, tf.float32),
+        parallel_iterations=1)
     result.update({
         common.PRED_PANOPTIC: panoptic,
         common.PRED_INSTANCE: instance_pred,
         common.PRED_CENTER_POINTS: points,
         common.PRED_CENTER_SCORES: scores,
-        common.PRED_INSTANCE_SCORES: instance_scores(
-            logits, instance_pred, instance_class, instance_area, scores),
+        common.PRED_INSTANCE_SCORES: score,
     })
     return result
 
 
-def _class_probability(logits, pixel_class):
-  """softmax(logits)[..., pixel_class] without a [B, H, W, C] softmax.
+_LOG_NORMALISER_ROWS = 64
 
-  The log-normaliser is computed one image at a time to bound memory.
+
+def log_normaliser(logits):
+  """logsumexp over classes, computed for blocks of rows at a time.
+
+  A plain reduce_logsumexp holds two [B, H, W, C] temporaries; blocks of
+  _LOG_NORMALISER_ROWS rows keep them small. With a dynamic height (an
+  exported model) it goes one image at a time instead.
+
+  Args:
+    logits: float32 [B, H, W, C].
+
+  Returns:
+    float32 [B, H, W].
   """
-  log_norm = tf.map_fn(lambda l: tf.reduce_logsumexp(l, axis=-1), logits,
-                       parallel_iterations=1)
-  pixel_logit = tf.gather(logits, pixel_class, batch_dims=3)
-  return tf.exp(pixel_logit - log_norm)
+  height = logits.shape[1]
+  if height is None:
+    return tf.map_fn(lambda image: tf.reduce_logsumexp(image, axis=-1),
+                     logits, parallel_iterations=1)
+  blocks = [tf.reduce_logsumexp(logits[:, top:top + _LOG_NORMALISER_ROWS],
+                                axis=-1)
+            for top in range(0, height, _LOG_NORMALISER_ROWS)]
+  return tf.concat(blocks, axis=1)
 
 
-def instance_scores(logits, instance_pred, instance_class, instance_area,
-                    center_scores):
+def instance_scores(logits, log_norm, image_index, instance_pred,
+                    instance_class, instance_area, center_scores):
   """Center score x mean probability of the instance's class in its mask.
 
   Args:
-    logits: float32 [B, H, W, C] semantic logits.
-    instance_pred: int32 [B, H, W], 1..K, 0 = no instance.
-    instance_class: int32 [B, K].
-    instance_area: int32 [B, K].
-    center_scores: float32 [B, K].
+    logits: float32 [B', H, W, C], semantic logits of the whole batch.
+    log_norm: float32 [H, W], log_normaliser(logits) of the image.
+    image_index: int32 scalar, the image's index in `logits`.
+    instance_pred: int32 [1, H, W], 1..K, 0 = no instance.
+    instance_class: int32 [1, K].
+    instance_area: int32 [1, K].
+    center_scores: float32 [1, K].
 
   Returns:
-    float32 [B, K], 0 for empty instances.
+    float32 [1, K], 0 for empty instances.
   """
-  shape = tf.shape(instance_class)
-  batch, k = shape[0], shape[1]
-  pixel_class = tf.gather(instance_class, tf.maximum(instance_pred - 1, 0),
-                          batch_dims=1)
-  pixel_prob = _class_probability(logits, pixel_class)
-  segment = tf.where(instance_pred > 0,
-                     tf.range(batch)[:, None, None] * k + instance_pred - 1,
-                     -1)
-  prob_sum = tf.reshape(
-      tf.math.unsorted_segment_sum(pixel_prob, segment, batch * k), [batch, k])
-  area = tf.cast(instance_area, tf.float32)
-  mean_prob = tf.math.divide_no_nan(prob_sum, area)
-  return center_scores * mean_prob
+  batch, height, width, num_classes = shapes.dims(logits)
+  k = shapes.dims(instance_class)[1]
+  # int32 indices when the batch's logits are known to fit, else int64.
+  static_size = logits.shape.num_elements()
+  index_dtype = (tf.int32 if static_size is not None and static_size < 2**31
+                 else tf.int64)
+  del batch
+  pixel_class = tf.gather(instance_class[0],
+                          tf.maximum(instance_pred[0] - 1, 0))
+  # Gather the one logit each pixel needs straight from the batch tensor,
+  # without slicing out the image's [H, W, C] logits.
+  num_pixels = tf.cast(height * width, index_dtype)
+  pixel = tf.range(num_pixels, dtype=index_dtype)
+  flat_index = ((tf.cast(image_index, index_dtype) * num_pixels + pixel) *
+                tf.cast(num_classes, index_dtype) +
+                tf.cast(tf.reshape(pixel_class, [-1]), index_dtype))
+  pixel_logit = tf.gather(tf.reshape(logits, [-1]), flat_index)
+  pixel_prob = tf.exp(pixel_logit - tf.reshape(log_norm, [-1]))
+  segment = tf.where(tf.reshape(instance_pred, [-1]) > 0,
+                     tf.reshape(instance_pred, [-1]) - 1, -1)
+  prob_sum = tf.math.unsorted_segment_sum(pixel_prob, segment, k)
+  area = tf.cast(instance_area[0], tf.float32)
+  return (center_scores[0] * tf.math.divide_no_nan(prob_sum, area))[None]
