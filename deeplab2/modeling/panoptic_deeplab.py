@@ -7,6 +7,7 @@ from deeplab2 import common
 from deeplab2.utils import resize
 
 
+@keras.saving.register_keras_serializable(package='deeplab2')
 class PanopticDeepLab(keras.Model):
   """Backbone + semantic branch (+ instance branch) with upsampled outputs.
 

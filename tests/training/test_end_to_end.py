@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -130,3 +131,30 @@ def test_command_line_reports_config_errors(tmp_path):
       capture_output=True, text=True)
   assert result.returncode != 0
   assert 'bad.textproto:1: backbon: unknown field "backbon"' in result.stderr
+
+
+def test_a_killed_run_resumes_from_its_last_checkpoint(tiny_dataset_dir,
+                                                       tmp_path):
+  """SIGKILL the command line mid-run, then run it again."""
+  config_path = tmp_path / 'long.textproto'
+  config_path.write_text(tiny_config_text(tiny_dataset_dir, steps=400))
+  model_dir = tmp_path / 'model'
+  command = [sys.executable, os.path.join(REPO_ROOT, 'trainer', 'train.py'),
+             f'--config_file={config_path}', '--mode=train',
+             f'--model_dir={model_dir}']
+  process = subprocess.Popen(command, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+  try:
+    deadline = time.time() + 120
+    while not _checkpoint_steps(str(model_dir)) and time.time() < deadline:
+      time.sleep(0.2)
+  finally:
+    process.kill()
+    process.wait()
+  killed_at = tf.train.latest_checkpoint(str(model_dir))
+  assert killed_at is not None, 'no checkpoint before the kill'
+  step_at_kill = int(killed_at.rsplit('-', 1)[1])
+  assert step_at_kill < 400, 'the run finished before it was killed'
+  resumed = experiment.Experiment(str(config_path), str(model_dir))
+  assert resumed.restore() == killed_at
+  assert resumed.global_step == step_at_kill

@@ -21,6 +21,7 @@ from deeplab2.modeling.layers import normalization
 _RESNET50_STAGES = ((64, 3), (128, 4), (256, 6), (512, 3))
 
 
+@keras.saving.register_keras_serializable(package='deeplab2')
 class BottleneckBlock(normalization.BatchNormConfigMixin, keras.layers.Layer):
   """1x1 -> 3x3 (stride, dilation) -> 1x1 (x4), plus a projection shortcut.
 
@@ -72,6 +73,7 @@ class BottleneckBlock(normalization.BatchNormConfigMixin, keras.layers.Layer):
     return config
 
 
+@keras.saving.register_keras_serializable(package='deeplab2')
 class ResNet(keras.layers.Layer):
   """The ResNet backbone; call(images) returns a dict of endpoints.
 

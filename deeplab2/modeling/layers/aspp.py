@@ -7,6 +7,7 @@ from deeplab2.modeling.layers import normalization
 from deeplab2.utils import resize
 
 
+@keras.saving.register_keras_serializable(package='deeplab2')
 class ASPP(normalization.BatchNormConfigMixin, keras.layers.Layer):
   """Five branches (1x1, three 3x3 atrous, image pooling), concat, 1x1 project.
 

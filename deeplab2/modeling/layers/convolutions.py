@@ -5,6 +5,7 @@ import keras
 from deeplab2.modeling.layers import normalization
 
 
+@keras.saving.register_keras_serializable(package='deeplab2')
 class ConvBnAct(normalization.BatchNormConfigMixin, keras.layers.Layer):
   """Conv2D (no bias) -> BatchNorm -> optional ReLU.
 
@@ -46,6 +47,7 @@ class ConvBnAct(normalization.BatchNormConfigMixin, keras.layers.Layer):
     return config
 
 
+@keras.saving.register_keras_serializable(package='deeplab2')
 class SeparableConvBnAct(normalization.BatchNormConfigMixin,
                          keras.layers.Layer):
   """Depthwise k x k -> BN -> ReLU -> pointwise 1 x 1 -> BN -> ReLU.

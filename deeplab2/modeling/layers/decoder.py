@@ -8,6 +8,7 @@ from deeplab2.modeling.layers import normalization
 from deeplab2.utils import resize
 
 
+@keras.saving.register_keras_serializable(package='deeplab2')
 class PanopticDeepLabDecoder(normalization.BatchNormConfigMixin,
                              keras.layers.Layer):
   """ASPP on the high-level feature, then one fusion stage per low level.

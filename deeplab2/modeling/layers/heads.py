@@ -6,6 +6,7 @@ from deeplab2.modeling.layers import convolutions
 from deeplab2.modeling.layers import normalization
 
 
+@keras.saving.register_keras_serializable(package='deeplab2')
 class PredictionHead(normalization.BatchNormConfigMixin, keras.layers.Layer):
   """Input float [B, h, w, C]; output float [B, h, w, output_channels].
 
