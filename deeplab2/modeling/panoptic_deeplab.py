@@ -58,6 +58,28 @@ class PanopticDeepLab(keras.Model):
           offset, size)
     return outputs
 
+  def deeplab2_children(self):
+    """(deeplab2 scope, sublayer) pairs; see modeling/deeplab2_names.py.
+
+    deeplab2 saves each head's last 1x1 conv as a root of its own.
+    """
+    children = [('encoder', self.backbone),
+                ('semantic_decoder', self.semantic_decoder),
+                ('semantic_head_without_last_layer/_conv1_bn_act',
+                 self.semantic_head.conv),
+                ('semantic_last_layer', self.semantic_head.last_layer)]
+    if self.has_instance_branch:
+      children += [
+          ('instance_decoder', self.instance_decoder),
+          ('instance_center_head_without_last_layer/_conv1_bn_act',
+           self.center_head.conv),
+          ('instance_center_head_last_layer', self.center_head.last_layer),
+          ('instance_regression_head_without_last_layer/_conv1_bn_act',
+           self.offset_head.conv),
+          ('instance_regression_head_last_layer',
+           self.offset_head.last_layer)]
+    return children
+
   def get_config(self):
     config = super().get_config()
     for name in ('backbone', 'semantic_decoder', 'semantic_head',

@@ -65,6 +65,14 @@ class BottleneckBlock(normalization.BatchNormConfigMixin, keras.layers.Layer):
       shortcut = self.shortcut(inputs, training=training)
     return keras.ops.relu(x + shortcut)
 
+  def deeplab2_children(self):
+    """(deeplab2 scope, sublayer) pairs; see modeling/deeplab2_names.py."""
+    children = [('_conv1_bn_act', self.conv1), ('_conv2_bn_act', self.conv2),
+                ('_conv3_bn', self.conv3)]
+    if self.shortcut is not None:
+      children.append(('_shortcut', self.shortcut))
+    return children
+
   def get_config(self):
     config = super().get_config()
     config.update(filters=self.filters, strides=self.strides,
@@ -109,6 +117,10 @@ class ResNet(keras.layers.Layer):
     for index, (filters, blocks) in enumerate(_RESNET50_STAGES):
       filters = max(8, int(round(filters * opts.width_multiplier)))
       blocks = max(1, int(math.ceil(blocks * opts.layer_multiplier - 1e-6)))
+      # Past the output stride the stage's stride becomes atrous rate; as in
+      # deeplab2, its first block keeps the previous rate and the new rate
+      # starts with the second block.
+      first_dilation = dilation
       block_stride = 2
       if stride * 2 > opts.output_stride:
         block_stride = 1
@@ -120,8 +132,8 @@ class ResNet(keras.layers.Layer):
       for b in range(blocks):
         stage.append(BottleneckBlock(
             filters, strides=block_stride if b == 0 else 1,
-            dilation_rate=dilation, bn_options=bn,
-            name=f'{name}_block{b + 1}'))
+            dilation_rate=first_dilation if b == 0 else dilation,
+            bn_options=bn, name=f'{name}_block{b + 1}'))
       self.stages.append(stage)
       self.endpoint_specs[name] = base.EndpointSpec(4 * filters, stride)
 
@@ -145,6 +157,18 @@ class ResNet(keras.layers.Layer):
         x = block(x, training=training)
       endpoints[f'res{index + 2}'] = x
     return endpoints
+
+  def deeplab2_children(self):
+    """(deeplab2 scope, sublayer) pairs; see modeling/deeplab2_names.py."""
+    if self.stem_type == 'basic':
+      children = [('_stem', self.stem[0])]
+    else:
+      children = list(zip(('_stem/_conv1_bn_act', '_stem/_conv2_bn_act',
+                           '_stem/_conv3_bn'), self.stem))
+    for index, stage in enumerate(self.stages):
+      children += [(f'_stage{index + 2}/_block{b + 1}', block)
+                   for b, block in enumerate(stage)]
+    return children
 
   def get_config(self):
     config = super().get_config()

@@ -64,6 +64,16 @@ class ASPP(normalization.BatchNormConfigMixin, keras.layers.Layer):
   def compute_output_shape(self, input_shape):
     return tuple(input_shape[:-1]) + (self.channels,)
 
+  def deeplab2_children(self):
+    """(deeplab2 scope, sublayer) pairs; see modeling/deeplab2_names.py."""
+    children = [('_conv_bn_act', self.conv_1x1)]
+    if not self.use_only_1x1_proj_conv:
+      children += [(f'_aspp_conv{i + 1}/_conv_bn_act', conv)
+                   for i, conv in enumerate(self.atrous_convs)]
+      children += [('_aspp_pool/_conv_bn_act', self.pool_conv),
+                   ('_proj_conv_bn_act', self.projection)]
+    return children
+
   def get_config(self):
     config = super().get_config()
     config.update(channels=self.channels, atrous_rates=list(self.atrous_rates),

@@ -38,6 +38,10 @@ class ConvBnAct(normalization.BatchNormConfigMixin, keras.layers.Layer):
   def compute_output_shape(self, input_shape):
     return self.conv.compute_output_shape(input_shape)
 
+  def deeplab2_children(self):
+    """(deeplab2 scope, sublayer) pairs; see modeling/deeplab2_names.py."""
+    return [('_conv', self.conv), ('_batch_norm', self.batch_norm)]
+
   def get_config(self):
     config = super().get_config()
     config.update(filters=self.filters, kernel_size=self.kernel_size,
@@ -93,6 +97,15 @@ class SeparableConvBnAct(normalization.BatchNormConfigMixin,
 
   def compute_output_shape(self, input_shape):
     return tuple(input_shape[:-1]) + (self.filters,)
+
+  def deeplab2_children(self):
+    """(deeplab2 scope, sublayer) pairs; see modeling/deeplab2_names.py."""
+    if self.conv_type == 'standard_conv':
+      raise NotImplementedError('deeplab2 names are known for '
+                                'depthwise_separable_conv only.')
+    return [('_depthwise/_depthwise_conv', self.depthwise_conv),
+            ('_depthwise/_batch_norm', self.depthwise_bn),
+            ('_pointwise', self.pointwise)]
 
   def get_config(self):
     config = super().get_config()

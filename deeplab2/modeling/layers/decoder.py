@@ -71,6 +71,15 @@ class PanopticDeepLabDecoder(normalization.BatchNormConfigMixin,
       x = fusion(keras.ops.concatenate([x, low], axis=-1), training=training)
     return x
 
+  def deeplab2_children(self):
+    """(deeplab2 scope, sublayer) pairs; see modeling/deeplab2_names.py."""
+    children = [('_aspp', self.aspp)]
+    children += [(f'_low_level_conv{i + 1}', p)
+                 for i, p in enumerate(self.projections)]
+    children += [(f'_fusion_conv{i + 1}/_conv1_bn_act', f)
+                 for i, f in enumerate(self.fusions)]
+    return children
+
   def get_config(self):
     config = super().get_config()
     config.update(

@@ -1,0 +1,95 @@
+"""Our network equals deeplab2's: its checkpoint loads and the outputs match.
+
+For each ResNet configuration in ../shared/data/deeplab2_parity/, the test
+writes the checkpoint deeplab2's trainer would write (keys and shapes from
+the manifest, values from value_rule.py), restores it, runs the stored input
+and compares with deeplab2's own outputs within
+1e-4 * max(1, max|ref|) + 1e-5.
+"""
+
+import glob
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from deeplab2 import common
+from deeplab2 import config as config_lib
+from deeplab2.modeling import deeplab2_checkpoint
+from deeplab2.modeling import factory
+from deeplab2.modeling.layers import normalization
+from conftest import SHARED_DATA
+
+PARITY_DIR = os.path.join(SHARED_DATA, 'deeplab2_parity')
+_RESNET_MANIFESTS = sorted(glob.glob(os.path.join(PARITY_DIR,
+                                                  'manifest_*resnet50*.json')))
+
+
+def _value_rule():
+  sys.path.insert(0, PARITY_DIR)
+  try:
+    import value_rule  # pylint: disable=g-import-not-at-top
+  finally:
+    sys.path.remove(PARITY_DIR)
+  return value_rule
+
+
+def write_reference_checkpoint(manifest, prefix):
+  """Writes the model entries of the manifest with tf.raw_ops.SaveV2."""
+  value_rule = _value_rule()
+  keys = [k for k in manifest['model_keys']]
+  tensors = [tf.constant(value_rule.value_for(k['key'], tuple(k['shape'])))
+             for k in keys]
+  tensors.append(tf.constant(1, tf.int64))     # as the trainer: a step
+  names = [k['key'] for k in keys] + ['global_step/.ATTRIBUTES/VARIABLE_VALUE']
+  tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names,
+                    shape_and_slices=[''] * len(names), tensors=tensors)
+  return prefix
+
+
+@pytest.mark.parametrize('manifest_path', _RESNET_MANIFESTS,
+                         ids=[os.path.basename(p) for p in _RESNET_MANIFESTS])
+def test_float_outputs_match_deeplab2(manifest_path, tmp_path):
+  with open(manifest_path) as f:
+    manifest = json.load(f)
+  name = manifest['name']
+  config = config_lib.parse_experiment_text(manifest['config_text'])
+  model = factory.build_model(config.model_options,
+                              normalization.BatchNormOptions(),
+                              crop_size=tuple(manifest['crop_size_hw']))
+  prefix = write_reference_checkpoint(manifest, str(tmp_path / 'ckpt-1'))
+  report = deeplab2_checkpoint.restore(model, prefix)
+  assert len(report.restored) == manifest['num_model_keys']
+  assert report.ignored == ['global_step/.ATTRIBUTES/VARIABLE_VALUE']
+
+  image = np.asarray(Image.open(os.path.join(PARITY_DIR,
+                                             'input_65x129.png')))
+  outputs = model(image[None].astype(np.float32), training=False)
+  reference = np.load(os.path.join(PARITY_DIR, f'outputs_{name}.npz'))
+  for key in (common.PRED_SEMANTIC_LOGITS, common.PRED_CENTER_HEATMAP,
+              common.PRED_OFFSET_MAP):
+    expected = reference[key]
+    tolerance = 1e-4 * max(1.0, float(np.abs(expected).max())) + 1e-5
+    np.testing.assert_allclose(outputs[key].numpy(), expected, rtol=0,
+                               atol=tolerance, err_msg=f'{name}: {key}')
+
+
+def test_a_checkpoint_of_another_network_is_refused(tmp_path):
+  manifests = {os.path.basename(p): p for p in _RESNET_MANIFESTS}
+  with open(manifests['manifest_cityscapes_resnet50_beta_os32.json']) as f:
+    beta = json.load(f)
+  with open(manifests[
+      'manifest_cityscapes_resnet50_os32_merge_with_pure_tf_func.json']) as f:
+    plain = json.load(f)
+  config = config_lib.parse_experiment_text(plain['config_text'])
+  model = factory.build_model(config.model_options,
+                              normalization.BatchNormOptions(),
+                              crop_size=(65, 129))
+  prefix = write_reference_checkpoint(beta, str(tmp_path / 'ckpt-1'))
+  with pytest.raises(ValueError, match=r'model variables have no entry, e.g. '
+                     r"\['encoder/_stem/_conv/kernel"):
+    deeplab2_checkpoint.restore(model, prefix)
