@@ -3,8 +3,9 @@
 For each ResNet configuration in ../shared/data/deeplab2_parity/, the test
 writes the checkpoint deeplab2's trainer would write (keys and shapes from
 the manifest, values from value_rule.py), restores it, runs the stored input
-and compares with deeplab2's own outputs within
-1e-4 * max(1, max|ref|) + 1e-5.
+and compares with deeplab2's own outputs: floats within
+1e-4 * max(1, max|ref|) + 1e-5, the semantic, panoptic and instance maps
+exactly.
 """
 
 import glob
@@ -22,6 +23,7 @@ from deeplab2 import config as config_lib
 from deeplab2.modeling import deeplab2_checkpoint
 from deeplab2.modeling import factory
 from deeplab2.modeling.layers import normalization
+from deeplab2.postprocessing import post_processor
 from conftest import SHARED_DATA
 
 PARITY_DIR = os.path.join(SHARED_DATA, 'deeplab2_parity')
@@ -76,6 +78,25 @@ def test_float_outputs_match_deeplab2(manifest_path, tmp_path):
     tolerance = 1e-4 * max(1.0, float(np.abs(expected).max())) + 1e-5
     np.testing.assert_allclose(outputs[key].numpy(), expected, rtol=0,
                                atol=tolerance, err_msg=f'{name}: {key}')
+
+  # The integer maps, through our post-processor with the config's
+  # evaluator options and the dataset facts deeplab2 recorded.
+  evaluator = config.evaluator_options
+  processor = post_processor.PanopticDeepLabPostProcessor(
+      post_processor.PostProcessorOptions(
+          num_classes=manifest['num_classes'],
+          thing_class_ids=tuple(manifest['class_has_instances_list']),
+          label_divisor=manifest['panoptic_label_divisor'],
+          ignore_label=manifest['ignore_label'],
+          center_score_threshold=evaluator.center_score_threshold,
+          nms_kernel=evaluator.nms_kernel,
+          keep_k_centers=evaluator.keep_k_centers,
+          stuff_area_limit=evaluator.stuff_area_limit))
+  predictions = processor(outputs)
+  for key in (common.PRED_SEMANTIC, common.PRED_PANOPTIC,
+              common.PRED_INSTANCE):
+    np.testing.assert_array_equal(predictions[key].numpy(), reference[key],
+                                  err_msg=f'{name}: {key}')
 
 
 def test_a_checkpoint_of_another_network_is_refused(tmp_path):
