@@ -110,21 +110,14 @@ class Experiment:
       _log.info('Initialised the model from %s.', initial)
     return path
 
-  def _train_dataset(self):
-    c = self.config
+  def _dataset(self, split):
+    """The distributed dataset of 'train' or 'eval'."""
+    field = f'{split}_dataset_options'
+    if not self.config.HasField(field):
+      raise ValueError(f'The config has no {field}.')
     options = builders.pipeline_options(
-        c.train_dataset_options, self.descriptors['train'], is_training=True,
-        num_replicas=self.strategy.num_replicas_in_sync)
-    return self.strategy.distribute_datasets_from_function(
-        lambda context: input_pipeline.make_dataset(options, context))
-
-  def _eval_dataset(self):
-    c = self.config
-    if not c.HasField('eval_dataset_options'):
-      raise ValueError('The config has no eval_dataset_options to evaluate '
-                       'on.')
-    options = builders.pipeline_options(
-        c.eval_dataset_options, self.descriptors['eval'], is_training=False,
+        getattr(self.config, field), self.descriptors[split],
+        is_training=split == 'train',
         num_replicas=self.strategy.num_replicas_in_sync)
     return self.strategy.distribute_datasets_from_function(
         lambda context: input_pipeline.make_dataset(options, context))
@@ -142,7 +135,7 @@ class Experiment:
           descriptor)
     evaluator = self._evaluator
     start = time.time()
-    metrics = evaluator.evaluate(self._eval_dataset(),
+    metrics = evaluator.evaluate(self._dataset('eval'),
                                  c.evaluator_options.eval_steps)
     step = self.global_step
     path = write_metrics(self.model_dir, step, metrics)
@@ -175,7 +168,7 @@ class Experiment:
           self.config.train_dataset_options.batch_size,
           weight_decay=(c.solver_options.weight_decay
                         if c.solver_options.optimizer != 'adamw' else 0.0))
-      self._train_iterator = iter(self._train_dataset())
+      self._train_iterator = iter(self._dataset('train'))
       self._summary_writer = tf.summary.create_file_writer(
           os.path.join(self.model_dir, 'train'))
     trainer, iterator = self._trainer, self._train_iterator
