@@ -17,19 +17,40 @@ class RestoreReport:
 
   Attributes:
     restored: checkpoint keys assigned to a model variable.
-    ignored: checkpoint keys that are not model state (optimizer slots,
-      step counters), left out on purpose.
+    ignored: checkpoint keys left out on purpose: optimizer slots, step
+      counters, and last layers not to restore.
+    backbone_only: the checkpoint held the encoder alone.
   """
   restored: list
   ignored: list
+  backbone_only: bool = False
 
 
-def restore(model, checkpoint_path):
+_SEMANTIC_LAST_LAYER = 'semantic_last_layer/'
+_INSTANCE_LAST_LAYERS = ('instance_center_head_last_layer/',
+                         'instance_regression_head_last_layer/')
+
+
+def is_deeplab2_checkpoint(checkpoint_path):
+  """Whether the checkpoint holds deeplab2 keys (an `encoder/` root)."""
+  shapes = tf.train.load_checkpoint(checkpoint_path).get_variable_to_shape_map()
+  return any(key.startswith('encoder/') and
+             key.endswith(deeplab2_names.KEY_SUFFIX) for key in shapes)
+
+
+def restore(model, checkpoint_path, restore_semantic_last_layer=True,
+            restore_instance_last_layer=True):
   """Assigns every model variable from its deeplab2 key.
+
+  A checkpoint that holds only the encoder (an ImageNet backbone) restores
+  the backbone only. The last layers of the heads can be left initialised,
+  for a dataset with other classes.
 
   Args:
     model: a built PanopticDeepLab (or any layer with deeplab2_children()).
     checkpoint_path: a checkpoint prefix such as `.../ckpt-60000`.
+    restore_semantic_last_layer: restore `semantic_last_layer`.
+    restore_instance_last_layer: restore the center and offset last layers.
 
   Returns:
     RestoreReport.
@@ -42,6 +63,17 @@ def restore(model, checkpoint_path):
   reader = tf.train.load_checkpoint(checkpoint_path)
   shapes = reader.get_variable_to_shape_map()
   pairs = deeplab2_names.checkpoint_keys(model)
+  backbone_only = not any(k.startswith('semantic_decoder/') for k in shapes)
+  if backbone_only:
+    pairs = [(v, k) for v, k in pairs if k.startswith('encoder/')]
+  skipped_prefixes = ()
+  if not restore_semantic_last_layer:
+    skipped_prefixes += (_SEMANTIC_LAST_LAYER,)
+  if not restore_instance_last_layer:
+    skipped_prefixes += _INSTANCE_LAST_LAYERS
+  skipped = {k for _, k in pairs if skipped_prefixes and
+             k.startswith(skipped_prefixes)}
+  pairs = [(v, k) for v, k in pairs if k not in skipped]
   missing = [key for _, key in pairs if key not in shapes]
   if missing:
     raise ValueError(f'{checkpoint_path}: {len(missing)} model variables have '
@@ -52,11 +84,13 @@ def restore(model, checkpoint_path):
     raise ValueError(f'{checkpoint_path}: shapes differ (key, checkpoint, '
                      f'model): {wrong_shape[:3]}.')
   used = {key for _, key in pairs}
-  ignored = sorted(k for k in shapes if k.startswith(_NOT_MODEL))
+  ignored = sorted(k for k in shapes if k.startswith(_NOT_MODEL) or
+                   k in skipped)
   unused = sorted(k for k in shapes if k not in used and k not in ignored)
   if unused:
     raise ValueError(f'{checkpoint_path}: {len(unused)} entries map to no '
                      f'model variable, e.g. {unused[:3]}.')
   for variable, key in pairs:
     variable.assign(reader.get_tensor(key))
-  return RestoreReport(restored=sorted(used), ignored=ignored)
+  return RestoreReport(restored=sorted(used), ignored=ignored,
+                       backbone_only=backbone_only)

@@ -1,23 +1,24 @@
-"""Builds the export module from an experiment config and a checkpoint."""
+"""Builds a restored model from an experiment config, then exports or
+converts it."""
+
+import os
 
 import tensorflow as tf
 
 from deeplab2 import config as config_lib
 from deeplab2.modeling import factory
+from deeplab2.modeling import weights
 from deeplab2.postprocessing import post_processor
 from deeplab2.serving import export
 from deeplab2.training import builders
 
 
-def export_from_config(config_path, checkpoint_path, output_path,
-                       overwrite=False):
-  """Restores `checkpoint_path` into the config's model and exports it.
+def _restored_model(config, checkpoint_path):
+  """The config's model with `checkpoint_path` restored into it.
 
-  `checkpoint_path` may be a checkpoint prefix (`.../ckpt-3000`) or a
-  model_dir, whose latest checkpoint is used.
+  `checkpoint_path` may be a checkpoint prefix (`.../ckpt-3000`), ours or
+  deeplab2's, or a model_dir, whose latest checkpoint is used.
   """
-  config, descriptors = config_lib.load_and_validate(config_path)
-  descriptor = descriptors.get('eval') or descriptors['train']
   if tf.io.gfile.isdir(checkpoint_path):
     latest = tf.train.latest_checkpoint(checkpoint_path)
     if latest is None:
@@ -30,10 +31,42 @@ def export_from_config(config_path, checkpoint_path, output_path,
       factory.bn_options_from_solver(config.trainer_options.solver_options,
                                      synchronized=False),
       crop_size=tuple(crop))
-  tf.train.Checkpoint(model=model).restore(
-      checkpoint_path).assert_existing_objects_matched().expect_partial()
+  weights.restore_weights(model, checkpoint_path)
+  return model
+
+
+def export_from_config(config_path, checkpoint_path, output_path,
+                       overwrite=False):
+  """Restores `checkpoint_path` into the config's model and exports it."""
+  config, descriptors = config_lib.load_and_validate(config_path)
+  descriptor = descriptors.get('eval') or descriptors['train']
+  model = _restored_model(config, checkpoint_path)
   processor = post_processor.PanopticDeepLabPostProcessor(
       builders.post_processor_options(config.evaluator_options, descriptor))
   return export.export_saved_model(
       model, processor, config.model_options.backbone.output_stride,
       output_path, overwrite)
+
+
+def convert_checkpoint(config_path, checkpoint_path, output_prefix,
+                       overwrite=False):
+  """Rewrites a checkpoint (e.g. deeplab2's) as one of ours.
+
+  The output holds the model only (`model/...`, as our trainer writes it),
+  so later runs restore it without any name mapping.
+
+  Returns:
+    the path of the written checkpoint.
+
+  Raises:
+    FileExistsError: `output_prefix.index` exists and overwrite is False.
+  """
+  if tf.io.gfile.exists(output_prefix + '.index') and not overwrite:
+    raise FileExistsError(f'{output_prefix}.index exists; pass overwrite=True '
+                          '(--overwrite) to replace it.')
+  config, _ = config_lib.load_and_validate(config_path)
+  model = _restored_model(config, checkpoint_path)
+  directory = os.path.dirname(output_prefix)
+  if directory:
+    os.makedirs(directory, exist_ok=True)
+  return tf.train.Checkpoint(model=model).write(output_prefix)

@@ -13,6 +13,7 @@ from deeplab2 import config as config_lib
 from deeplab2.data import input_pipeline
 from deeplab2.losses import panoptic_deeplab_loss
 from deeplab2.modeling import factory
+from deeplab2.modeling import weights
 from deeplab2.postprocessing import post_processor
 from deeplab2.training import builders
 from deeplab2.training import evaluator as evaluator_lib
@@ -104,10 +105,11 @@ class Experiment:
       self.checkpoint.restore(path).assert_existing_objects_matched()
       _log.info('Restored %s at step %d.', path, self.global_step)
     elif self.config.model_options.initial_checkpoint:
-      initial = self.config.model_options.initial_checkpoint
-      tf.train.Checkpoint(model=self.model).restore(
-          initial).assert_existing_objects_matched().expect_partial()
-      _log.info('Initialised the model from %s.', initial)
+      options = self.config.model_options
+      weights.restore_weights(
+          self.model, options.initial_checkpoint,
+          options.restore_semantic_last_layer_from_initial_checkpoint,
+          options.restore_instance_last_layer_from_initial_checkpoint)
     return path
 
   def _dataset(self, split):

@@ -61,8 +61,13 @@ def test_a_finished_run_trains_no_more(trained):
   after = {p: os.path.getmtime(p)
            for p in glob.glob(os.path.join(model_dir, 'ckpt-*'))}
   assert before == after
+  trained_metrics = trained[2]
   metrics = experiment.run('eval', config_path, model_dir)
   assert metrics['num_images'] == 4
+  # A fresh process state restored from the checkpoint scores exactly as the
+  # weights in memory did: every weight was saved.
+  assert metrics['miou'] == trained_metrics['miou']
+  assert metrics['per_class_iou'] == trained_metrics['per_class_iou']
 
 
 def test_continuous_eval_stops_after_the_last_checkpoint(trained):

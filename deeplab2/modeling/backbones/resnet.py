@@ -97,20 +97,22 @@ class ResNet(keras.layers.Layer):
     opts, bn = self.options, self.bn_options
     stem_width = max(8, int(round(64 * opts.stem_width_multiplier)))
     if stem_type == 'basic':
-      self.stem = [convolutions.ConvBnAct(stem_width, 7, strides=2,
-                                          bn_options=bn, name='stem_conv1')]
+      self.stem = (convolutions.ConvBnAct(stem_width, 7, strides=2,
+                                          bn_options=bn, name='stem_conv1'),)
     elif stem_type == 'inception':
-      self.stem = [
+      self.stem = (
           convolutions.ConvBnAct(stem_width, 3, strides=2, bn_options=bn,
                                  name='stem_conv1'),
           convolutions.ConvBnAct(stem_width, 3, bn_options=bn,
                                  name='stem_conv2'),
           convolutions.ConvBnAct(2 * stem_width, 3, bn_options=bn,
-                                 name='stem_conv3')]
+                                 name='stem_conv3'))
     else:
       raise ValueError(f'Unknown stem_type "{stem_type}"; valid: basic, '
                        'inception.')
-    self.stages = []
+    # Tuples, not lists: Keras 3 layers hide list attributes from
+    # tf.train.Checkpoint, and the stages would not be saved.
+    stages = []
     self.endpoint_specs = {
         'stem': base.EndpointSpec(self.stem[-1].filters, 2)}
     stride, dilation = 2, 1
@@ -134,8 +136,9 @@ class ResNet(keras.layers.Layer):
             filters, strides=block_stride if b == 0 else 1,
             dilation_rate=first_dilation if b == 0 else dilation,
             bn_options=bn, name=f'{name}_block{b + 1}'))
-      self.stages.append(stage)
+      stages.append(tuple(stage))
       self.endpoint_specs[name] = base.EndpointSpec(4 * filters, stride)
+    self.stages = tuple(stages)
 
   def build(self, input_shape):
     shape = input_shape

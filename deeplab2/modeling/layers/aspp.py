@@ -25,14 +25,16 @@ class ASPP(normalization.BatchNormConfigMixin, keras.layers.Layer):
     bn = self.bn_options
     self.conv_1x1 = convolutions.ConvBnAct(channels, 1, bn_options=bn,
                                            name='conv_1x1')
-    self.atrous_convs = []
+    # Tuples, not lists: tf.train.Checkpoint does not see list attributes
+    # of Keras 3 layers.
+    self.atrous_convs = ()
     self.pool_conv = None
     self.projection = None
     if not use_only_1x1_proj_conv:
-      self.atrous_convs = [
+      self.atrous_convs = tuple(
           convolutions.ConvBnAct(channels, 3, dilation_rate=rate,
                                  bn_options=bn, name=f'atrous_conv{i + 1}')
-          for i, rate in enumerate(self.atrous_rates)]
+          for i, rate in enumerate(self.atrous_rates))
       self.pool_conv = convolutions.ConvBnAct(channels, 1, bn_options=bn,
                                               name='pool_conv')
       self.projection = convolutions.ConvBnAct(channels, 1, bn_options=bn,

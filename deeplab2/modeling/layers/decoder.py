@@ -41,15 +41,17 @@ class PanopticDeepLabDecoder(normalization.BatchNormConfigMixin,
     self.aspp = aspp_lib.ASPP(aspp_channels, atrous_rates,
                               aspp_use_only_1x1_proj_conv, self.bn_options,
                               name='aspp')
-    self.projections = [
+    # Tuples, not lists: tf.train.Checkpoint does not see list attributes
+    # of Keras 3 layers.
+    self.projections = tuple(
         convolutions.ConvBnAct(c, 1, bn_options=self.bn_options,
                                name=f'low_level_conv{i + 1}')
-        for i, c in enumerate(self.low_level_channels)]
-    self.fusions = [
+        for i, c in enumerate(self.low_level_channels))
+    self.fusions = tuple(
         convolutions.SeparableConvBnAct(decoder_channels, 5, decoder_conv_type,
                                         self.bn_options,
                                         name=f'fusion_conv{i + 1}')
-        for i in range(len(self.low_level_channels))]
+        for i in range(len(self.low_level_channels)))
 
   def build(self, input_shape):
     self.aspp.build(input_shape[self.high_level_key])
