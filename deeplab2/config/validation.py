@@ -7,14 +7,12 @@ set in the text) and the dotted field path.
 from deeplab2.config import errors
 from deeplab2.config import text_locations
 from deeplab2.data import dataset_descriptor
+from deeplab2.losses import panoptic_deeplab_loss
 
 _OUTPUT_STRIDES = (4, 8, 16, 32)
 _LEARNING_POLICIES = ('poly', 'cosine')
 _OPTIMIZERS = ('adam', 'sgd', 'adamw')
 _CONV_TYPES = ('depthwise_separable_conv', 'standard_conv')
-SEMANTIC_LOSSES = ('softmax_cross_entropy',)
-CENTER_LOSSES = ('mse',)
-REGRESSION_LOSSES = ('l1',)
 
 
 class _Checker:
@@ -170,9 +168,11 @@ def _check_trainer(check, trainer):
     value = getattr(trainer, name)
     check.require(value > 0, f'{field}.{name}', f'must be positive, got {value}')
   losses = trainer.loss_options
-  for name, valid in (('semantic_loss', SEMANTIC_LOSSES),
-                      ('center_loss', CENTER_LOSSES),
-                      ('regression_loss', REGRESSION_LOSSES)):
+  for name, registry in (
+      ('semantic_loss', panoptic_deeplab_loss.SEMANTIC_LOSSES),
+      ('center_loss', panoptic_deeplab_loss.CENTER_LOSSES),
+      ('regression_loss', panoptic_deeplab_loss.REGRESSION_LOSSES)):
+    valid = tuple(registry.names())
     loss = getattr(losses, name)
     if not losses.HasField(name):
       continue
