@@ -7,7 +7,7 @@ set in the text) and the dotted field path.
 from deeplab2.config import errors
 from deeplab2.config import text_locations
 from deeplab2.data import dataset_descriptor
-from deeplab2.losses import panoptic_deeplab_loss
+from deeplab2.losses import names as loss_names
 
 _OUTPUT_STRIDES = (4, 8, 16, 32)
 _LEARNING_POLICIES = ('poly', 'cosine')
@@ -168,11 +168,10 @@ def _check_trainer(check, trainer):
     value = getattr(trainer, name)
     check.require(value > 0, f'{field}.{name}', f'must be positive, got {value}')
   losses = trainer.loss_options
-  for name, registry in (
-      ('semantic_loss', panoptic_deeplab_loss.SEMANTIC_LOSSES),
-      ('center_loss', panoptic_deeplab_loss.CENTER_LOSSES),
-      ('regression_loss', panoptic_deeplab_loss.REGRESSION_LOSSES)):
-    valid = tuple(registry.names())
+  for name, valid in (
+      ('semantic_loss', loss_names.SEMANTIC_LOSS_NAMES),
+      ('center_loss', loss_names.CENTER_LOSS_NAMES),
+      ('regression_loss', loss_names.REGRESSION_LOSS_NAMES)):
     loss = getattr(losses, name)
     if not losses.HasField(name):
       continue

@@ -6,15 +6,19 @@ import tensorflow as tf
 
 from deeplab2 import common
 from deeplab2 import registry
+from deeplab2.losses import names
 from deeplab2.losses import per_pixel
 
 SEMANTIC_LOSSES = registry.Registry('semantic loss')
-SEMANTIC_LOSSES.register('softmax_cross_entropy',
-                         per_pixel.bootstrapped_cross_entropy)
 CENTER_LOSSES = registry.Registry('center loss')
-CENTER_LOSSES.register('mse', per_pixel.weighted_mse)
 REGRESSION_LOSSES = registry.Registry('regression loss')
-REGRESSION_LOSSES.register('l1', per_pixel.weighted_l1)
+for _registry, _names, _functions in (
+    (SEMANTIC_LOSSES, names.SEMANTIC_LOSS_NAMES,
+     (per_pixel.bootstrapped_cross_entropy,)),
+    (CENTER_LOSSES, names.CENTER_LOSS_NAMES, (per_pixel.weighted_mse,)),
+    (REGRESSION_LOSSES, names.REGRESSION_LOSS_NAMES, (per_pixel.weighted_l1,))):
+  for _name, _function in zip(_names, _functions, strict=True):
+    _registry.register(_name, _function)
 
 SEMANTIC_LOSS = 'semantic_loss'
 CENTER_LOSS = 'center_loss'
