@@ -9,7 +9,9 @@ def find_centers(center_heatmap, threshold, nms_kernel, keep_k):
   A pixel is a center when its heatmap value is > threshold and equals the
   max-pool (kernel nms_kernel, stride 1) around it; equal neighbours on a
   plateau are all centers. Exactly min(k, number of centers) survive: ties
-  in score keep the lower raster index.
+  in score keep the lower raster index. The survivors come in raster order,
+  as deeplab2's `tf.where` lists them, so instance numbers and distance ties
+  resolve as in deeplab2.
 
   Args:
     center_heatmap: float [B, H, W].
@@ -18,9 +20,10 @@ def find_centers(center_heatmap, threshold, nms_kernel, keep_k):
     keep_k: int, centers kept per image; -1 keeps all.
 
   Returns:
-    center_points: int32 [B, K, 2], (y, x), sorted by decreasing score.
-    center_scores: float32 [B, K], 0 for the unused slots (K = keep_k, or
-      the largest number of centers in the batch when keep_k is -1).
+    center_points: int32 [B, K, 2], (y, x), in raster order.
+    center_scores: float32 [B, K], 0 for the unused slots, which come last
+      (K = keep_k, or the largest number of centers in the batch when keep_k
+      is -1).
   """
   heatmap = tf.cast(center_heatmap, tf.float32)
   heatmap = tf.where(heatmap > threshold, heatmap, 0.0)
@@ -39,6 +42,12 @@ def find_centers(center_heatmap, threshold, nms_kernel, keep_k):
   else:
     k = tf.minimum(keep_k, num_pixels)
   top_scores, top_indices = tf.math.top_k(flat_scores, k=k, sorted=True)
+  # Raster order, unused slots (score 0) last.
+  raster_key = tf.where(top_scores > 0, top_indices,
+                        num_pixels + tf.range(k)[None, :])
+  order = tf.argsort(raster_key, axis=1, stable=True)
+  top_scores = tf.gather(top_scores, order, batch_dims=1)
+  top_indices = tf.gather(top_indices, order, batch_dims=1)
   points = tf.stack([top_indices // shape[2], top_indices % shape[2]], axis=-1)
   if keep_k is not None and keep_k > 0:
     # Pad when the image has fewer pixels than keep_k, so K is static.

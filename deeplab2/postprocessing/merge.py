@@ -27,8 +27,9 @@ def merge_semantic_and_instance(semantic_pred, instance_index, num_centers,
   Rules:
   - A thing pixel belongs to the instance of its nearest center; each
     instance takes the most frequent thing class among its pixels (ties:
-    the lower class id); instance ids count from 1 per class, in center
-    order (highest score first), over instances that got at least one pixel.
+    the lower class id); instance ids count from 1 per class over instances
+    that got at least one pixel, in the raster order of each instance's first
+    pixel (deeplab2's `tf.unique` order).
   - Thing pixels of an image with no center become void.
   - Stuff segments with fewer than `stuff_area_limit` pixels become void
     (an area equal to the limit is kept).
@@ -67,12 +68,20 @@ def merge_semantic_and_instance(semantic_pred, instance_index, num_centers,
   instance_class = tf.argmax(counts, axis=-1, output_type=tf.int32)
   instance_area = tf.reduce_sum(counts, axis=-1)
 
-  # Per-class ids: 1 + earlier non-empty instances of the same class.
+  # Per-class ids: 1 + non-empty instances of the same class whose first
+  # pixel comes earlier in raster order.
   non_empty = instance_area > 0
   same_class = tf.equal(instance_class[:, :, None], instance_class[:, None, :])
-  order = tf.range(num_centers)
-  earlier = order[None, :] < order[:, None]  # [k, j]: j comes before k.
-  counted = same_class & earlier[None] & non_empty[:, None, :]
+  shape = tf.shape(semantic_pred)
+  position = tf.broadcast_to(
+      tf.reshape(tf.range(shape[1] * shape[2]), [1, shape[1], shape[2]]),
+      shape)
+  first_pixel = tf.math.unsorted_segment_min(
+      position, image_index * slots + instance_pred, batch * slots)
+  first_pixel = tf.reshape(first_pixel, [batch, slots])[:, 1:]
+  # [b, k, j]: instance j starts before instance k.
+  earlier = first_pixel[:, None, :] < first_pixel[:, :, None]
+  counted = same_class & earlier & non_empty[:, None, :]
   instance_id = 1 + tf.reduce_sum(tf.cast(counted, tf.int32), axis=-1)
 
   # One small table per image, then one gather per pixel: slot 0 (thing

@@ -38,7 +38,7 @@ def reference(logits, heatmap, offsets, threshold, nms_kernel, keep_k,
                 for x in range(width) if heat[y, x] > 0 and
                 heat[y, x] == pooled[y, x]]
   candidates.sort()
-  kept = candidates[:keep_k]
+  kept = sorted(candidates[:keep_k], key=lambda c: c[1])   # raster order
   points = [(i // width, i % width) for _, i in kept]
   scores = [-s for s, _ in kept]
 
@@ -64,7 +64,13 @@ def reference(logits, heatmap, offsets, threshold, nms_kernel, keep_k,
   probs /= probs.sum(-1, keepdims=True)
   next_id = {}
   instance_scores = np.zeros(len(points))
-  for k in range(len(points)):
+  # Instances numbered per class in the raster order of their first pixel.
+  first_pixel = {}
+  for index, k in enumerate(instance.ravel()):
+    if k and k not in first_pixel:
+      first_pixel[k] = index
+  for k in sorted(range(len(points)), key=lambda k: first_pixel.get(k + 1,
+                                                                   -1)):
     mask = instance == k + 1
     if not mask.any():
       continue

@@ -114,7 +114,7 @@ def test_nms_keeps_exactly_k_of_more_candidates():
   for i in range(10):
     heatmap[0, 4, 3 * i] = 0.2 + 0.05 * i   # 10 separate peaks
   points, scores = centers.find_centers(tf.constant(heatmap), 0.1, 3, 4)
-  np.testing.assert_array_equal(points.numpy()[0, :, 1], [27, 24, 21, 18])
+  np.testing.assert_array_equal(points.numpy()[0, :, 1], [18, 21, 24, 27])
   assert (scores.numpy() > 0).sum() == 4
 
 
