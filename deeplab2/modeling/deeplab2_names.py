@@ -36,8 +36,9 @@ def checkpoint_keys(layer, scope=''):
   """Maps each variable under `layer` to its deeplab2 checkpoint key.
 
   Args:
-    layer: one of our layers (it defines deeplab2_children()) or a Keras
-      built-in layer.
+    layer: one of our layers (it defines deeplab2_children() and, when it
+      holds variables itself, deeplab2_variables()) or a Keras built-in
+      layer.
     scope: the deeplab2 object path of `layer`.
 
   Returns:
@@ -48,6 +49,9 @@ def checkpoint_keys(layer, scope=''):
     ValueError: two variables map to one key.
   """
   pairs = []
+  if hasattr(layer, 'deeplab2_variables'):
+    pairs = [(variable, f'{scope}/{attribute}{KEY_SUFFIX}')
+             for attribute, variable in layer.deeplab2_variables()]
   if hasattr(layer, 'deeplab2_children'):
     for name, child in layer.deeplab2_children():
       pairs.extend(checkpoint_keys(child, '/'.join(p for p in (scope, name)

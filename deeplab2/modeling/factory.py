@@ -58,7 +58,11 @@ def build_model(model_options, bn_options, crop_size=None):
           output_stride=backbone_options.output_stride,
           stem_width_multiplier=backbone_options.stem_width_multiplier,
           width_multiplier=backbone_options.backbone_width_multiplier,
-          layer_multiplier=backbone_options.backbone_layer_multiplier),
+          layer_multiplier=backbone_options.backbone_layer_multiplier,
+          use_squeeze_and_excite=backbone_options.use_squeeze_and_excite,
+          drop_path_keep_prob=backbone_options.drop_path_keep_prob,
+          drop_path_schedule=backbone_options.drop_path_schedule,
+          use_sac_beyond_stride=backbone_options.use_sac_beyond_stride),
       bn_options)
   specs = backbone.endpoint_specs
   pdl = model_options.panoptic_deeplab

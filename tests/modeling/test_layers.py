@@ -15,7 +15,11 @@ from deeplab2.modeling.layers import convolutions
 from deeplab2.modeling.layers import decoder
 from deeplab2.modeling.layers import heads
 from deeplab2.modeling.layers import normalization
-from deeplab2.modeling.backbones import resnet
+from deeplab2.modeling.backbones import mobilenet
+from deeplab2.modeling.backbones import residual
+from deeplab2.modeling.layers import drop_path
+from deeplab2.modeling.layers import squeeze_excite
+from deeplab2.modeling.layers import switchable_atrous
 from conftest import SYNTHETIC_CONFIG
 
 BN = normalization.BatchNormOptions(momentum=0.9, epsilon=1e-3)
@@ -64,9 +68,75 @@ def test_head():
               tf.random.normal([2, 5, 5, 4]), (2, 5, 5, 3))
 
 
-def test_bottleneck_block():
-  check_layer(resnet.BottleneckBlock(4, strides=2, bn_options=BN),
-              tf.random.normal([2, 9, 9, 8]), (2, 5, 5, 16))
+@pytest.mark.parametrize('kwargs,channels,expected_shape', [
+    (dict(filters=(4, 4, 16), strides=2), 8, (2, 5, 5, 16)),
+    (dict(filters=(8, 8), strides=2, use_squeeze_and_excite=True), 8,
+     (2, 5, 5, 8)),                          # subsampled identity shortcut
+    (dict(filters=(4, 8, 16), dilation_rate=2, switchable_atrous=True,
+          keep_prob=0.8), 8, (2, 9, 9, 16)),
+])
+def test_residual_blocks(kwargs, channels, expected_shape):
+  check_layer(residual.ResidualBlock(bn_options=BN, **kwargs),
+              tf.random.normal([2, 9, 9, channels]), expected_shape)
+
+
+def test_depthwise_conv_and_squeeze_excite():
+  check_layer(convolutions.DepthwiseConvBnAct(5, strides=2,
+                                              activation='hard_swish',
+                                              bn_options=BN),
+              tf.random.normal([2, 8, 9, 4]), (2, 4, 5, 4))
+  check_layer(squeeze_excite.SqueezeExcite(16, 0.25),
+              tf.random.normal([2, 5, 5, 16]), (2, 5, 5, 16))
+  check_layer(squeeze_excite.SimplifiedSqueezeExcite(),
+              tf.random.normal([2, 5, 5, 6]), (2, 5, 5, 6))
+
+
+def test_switchable_atrous_conv_mixes_two_rates():
+  layer = switchable_atrous.SwitchableAtrousConv2D(3, 3, dilation_rate=1)
+  inputs = tf.random.normal([1, 11, 11, 2])
+  layer(inputs)
+  check_layer(layer, inputs, (1, 11, 11, 3))
+  # A switch of exactly 1 selects the rate-3 conv, 0 the rate-1 conv.
+  layer.switch.kernel.assign(tf.zeros_like(layer.switch.kernel))
+  for bias, rate in ((0.0, 1), (1.0, 3)):
+    layer.switch.bias.assign([bias])
+    expected = tf.nn.conv2d(inputs, layer.kernel, 1, 'SAME', dilations=rate)
+    np.testing.assert_allclose(layer(inputs).numpy(), expected.numpy(),
+                               atol=1e-5)
+
+
+def test_strided_convs_pad_like_deeplab2_on_even_inputs():
+  """One zero before and one after for a 3x3 stride-2 conv on 8 pixels."""
+  layer = convolutions.ConvBnAct(2, 3, strides=2, activation=None,
+                                 bn_options=BN)
+  inputs = tf.random.normal([1, 8, 8, 3])
+  outputs = layer(inputs, training=False)
+  padded = tf.pad(inputs, [[0, 0], [1, 1], [1, 1], [0, 0]])
+  expected = layer.batch_norm(tf.nn.conv2d(padded, layer.conv.kernel, 2,
+                                           'VALID'), training=False)
+  np.testing.assert_allclose(outputs.numpy(), expected.numpy(), atol=1e-5)
+
+
+def test_drop_path_keep_probabilities_follow_deeplab2():
+  # 'linear': 1.0 at stride 2 down to keep_prob at stride 32.
+  probs = [drop_path.keep_prob_for_stride(0.8, 'linear', s, 4)
+           for s in (2, 4, 8, 16, 32)]
+  np.testing.assert_allclose(probs, [1.0, 0.95, 0.9, 0.85, 0.8])
+  assert drop_path.keep_prob_for_stride(0.8, 'constant', 8, 16) == 1.0
+  assert drop_path.keep_prob_for_stride(0.8, 'constant', 16, 16) == 0.8
+  with pytest.raises(ValueError, match='Unknown drop_path_schedule "cubic"'):
+    drop_path.keep_prob_for_stride(0.8, 'cubic', 16, 4)
+
+
+def test_drop_path_drops_whole_samples_while_training_only():
+  x = tf.ones([4000, 2, 2, 1])
+  tf.random.set_seed(3)
+  dropped = drop_path.drop_path(x, 0.75, training=True).numpy()
+  per_sample = dropped.reshape(4000, -1)
+  np.testing.assert_allclose(np.unique(per_sample), [0.0, 1 / 0.75])
+  assert (per_sample == per_sample[:, :1]).all()
+  assert abs(per_sample.mean() - 1.0) < 0.05
+  assert (drop_path.drop_path(x, 0.75, training=False).numpy() == 1).all()
 
 
 def test_decoder_fuses_low_levels():
@@ -81,22 +151,75 @@ def test_decoder_fuses_low_levels():
   assert clone.low_level_keys == ('res3', 'res2')
 
 
+_SMALL_BACKBONES = {
+    'resnet50': dict(width_multiplier=0.125, stem_width_multiplier=0.25,
+                     layer_multiplier=0.34),
+    'resnet50_beta': dict(width_multiplier=0.125, stem_width_multiplier=0.25,
+                          layer_multiplier=0.34),
+    'wide_resnet41': dict(width_multiplier=0.0625,
+                          stem_width_multiplier=0.125, layer_multiplier=0.34),
+    'swidernet': dict(width_multiplier=0.0625, stem_width_multiplier=0.125,
+                      layer_multiplier=0.34, use_sac_beyond_stride=16,
+                      use_squeeze_and_excite=True, drop_path_keep_prob=0.8,
+                      drop_path_schedule='linear'),
+    'mobilenet_v3_small': dict(width_multiplier=0.5),
+    'mobilenet_v3_large': dict(width_multiplier=0.5),
+}
+
+
+@pytest.mark.parametrize('name', sorted(_SMALL_BACKBONES))
 @pytest.mark.parametrize('output_stride', [8, 16, 32])
-def test_resnet_endpoints_publish_channels_and_strides(output_stride):
+@pytest.mark.parametrize('size', [64, 65])
+def test_endpoints_publish_channels_and_strides(name, output_stride, size):
   backbone = backbones.build_backbone(
-      'resnet50', backbones.BackboneOptions(
-          output_stride=output_stride, width_multiplier=0.125,
-          stem_width_multiplier=0.25, layer_multiplier=0.34), BN)
-  endpoints = backbone(tf.zeros([1, 65, 65, 3]))
-  for name, spec in backbone.endpoint_specs.items():
-    assert endpoints[name].shape[-1] == spec.channels
-    assert endpoints[name].shape[1] == (65 - 1) // spec.stride + 1
+      name, backbones.BackboneOptions(output_stride=output_stride,
+                                      **_SMALL_BACKBONES[name]), BN)
+  endpoints = backbone(tf.zeros([1, size, size + 2, 3]))
+  assert set(endpoints) == {f'res{i}' for i in range(1, 6)}
+  for key, spec in backbone.endpoint_specs.items():
+    assert endpoints[key].shape[-1] == spec.channels, key
+    assert endpoints[key].shape[1] == -(-size // spec.stride), key
+    assert endpoints[key].shape[2] == -(-(size + 2) // spec.stride), key
   assert backbone.endpoint_specs['res5'].stride == output_stride
+
+
+@pytest.mark.parametrize('name', sorted(_SMALL_BACKBONES))
+def test_backbone_config_round_trip(name):
+  backbone = backbones.build_backbone(
+      name, backbones.BackboneOptions(output_stride=16,
+                                      **_SMALL_BACKBONES[name]), BN)
+  images = tf.random.normal([1, 33, 33, 3])
+  expected = backbone(images, training=False)
+  clone = type(backbone).from_config(backbone.get_config())
+  clone(images, training=False)
+  clone.set_weights(backbone.get_weights())
+  got = clone(images, training=False)
+  np.testing.assert_allclose(got['res5'].numpy(), expected['res5'].numpy(),
+                             rtol=1e-5, atol=1e-5)
+
+
+def test_mobilenet_endpoints_are_depthwise_outputs():
+  """deeplab2 takes res2..res4 before the projection: the expanded width."""
+  backbone = backbones.build_backbone(
+      'mobilenet_v3_large', backbones.BackboneOptions(), BN)
+  channels = {k: v.channels for k, v in backbone.endpoint_specs.items()}
+  assert channels == {'res1': 16, 'res2': 72, 'res3': 120, 'res4': 672,
+                      'res5': 960}
+  assert isinstance(backbone.blocks[1], mobilenet.InvertedBottleneck)
+
+
+def test_a_layer_multiplier_that_empties_a_stage_is_refused():
+  with pytest.raises(ValueError, match=r'backbone_layer_multiplier 0.2 leaves '
+                     r'a stage without blocks \(\(3, 4, 6, 3\) -> '
+                     r'\[0, 0, 1, 0\]\)'):
+    backbones.build_backbone('resnet50', backbones.BackboneOptions(
+        layer_multiplier=0.2), BN)
 
 
 def test_unknown_backbone_lists_valid_names():
   with pytest.raises(KeyError, match=r'Unknown backbone "resnet5"; valid '
-                     r'names: resnet50, resnet50_beta'):
+                     r'names: mobilenet_v3_large, mobilenet_v3_small, '
+                     r'resnet50, resnet50_beta, swidernet, wide_resnet41'):
     backbones.build_backbone('resnet5', backbones.BackboneOptions(), BN)
 
 

@@ -17,11 +17,11 @@ from deeplab2.modeling.layers import normalization
 from conftest import SHARED_DATA
 
 _MANIFESTS = sorted(glob.glob(os.path.join(
-    SHARED_DATA, 'deeplab2_parity', 'manifest_*resnet50*.json')))
+    SHARED_DATA, 'deeplab2_parity', 'manifest_*.json')))
 
 
-def test_the_resnet_manifests_are_there():
-  assert len(_MANIFESTS) == 4
+def test_all_ten_manifests_are_there():
+  assert len(_MANIFESTS) == 10
 
 
 @pytest.mark.parametrize('manifest', _MANIFESTS,

@@ -1,6 +1,10 @@
 """Backbones behind a registry; importing this package registers them all."""
 
-from deeplab2.modeling.backbones import resnet  # pylint: disable=unused-import
+# pylint: disable=unused-import
+from deeplab2.modeling.backbones import mobilenet
+from deeplab2.modeling.backbones import resnet
+from deeplab2.modeling.backbones import swidernet
+# pylint: enable=unused-import
 from deeplab2.modeling.backbones.base import BACKBONES
 from deeplab2.modeling.backbones.base import BackboneOptions
 from deeplab2.modeling.backbones.base import build_backbone

@@ -1,51 +1,163 @@
-"""Convolution + batch norm + activation blocks."""
+"""Convolution + batch norm + activation blocks.
+
+Strided convolutions pad like deeplab2 (and TF-slim): (k_eff - 1) // 2
+zeros before and the rest after, whatever the input size, where Keras
+'same' would put the extra zero before only on even inputs. The output size
+is ceil(n / stride) either way; only the alignment differs.
+"""
 
 import keras
 
+from deeplab2.modeling.layers import activations
 from deeplab2.modeling.layers import normalization
+from deeplab2.modeling.layers import switchable_atrous as sac
+
+
+def fixed_padding(inputs, kernel_size, dilation_rate=1):
+  """Zero-pads H and W of float [B, H, W, C] for a 'valid' strided conv."""
+  effective = kernel_size + (kernel_size - 1) * (dilation_rate - 1)
+  begin = (effective - 1) // 2
+  end = effective - 1 - begin
+  return keras.ops.pad(inputs, [[0, 0], [begin, end], [begin, end], [0, 0]])
+
+
+def _strided_output_shape(input_shape, strides, channels):
+  def size(n):
+    return None if n is None else -(-n // strides)
+  return (input_shape[0], size(input_shape[1]), size(input_shape[2]),
+          channels)
 
 
 @keras.saving.register_keras_serializable(package='deeplab2')
 class ConvBnAct(normalization.BatchNormConfigMixin, keras.layers.Layer):
-  """Conv2D (no bias) -> BatchNorm -> optional ReLU.
+  """Conv2D (no bias) -> BatchNorm -> activation.
 
-  Input float [B, H, W, C_in]; output float [B, H', W', filters].
+  With `switchable_atrous` (stride 1 only) the conv is a
+  SwitchableAtrousConv2D between two global-context layers; with stride > 1
+  those context layers stay and the conv is a plain one, as in deeplab2.
+  Input float [B, H, W, C_in]; output float [B, ceil(H / s), ceil(W / s),
+  filters].
   """
 
   def __init__(self, filters, kernel_size=1, strides=1, dilation_rate=1,
-               activation=True, bn_options=None, **kwargs):
+               activation='relu', switchable_atrous=False, bn_options=None,
+               **kwargs):
     super().__init__(**kwargs)
     self.filters = filters
     self.kernel_size = kernel_size
     self.strides = strides
     self.dilation_rate = dilation_rate
     self.activation = activation
+    self.activation_fn = activations.get(activation)
+    self.switchable_atrous = switchable_atrous
     self.bn_options = bn_options or normalization.BatchNormOptions()
-    self.conv = keras.layers.Conv2D(
-        filters, kernel_size, strides=strides, padding='same',
-        dilation_rate=dilation_rate, use_bias=False,
-        kernel_initializer='he_normal', name='conv')
+    self.pre_global_context = None
+    self.post_global_context = None
+    if switchable_atrous:
+      self.pre_global_context = sac.GlobalContext(
+          name='pre_global_context')
+      self.post_global_context = sac.GlobalContext(
+          name='post_global_context')
+    if switchable_atrous and strides == 1:
+      self.conv = sac.SwitchableAtrousConv2D(
+          filters, kernel_size, dilation_rate, name='conv')
+    else:
+      self.conv = keras.layers.Conv2D(
+          filters, kernel_size, strides=strides,
+          padding='same' if strides == 1 else 'valid',
+          dilation_rate=dilation_rate, use_bias=False,
+          kernel_initializer='he_normal', name='conv')
     self.batch_norm = self.bn_options.make('batch_norm')
 
   def build(self, input_shape):
-    self.conv.build(input_shape)
-    self.batch_norm.build(self.conv.compute_output_shape(input_shape))
+    if self.pre_global_context is not None:
+      self.pre_global_context.build(input_shape)
+    # Only the channels matter; a strided conv sees the padded size anyway.
+    self.conv.build((None, None, None, input_shape[-1]))
+    output_shape = self.compute_output_shape(input_shape)
+    if self.post_global_context is not None:
+      self.post_global_context.build(output_shape)
+    self.batch_norm.build(output_shape)
 
   def call(self, inputs, training=None):
-    x = self.batch_norm(self.conv(inputs), training=training)
-    return keras.ops.relu(x) if self.activation else x
+    x = inputs
+    if self.pre_global_context is not None:
+      x = self.pre_global_context(x)
+    if self.strides > 1:
+      x = fixed_padding(x, self.kernel_size, self.dilation_rate)
+    x = self.conv(x)
+    if self.post_global_context is not None:
+      x = self.post_global_context(x)
+    return self.activation_fn(self.batch_norm(x, training=training))
 
   def compute_output_shape(self, input_shape):
-    return self.conv.compute_output_shape(input_shape)
+    return _strided_output_shape(input_shape, self.strides, self.filters)
 
   def deeplab2_children(self):
     """(deeplab2 scope, sublayer) pairs; see modeling/deeplab2_names.py."""
-    return [('_conv', self.conv), ('_batch_norm', self.batch_norm)]
+    children = [('_conv', self.conv), ('_batch_norm', self.batch_norm)]
+    if self.pre_global_context is not None:
+      children += [('_pre_global_context', self.pre_global_context),
+                   ('_post_global_context', self.post_global_context)]
+    return children
 
   def get_config(self):
     config = super().get_config()
     config.update(filters=self.filters, kernel_size=self.kernel_size,
                   strides=self.strides, dilation_rate=self.dilation_rate,
+                  activation=self.activation,
+                  switchable_atrous=self.switchable_atrous,
+                  bn_options=self.bn_options.to_config())
+    return config
+
+
+@keras.saving.register_keras_serializable(package='deeplab2')
+class DepthwiseConvBnAct(normalization.BatchNormConfigMixin,
+                         keras.layers.Layer):
+  """DepthwiseConv2D (no bias) -> BatchNorm -> activation.
+
+  Input float [B, H, W, C]; output float [B, ceil(H / s), ceil(W / s), C].
+  """
+
+  def __init__(self, kernel_size=3, strides=1, dilation_rate=1,
+               activation='relu', bn_options=None, **kwargs):
+    super().__init__(**kwargs)
+    self.kernel_size = kernel_size
+    self.strides = strides
+    self.dilation_rate = dilation_rate
+    self.activation = activation
+    self.activation_fn = activations.get(activation)
+    self.bn_options = bn_options or normalization.BatchNormOptions()
+    self.depthwise_conv = keras.layers.DepthwiseConv2D(
+        kernel_size, strides=strides,
+        padding='same' if strides == 1 else 'valid',
+        dilation_rate=dilation_rate, use_bias=False,
+        depthwise_initializer='he_normal', name='depthwise_conv')
+    self.batch_norm = self.bn_options.make('batch_norm')
+
+  def build(self, input_shape):
+    self.depthwise_conv.build((None, None, None, input_shape[-1]))
+    self.batch_norm.build(self.compute_output_shape(input_shape))
+
+  def call(self, inputs, training=None):
+    x = inputs
+    if self.strides > 1:
+      x = fixed_padding(x, self.kernel_size, self.dilation_rate)
+    x = self.batch_norm(self.depthwise_conv(x), training=training)
+    return self.activation_fn(x)
+
+  def compute_output_shape(self, input_shape):
+    return _strided_output_shape(input_shape, self.strides, input_shape[-1])
+
+  def deeplab2_children(self):
+    """(deeplab2 scope, sublayer) pairs; see modeling/deeplab2_names.py."""
+    return [('_depthwise_conv', self.depthwise_conv),
+            ('_batch_norm', self.batch_norm)]
+
+  def get_config(self):
+    config = super().get_config()
+    config.update(kernel_size=self.kernel_size, strides=self.strides,
+                  dilation_rate=self.dilation_rate,
                   activation=self.activation,
                   bn_options=self.bn_options.to_config())
     return config
@@ -71,10 +183,9 @@ class SeparableConvBnAct(normalization.BatchNormConfigMixin,
       self.standard = ConvBnAct(filters, kernel_size, bn_options=self.bn_options,
                                 name='standard')
     elif conv_type == 'depthwise_separable_conv':
-      self.depthwise_conv = keras.layers.DepthwiseConv2D(
-          kernel_size, padding='same', use_bias=False,
-          depthwise_initializer='he_normal', name='depthwise_conv')
-      self.depthwise_bn = self.bn_options.make('depthwise_bn')
+      self.depthwise = DepthwiseConvBnAct(kernel_size,
+                                          bn_options=self.bn_options,
+                                          name='depthwise')
       self.pointwise = ConvBnAct(filters, 1, bn_options=self.bn_options,
                                  name='pointwise')
     else:
@@ -85,15 +196,14 @@ class SeparableConvBnAct(normalization.BatchNormConfigMixin,
     if self.conv_type == 'standard_conv':
       self.standard.build(input_shape)
       return
-    self.depthwise_conv.build(input_shape)
-    self.depthwise_bn.build(input_shape)
+    self.depthwise.build(input_shape)
     self.pointwise.build(input_shape)
 
   def call(self, inputs, training=None):
     if self.conv_type == 'standard_conv':
       return self.standard(inputs, training=training)
-    x = self.depthwise_bn(self.depthwise_conv(inputs), training=training)
-    return self.pointwise(keras.ops.relu(x), training=training)
+    x = self.depthwise(inputs, training=training)
+    return self.pointwise(x, training=training)
 
   def compute_output_shape(self, input_shape):
     return tuple(input_shape[:-1]) + (self.filters,)
@@ -103,9 +213,7 @@ class SeparableConvBnAct(normalization.BatchNormConfigMixin,
     if self.conv_type == 'standard_conv':
       raise NotImplementedError('deeplab2 names are known for '
                                 'depthwise_separable_conv only.')
-    return [('_depthwise/_depthwise_conv', self.depthwise_conv),
-            ('_depthwise/_batch_norm', self.depthwise_bn),
-            ('_pointwise', self.pointwise)]
+    return [('_depthwise', self.depthwise), ('_pointwise', self.pointwise)]
 
   def get_config(self):
     config = super().get_config()
