@@ -26,6 +26,7 @@ setuptools.setup(
     description='Panoptic-DeepLab for TensorFlow 2 / Keras 3.',
     python_requires='>=3.10',
     packages=setuptools.find_packages(include=['deeplab2', 'deeplab2.*']),
+    package_data={'deeplab2.data': ['*.json']},
     install_requires=[
         'numpy',
         'pillow',

@@ -151,3 +151,29 @@ DATASETS.register('synthetic_panoptic', DatasetDescriptor(
     class_names=('wall', 'floor', 'disc', 'box', 'triangle'),
     colormap=((180, 90, 60), (90, 140, 90), (230, 50, 50), (50, 90, 230),
               (230, 200, 40))))
+
+
+def _coco_panoptic():
+  """COCO panoptic as deeplab2 numbers it: 0 is void, then the 133
+  categories in id order (the 80 things first), label divisor 256.
+
+  The categories file is the COCO panoptic API's
+  panoptic_coco_categories.json (BSD licence, Alexander Kirillov).
+  """
+  path = os.path.join(os.path.dirname(__file__),
+                      'coco_panoptic_categories.json')
+  with open(path) as f:
+    categories = sorted(json.load(f), key=lambda c: c['id'])
+  return DatasetDescriptor(
+      name='coco_panoptic',
+      num_classes=len(categories) + 1,
+      ignore_label=0,
+      label_divisor=256,
+      thing_class_ids=tuple(i + 1 for i, c in enumerate(categories)
+                            if c['isthing']),
+      class_names=('void',) + tuple(c['name'] for c in categories),
+      colormap=((0, 0, 0),) + tuple(tuple(c['color']) for c in categories),
+      splits_to_sizes={'train': 118287, 'val': 5000})
+
+
+DATASETS.register('coco_panoptic', _coco_panoptic())

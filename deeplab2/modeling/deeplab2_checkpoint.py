@@ -7,8 +7,16 @@ import tensorflow as tf
 from deeplab2.modeling import deeplab2_names
 
 # Checkpoint entries that are not model variables: ignored on purpose.
+# Keras 3-era deeplab2 checkpoints keep optimizer slots under `optimizer/`;
+# older ones (the legacy Keras optimizer) put them under each variable's
+# path, after `.OPTIMIZER_SLOT`.
 _NOT_MODEL = ('_CHECKPOINTABLE_OBJECT_GRAPH', 'global_step/', 'save_counter/',
               'optimizer/', 'backbone_optimizer/')
+_LEGACY_SLOT = '/.OPTIMIZER_SLOT/'
+
+
+def _is_model_key(key):
+  return not key.startswith(_NOT_MODEL) and _LEGACY_SLOT not in key
 
 
 @dataclasses.dataclass
@@ -34,7 +42,7 @@ _INSTANCE_LAST_LAYERS = ('instance_center_head_last_layer/',
 def is_deeplab2_checkpoint(checkpoint_path):
   """Whether the checkpoint holds deeplab2 keys (an `encoder/` root)."""
   shapes = tf.train.load_checkpoint(checkpoint_path).get_variable_to_shape_map()
-  return any(key.startswith('encoder/') and
+  return any(key.startswith('encoder/') and _is_model_key(key) and
              key.endswith(deeplab2_names.KEY_SUFFIX) for key in shapes)
 
 
@@ -84,8 +92,7 @@ def restore(model, checkpoint_path, restore_semantic_last_layer=True,
     raise ValueError(f'{checkpoint_path}: shapes differ (key, checkpoint, '
                      f'model): {wrong_shape[:3]}.')
   used = {key for _, key in pairs}
-  ignored = sorted(k for k in shapes if k.startswith(_NOT_MODEL) or
-                   k in skipped)
+  ignored = sorted(k for k in shapes if not _is_model_key(k) or k in skipped)
   unused = sorted(k for k in shapes if k not in used and k not in ignored)
   if unused:
     raise ValueError(f'{checkpoint_path}: {len(unused)} entries map to no '

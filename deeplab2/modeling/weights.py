@@ -24,8 +24,8 @@ def restore_weights(model, checkpoint_path, restore_semantic_last_layer=True,
     report = deeplab2_checkpoint.restore(
         model, checkpoint_path, restore_semantic_last_layer,
         restore_instance_last_layer)
-    _log.info('Restored %d deeplab2 variables%s from %s; left out on '
-              'purpose: %d entries (optimizer slots, counters%s).',
+    _log.info('Restored %d deeplab2 variables%s from %s; ignored on '
+              'purpose: %d entries (optimizer slots and step counters%s).',
               len(report.restored),
               ' (backbone only)' if report.backbone_only else '',
               checkpoint_path, len(report.ignored),

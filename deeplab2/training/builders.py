@@ -23,8 +23,27 @@ def target_options(dataset_options, descriptor):
           dataset_options.increase_small_instance_weights))
 
 
+def _refuse_unimplemented(dataset_options):
+  """Options our input pipeline does not apply yet fail, never pass silently."""
+  aug = dataset_options.augmentations
+  unsupported = [
+      (name, value) for name, value in (
+          ('min_resize_value', list(dataset_options.min_resize_value)),
+          ('max_resize_value', list(dataset_options.max_resize_value)),
+          ('resize_factor', dataset_options.resize_factor),
+          ('augmentations.autoaugment_policy_name',
+           aug.autoaugment_policy_name))
+      if value and value != [0] and value != [0, 0]]
+  if unsupported:
+    name, value = unsupported[0]
+    raise ValueError(f'DatasetOptions.{name}: {value!r} is not applied by '
+                     'this input pipeline yet; clear it (0 or empty) to train '
+                     'or evaluate without it.')
+
+
 def pipeline_options(dataset_options, descriptor, is_training,
                      num_replicas=1, seed=None):
+  _refuse_unimplemented(dataset_options)
   aug = dataset_options.augmentations
   return input_pipeline.PipelineOptions(
       file_patterns=tuple(dataset_options.file_pattern),

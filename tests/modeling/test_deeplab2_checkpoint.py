@@ -124,3 +124,32 @@ def test_convert_then_export_a_deeplab2_checkpoint(tiny_dataset_dir,
   served = tf.saved_model.load(export_dir).signatures['serving_default'](
       image=tf.zeros([33, 33, 3], tf.uint8))
   assert served['panoptic_pred'].shape == (33, 33)
+
+
+def test_legacy_optimizer_slots_under_variable_paths_are_ignored(tmp_path):
+  """Older deeplab2 checkpoints keep Adam's m and v beside each variable."""
+  model = _model()
+  pairs = deeplab2_names.checkpoint_keys(model)
+  rng = np.random.default_rng(5)
+  names, tensors, values = [], [], {}
+  for variable, key in pairs:
+    value = rng.normal(size=variable.shape).astype(np.float32)
+    values[key] = value
+    names.append(key)
+    tensors.append(tf.constant(value))
+    stem = key[:-len(deeplab2_names.KEY_SUFFIX)]
+    for slot in ('m', 'v'):
+      names.append(f'{stem}/.OPTIMIZER_SLOT/optimizer/{slot}'
+                   f'{deeplab2_names.KEY_SUFFIX}')
+      tensors.append(tf.fill(variable.shape, 7.0))
+  names += ['optimizer/iter/.ATTRIBUTES/VARIABLE_VALUE',
+            'optimizer/beta_1/.ATTRIBUTES/VARIABLE_VALUE']
+  tensors += [tf.constant(3, tf.int64), tf.constant(0.9)]
+  prefix = str(tmp_path / 'ckpt-1')
+  tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names,
+                    shape_and_slices=[''] * len(names), tensors=tensors)
+  assert deeplab2_checkpoint.is_deeplab2_checkpoint(prefix)
+  report = deeplab2_checkpoint.restore(model, prefix)
+  assert len(report.restored) == len(pairs)
+  assert len(report.ignored) == 2 * len(pairs) + 2
+  _assert_restored(model, values)

@@ -1,0 +1,84 @@
+"""The model-zoo configs in configs/ are deeplab2's, network for network.
+
+Each Cityscapes and COCO Panoptic-DeepLab config must load and validate, and
+its model options must equal those of the config deeplab2 itself ran for the
+parity data (../shared/data/deeplab2_parity/), so a deeplab2 zoo checkpoint
+means the same network here.
+"""
+
+import glob
+import json
+import os
+
+import pytest
+
+from deeplab2 import config as config_lib
+from deeplab2.data import dataset_descriptor
+from conftest import SHARED_DATA
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+_CONFIGS = sorted(glob.glob(os.path.join(_ROOT, 'configs', '*',
+                                         'panoptic_deeplab', '*.textproto')))
+# Zoo rows without parity data: the same settings as a sibling config with
+# another backbone.
+_SIBLINGS = {'coco/resnet50_os16': ('coco_resnet50_beta_os16', 'resnet50'),
+             'coco/resnet50_beta_os32': ('coco_resnet50_os32',
+                                         'resnet50_beta')}
+
+
+def _key(path):
+  dataset = os.path.basename(os.path.dirname(os.path.dirname(path)))
+  return f'{dataset}/{os.path.basename(path)[:-len(".textproto")]}'
+
+
+def test_every_zoo_row_has_a_config():
+  assert len(_CONFIGS) == 12
+
+
+@pytest.mark.parametrize('path', _CONFIGS, ids=[_key(p) for p in _CONFIGS])
+def test_zoo_config_is_deeplab2s(path):
+  config, descriptors = config_lib.load_and_validate(path, num_replicas=1)
+  key = _key(path)
+  manifest_name, backbone = _SIBLINGS.get(
+      key, (key.replace('/', '_'), None))
+  with open(os.path.join(SHARED_DATA, 'deeplab2_parity',
+                         f'manifest_{manifest_name}.json')) as f:
+    manifest = json.load(f)
+  reference = config_lib.parse_experiment_text(manifest['config_text'])
+  reference.model_options.ClearField('initial_checkpoint')
+  if backbone:
+    reference.model_options.backbone.name = backbone
+  assert config.model_options == reference.model_options
+  assert config.trainer_options == reference.trainer_options
+  assert config.evaluator_options == reference.evaluator_options
+  descriptor = descriptors['train']
+  assert descriptor.num_classes == manifest['num_classes']
+  assert descriptor.ignore_label == manifest['ignore_label']
+  assert descriptor.label_divisor == manifest['panoptic_label_divisor']
+  assert list(descriptor.thing_class_ids) == manifest[
+      'class_has_instances_list']
+
+
+def test_coco_panoptic_descriptor_numbers_categories_like_deeplab2():
+  coco = dataset_descriptor.get_descriptor('coco_panoptic')
+  assert coco.num_classes == 134 and coco.ignore_label == 0
+  assert coco.class_names[1] == 'person' and coco.class_names[80] == (
+      'toothbrush')
+  assert coco.class_names[133] == 'rug-merged'
+  assert coco.stuff_class_ids == tuple(range(81, 134))
+
+
+def test_input_options_not_applied_yet_are_refused_not_ignored():
+  from deeplab2.training import builders  # pylint: disable=g-import-not-at-top
+  path = os.path.join(_ROOT, 'configs', 'coco', 'panoptic_deeplab',
+                      'resnet50_os32.textproto')
+  config, descriptors = config_lib.load_and_validate(path, num_replicas=1)
+  with pytest.raises(ValueError, match=r'DatasetOptions.min_resize_value: '
+                     r'\[641\] is not applied by this input pipeline yet'):
+    builders.pipeline_options(config.train_dataset_options,
+                              descriptors['train'], is_training=True)
+  options = config.train_dataset_options
+  options.ClearField('min_resize_value')
+  options.ClearField('max_resize_value')
+  with pytest.raises(ValueError, match=r'augmentations.autoaugment_policy_name'):
+    builders.pipeline_options(options, descriptors['train'], is_training=True)
