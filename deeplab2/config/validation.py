@@ -104,6 +104,9 @@ def _check_decoder(check, decoder, field):
   check.require(decoder.decoder_conv_type in _CONV_TYPES,
                 f'{field}.decoder_conv_type',
                 f'"{decoder.decoder_conv_type}" is not one of {_CONV_TYPES}')
+  check.require(decoder.aspp_conv_type in _CONV_TYPES,
+                f'{field}.aspp_conv_type',
+                f'"{decoder.aspp_conv_type}" is not one of {_CONV_TYPES}')
   if not decoder.aspp_use_only_1x1_proj_conv:
     check.require(len(decoder.atrous_rates) == 3, f'{field}.atrous_rates',
                   f'needs 3 rates, got {list(decoder.atrous_rates)}')

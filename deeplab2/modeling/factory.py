@@ -37,6 +37,7 @@ def _decoder_from_options(decoder_options, low_levels, bn_options,
       decoder_channels=decoder_options.decoder_channels,
       decoder_conv_type=decoder_options.decoder_conv_type,
       aspp_use_only_1x1_proj_conv=decoder_options.aspp_use_only_1x1_proj_conv,
+      aspp_conv_type=decoder_options.aspp_conv_type,
       bn_options=bn_options, name=name)
 
 

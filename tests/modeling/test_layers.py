@@ -162,6 +162,8 @@ _SMALL_BACKBONES = {
                       layer_multiplier=0.34, use_sac_beyond_stride=16,
                       use_squeeze_and_excite=True, drop_path_keep_prob=0.8,
                       drop_path_schedule='linear'),
+    'xception_71': dict(width_multiplier=0.125, stem_width_multiplier=0.25,
+                        layer_multiplier=0.125),
     'mobilenet_v3_small': dict(width_multiplier=0.5),
     'mobilenet_v3_large': dict(width_multiplier=0.5),
 }
@@ -219,7 +221,8 @@ def test_a_layer_multiplier_that_empties_a_stage_is_refused():
 def test_unknown_backbone_lists_valid_names():
   with pytest.raises(KeyError, match=r'Unknown backbone "resnet5"; valid '
                      r'names: mobilenet_v3_large, mobilenet_v3_small, '
-                     r'resnet50, resnet50_beta, swidernet, wide_resnet41'):
+                     r'resnet50, resnet50_beta, swidernet, wide_resnet41, '
+                     r'xception_71'):
     backbones.build_backbone('resnet5', backbones.BackboneOptions(), BN)
 
 

@@ -4,6 +4,7 @@
 from deeplab2.modeling.backbones import mobilenet
 from deeplab2.modeling.backbones import resnet
 from deeplab2.modeling.backbones import swidernet
+from deeplab2.modeling.backbones import xception
 # pylint: enable=unused-import
 from deeplab2.modeling.backbones.base import BACKBONES
 from deeplab2.modeling.backbones.base import BackboneOptions

@@ -11,16 +11,19 @@ from deeplab2.utils import resize
 class ASPP(normalization.BatchNormConfigMixin, keras.layers.Layer):
   """Five branches (1x1, three 3x3 atrous, image pooling), concat, 1x1 project.
 
-  With `use_only_1x1_proj_conv` it is the 1x1 branch alone.
+  With `use_only_1x1_proj_conv` it is the 1x1 branch alone. `conv_type`
+  "depthwise_separable_conv" makes the atrous branches separable (as
+  DeepLabv3+), "standard_conv" full 3x3 convs (as deeplab2).
   Input float [B, h, w, C]; output float [B, h, w, channels].
   """
 
   def __init__(self, channels, atrous_rates, use_only_1x1_proj_conv=False,
-               bn_options=None, **kwargs):
+               bn_options=None, conv_type='standard_conv', **kwargs):
     super().__init__(**kwargs)
     self.channels = channels
     self.atrous_rates = tuple(atrous_rates)
     self.use_only_1x1_proj_conv = use_only_1x1_proj_conv
+    self.conv_type = conv_type
     self.bn_options = bn_options or normalization.BatchNormOptions()
     bn = self.bn_options
     self.conv_1x1 = convolutions.ConvBnAct(channels, 1, bn_options=bn,
@@ -32,8 +35,9 @@ class ASPP(normalization.BatchNormConfigMixin, keras.layers.Layer):
     self.projection = None
     if not use_only_1x1_proj_conv:
       self.atrous_convs = tuple(
-          convolutions.ConvBnAct(channels, 3, dilation_rate=rate,
-                                 bn_options=bn, name=f'atrous_conv{i + 1}')
+          convolutions.SeparableConvBnAct(
+              channels, 3, conv_type, bn_options=bn, dilation_rate=rate,
+              name=f'atrous_conv{i + 1}')
           for i, rate in enumerate(self.atrous_rates))
       self.pool_conv = convolutions.ConvBnAct(channels, 1, bn_options=bn,
                                               name='pool_conv')
@@ -70,7 +74,10 @@ class ASPP(normalization.BatchNormConfigMixin, keras.layers.Layer):
     """(deeplab2 scope, sublayer) pairs; see modeling/deeplab2_names.py."""
     children = [('_conv_bn_act', self.conv_1x1)]
     if not self.use_only_1x1_proj_conv:
-      children += [(f'_aspp_conv{i + 1}/_conv_bn_act', conv)
+      if self.conv_type != 'standard_conv':
+        raise NotImplementedError('deeplab2 names are known for standard_conv '
+                                  'ASPP branches only.')
+      children += [(f'_aspp_conv{i + 1}/_conv_bn_act', conv.standard)
                    for i, conv in enumerate(self.atrous_convs)]
       children += [('_aspp_pool/_conv_bn_act', self.pool_conv),
                    ('_proj_conv_bn_act', self.projection)]
@@ -80,5 +87,6 @@ class ASPP(normalization.BatchNormConfigMixin, keras.layers.Layer):
     config = super().get_config()
     config.update(channels=self.channels, atrous_rates=list(self.atrous_rates),
                   use_only_1x1_proj_conv=self.use_only_1x1_proj_conv,
+                  conv_type=self.conv_type,
                   bn_options=self.bn_options.to_config())
     return config

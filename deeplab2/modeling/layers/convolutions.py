@@ -173,17 +173,20 @@ class SeparableConvBnAct(normalization.BatchNormConfigMixin,
   """
 
   def __init__(self, filters, kernel_size=5, conv_type='depthwise_separable_conv',
-               bn_options=None, **kwargs):
+               bn_options=None, dilation_rate=1, **kwargs):
     super().__init__(**kwargs)
     self.filters = filters
     self.kernel_size = kernel_size
     self.conv_type = conv_type
+    self.dilation_rate = dilation_rate
     self.bn_options = bn_options or normalization.BatchNormOptions()
     if conv_type == 'standard_conv':
-      self.standard = ConvBnAct(filters, kernel_size, bn_options=self.bn_options,
-                                name='standard')
+      self.standard = ConvBnAct(filters, kernel_size,
+                                dilation_rate=dilation_rate,
+                                bn_options=self.bn_options, name='standard')
     elif conv_type == 'depthwise_separable_conv':
       self.depthwise = DepthwiseConvBnAct(kernel_size,
+                                          dilation_rate=dilation_rate,
                                           bn_options=self.bn_options,
                                           name='depthwise')
       self.pointwise = ConvBnAct(filters, 1, bn_options=self.bn_options,
@@ -218,6 +221,6 @@ class SeparableConvBnAct(normalization.BatchNormConfigMixin,
   def get_config(self):
     config = super().get_config()
     config.update(filters=self.filters, kernel_size=self.kernel_size,
-                  conv_type=self.conv_type,
+                  conv_type=self.conv_type, dilation_rate=self.dilation_rate,
                   bn_options=self.bn_options.to_config())
     return config

@@ -24,7 +24,8 @@ class PanopticDeepLabDecoder(normalization.BatchNormConfigMixin,
   def __init__(self, high_level_key, low_level_keys, low_level_channels,
                aspp_channels, atrous_rates, decoder_channels,
                decoder_conv_type='depthwise_separable_conv',
-               aspp_use_only_1x1_proj_conv=False, bn_options=None, **kwargs):
+               aspp_use_only_1x1_proj_conv=False, bn_options=None,
+               aspp_conv_type='standard_conv', **kwargs):
     super().__init__(**kwargs)
     self.high_level_key = high_level_key
     self.low_level_keys = tuple(low_level_keys)
@@ -34,13 +35,14 @@ class PanopticDeepLabDecoder(normalization.BatchNormConfigMixin,
     self.decoder_channels = decoder_channels
     self.decoder_conv_type = decoder_conv_type
     self.aspp_use_only_1x1_proj_conv = aspp_use_only_1x1_proj_conv
+    self.aspp_conv_type = aspp_conv_type
     self.bn_options = bn_options or normalization.BatchNormOptions()
     if len(self.low_level_keys) != len(self.low_level_channels):
       raise ValueError(f'{len(self.low_level_keys)} low-level keys but '
                        f'{len(self.low_level_channels)} projection sizes.')
     self.aspp = aspp_lib.ASPP(aspp_channels, atrous_rates,
                               aspp_use_only_1x1_proj_conv, self.bn_options,
-                              name='aspp')
+                              conv_type=aspp_conv_type, name='aspp')
     # Tuples, not lists: tf.train.Checkpoint does not see list attributes
     # of Keras 3 layers.
     self.projections = tuple(
@@ -93,5 +95,6 @@ class PanopticDeepLabDecoder(normalization.BatchNormConfigMixin,
         decoder_channels=self.decoder_channels,
         decoder_conv_type=self.decoder_conv_type,
         aspp_use_only_1x1_proj_conv=self.aspp_use_only_1x1_proj_conv,
+        aspp_conv_type=self.aspp_conv_type,
         bn_options=self.bn_options.to_config())
     return config

@@ -1,0 +1,73 @@
+"""Parameters and multiply-adds of a model, counted from its graph.
+
+Multiply-adds count the convolutions and matrix products (Conv2D,
+DepthwiseConv2dNative, MatMul, BatchMatMul): one per weight per output
+position, the convention of the papers' "M-Adds". Batch norm, activations,
+additions, pooling and resizing are not counted.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+
+def parameter_counts(model):
+  """(total, trainable) numbers of scalars in the model's variables."""
+  total = sum(int(np.prod(v.shape)) for v in model.weights)
+  trainable = sum(int(np.prod(v.shape)) for v in model.trainable_weights)
+  return total, trainable
+
+
+def _static(shape):
+  dims = shape.as_list()
+  if any(d is None for d in dims):
+    raise ValueError(f'Multiply-adds need static shapes, got {dims}.')
+  return dims
+
+
+def _op_multiply_adds(op):
+  if op.type == 'Conv2D':
+    out = _static(op.outputs[0].shape)
+    kernel = _static(op.inputs[1].shape)      # [kh, kw, in, out]
+    return int(np.prod(out)) * kernel[0] * kernel[1] * kernel[2]
+  if op.type == 'DepthwiseConv2dNative':
+    out = _static(op.outputs[0].shape)
+    kernel = _static(op.inputs[1].shape)      # [kh, kw, in, multiplier]
+    return int(np.prod(out)) * kernel[0] * kernel[1]
+  if op.type in ('MatMul', 'BatchMatMulV2', 'BatchMatMulV3'):
+    out = _static(op.outputs[0].shape)
+    a = _static(op.inputs[0].shape)
+    transpose = op.get_attr('transpose_a') if op.type == 'MatMul' else (
+        op.get_attr('adj_x'))
+    inner = a[-2] if transpose else a[-1]
+    return int(np.prod(out)) * inner
+  return 0
+
+
+def multiply_adds(model, input_shape, **call_kwargs):
+  """Multiply-adds of one call of `model` on float32 `input_shape`.
+
+  Args:
+    model: a callable Keras layer or model (built or not).
+    input_shape: full static shape, batch included, e.g. (1, 1025, 2049, 3).
+    **call_kwargs: passed to the call, e.g. training=False.
+
+  Returns:
+    int, summed over every graph op, nested functions included.
+  """
+  function = tf.function(lambda x: model(x, **call_kwargs))
+  concrete = function.get_concrete_function(
+      tf.TensorSpec(input_shape, tf.float32))
+  total = 0
+  graphs = [concrete.graph]
+  seen = set()
+  while graphs:
+    graph = graphs.pop()
+    if id(graph) in seen:
+      continue
+    seen.add(id(graph))
+    for op in graph.get_operations():
+      total += _op_multiply_adds(op)
+    graphs.extend(getattr(graph, '_functions', {}).values() and
+                  [f.graph for f in graph._functions.values()  # pylint: disable=protected-access
+                   if hasattr(f, 'graph')])
+  return total
