@@ -5,6 +5,7 @@ import logging
 import tensorflow as tf
 
 from deeplab2.modeling import deeplab2_checkpoint
+from deeplab2.modeling import keras_applications
 
 _log = logging.getLogger('deeplab2')
 
@@ -13,13 +14,24 @@ def restore_weights(model, checkpoint_path, restore_semantic_last_layer=True,
                     restore_instance_last_layer=True):
   """Restores `model` (built) from a checkpoint prefix.
 
-  A deeplab2 checkpoint (an `encoder/` root) goes through
-  deeplab2_checkpoint.restore, with the last-layer options; one of ours
-  (`model/...`, written by our trainer) must match every model variable.
+  A Keras Applications weights file (`.h5`) restores the backbone only
+  (keras_applications.restore); a deeplab2 checkpoint (an `encoder/` root)
+  goes through deeplab2_checkpoint.restore, with the last-layer options; one
+  of ours (`model/...`, written by our trainer) must match every model
+  variable.
 
   Returns:
-    'deeplab2' or 'ours', the format that was read.
+    'keras', 'deeplab2' or 'ours', the format that was read.
   """
+  if keras_applications.is_keras_weights_file(checkpoint_path):
+    report = keras_applications.restore(model, checkpoint_path)
+    _log.info('Restored the %s backbone from Keras %s weights %s: %d '
+              'tensors; ignored on purpose (classification top): %s; left '
+              'initialised: %d variables (decoders and heads).',
+              model.backbone.name, report.application, checkpoint_path,
+              len(report.restored), ', '.join(report.ignored) or 'none',
+              len(report.initialised))
+    return 'keras'
   if deeplab2_checkpoint.is_deeplab2_checkpoint(checkpoint_path):
     report = deeplab2_checkpoint.restore(
         model, checkpoint_path, restore_semantic_last_layer,
