@@ -13,6 +13,8 @@ _OUTPUT_STRIDES = (4, 8, 16, 32)
 _LEARNING_POLICIES = ('poly', 'cosine')
 _OPTIMIZERS = ('adam', 'sgd', 'adamw')
 _CONV_TYPES = ('depthwise_separable_conv', 'standard_conv')
+# Keras dtype policies of ModelOptions.dtype_policy.
+DTYPE_POLICIES = ('float32', 'mixed_bfloat16', 'mixed_float16')
 
 
 class _Checker:
@@ -60,6 +62,9 @@ def validate_experiment(config, path=None, text=None, num_replicas=1,
   check.require(output_stride in _OUTPUT_STRIDES,
                 'model_options.backbone.output_stride',
                 f'{output_stride} is not one of {_OUTPUT_STRIDES}')
+  check.require(model.dtype_policy in DTYPE_POLICIES,
+                'model_options.dtype_policy',
+                f'"{model.dtype_policy}" is not one of {DTYPE_POLICIES}')
   _check_decoder(check, model.decoder, 'model_options.decoder')
   pdl = model.panoptic_deeplab
   _check_head(check, pdl.semantic_head,

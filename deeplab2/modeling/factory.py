@@ -3,8 +3,12 @@
 Everything below the factory takes plain values.
 """
 
+import contextlib
+
+import keras
 import tensorflow as tf
 
+from deeplab2.config import validation
 from deeplab2.modeling import backbones
 from deeplab2.modeling import panoptic_deeplab
 from deeplab2.modeling.layers import decoder
@@ -41,6 +45,20 @@ def _decoder_from_options(decoder_options, low_levels, bn_options,
       bn_options=bn_options, name=name)
 
 
+@contextlib.contextmanager
+def dtype_policy_scope(name):
+  """Layers created inside take the Keras dtype policy `name`."""
+  if name not in validation.DTYPE_POLICIES:
+    raise ValueError(f'Unknown dtype_policy "{name}"; valid: '
+                     f'{", ".join(validation.DTYPE_POLICIES)}.')
+  previous = keras.config.dtype_policy()
+  keras.config.set_dtype_policy(name)
+  try:
+    yield
+  finally:
+    keras.config.set_dtype_policy(previous)
+
+
 def build_model(model_options, bn_options, crop_size=None):
   """Builds (and, given crop_size, creates the variables of) the model.
 
@@ -50,8 +68,14 @@ def build_model(model_options, bn_options, crop_size=None):
     crop_size: optional (height, width) to build the variables with.
 
   Returns:
-    panoptic_deeplab.PanopticDeepLab.
+    panoptic_deeplab.PanopticDeepLab, its layers under
+    `model_options.dtype_policy`.
   """
+  with dtype_policy_scope(model_options.dtype_policy or 'float32'):
+    return _build_model(model_options, bn_options, crop_size)
+
+
+def _build_model(model_options, bn_options, crop_size):
   backbone_options = model_options.backbone
   backbone = backbones.build_backbone(
       backbone_options.name,

@@ -40,7 +40,7 @@ class PanopticDeepLab(keras.Model):
 
   def call(self, images, training=None):
     size = tf.shape(images)[1:3]
-    x = tf.cast(images, self.compute_dtype) / 127.5 - 1.0
+    x = tf.cast(tf.cast(images, tf.float32) / 127.5 - 1.0, self.compute_dtype)
     features = self.backbone(x, training=training)
     semantic = self.semantic_decoder(features, training=training)
     logits = self.semantic_head(semantic, training=training)

@@ -7,6 +7,7 @@ import logging
 import os
 import time
 
+import keras
 import tensorflow as tf
 
 from deeplab2 import config as config_lib
@@ -29,6 +30,10 @@ def create_strategy():
   if len(gpus) > 1:
     return tf.distribute.MirroredStrategy()
   return tf.distribute.get_strategy()
+
+
+# Steps in a row a loss-scaling optimizer may skip before training fails.
+_MAX_SKIPPED_STEPS = 50
 
 
 def _format_duration(seconds):
@@ -81,6 +86,9 @@ class Experiment:
                             and self.strategy.num_replicas_in_sync > 1)),
           crop_size=tuple(crop))
       self.optimizer = builders.optimizer(c.trainer_options.solver_options)
+      if c.model_options.dtype_policy == 'mixed_float16':
+        # float16 gradients underflow without loss scaling.
+        self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
       self.optimizer.build(self.model.trainable_variables)
     self.checkpoint = tf.train.Checkpoint(model=self.model,
                                           optimizer=self.optimizer)
@@ -177,6 +185,7 @@ class Experiment:
     writer = self._summary_writer
     start_step = step = self.global_step
     start_time = time.time()
+    skipped = 0
     while step < until_step:
       num_steps = min(until_step, *[
           (step // interval + 1) * interval
@@ -184,7 +193,15 @@ class Experiment:
                            c.save_summaries_steps)]) - step
       loop_start = time.time()
       losses = trainer.train(iterator, num_steps)
-      step = self.global_step
+      previous, step = step, self.global_step
+      # A loss-scaling optimizer skips steps whose gradients overflow; many
+      # in a row mean the gradients are not finite at any scale.
+      skipped = skipped + num_steps - (step - previous) if (
+          step - previous < num_steps) else 0
+      if skipped > _MAX_SKIPPED_STEPS:
+        raise FloatingPointError(
+            f'{skipped} training steps in a row had non-finite gradients '
+            f'(step {step}); the weights were not updated or saved.')
       rate = num_steps / max(time.time() - loop_start, 1e-9)
       overall_rate = (step - start_step) / max(time.time() - start_time, 1e-9)
       learning_rate = float(self.optimizer.learning_rate)
@@ -194,7 +211,8 @@ class Experiment:
           ' '.join(f'{name.replace("_loss", "")} {value:.4f}'
                    for name, value in losses.items()),
           learning_rate, rate,
-          _format_duration((self.total_steps - step) / overall_rate))
+          _format_duration((self.total_steps - step) / overall_rate)
+          if overall_rate > 0 else 'unknown')
       if step % c.save_summaries_steps == 0 or step == until_step:
         with writer.as_default(step=step):
           for name, value in losses.items():

@@ -10,6 +10,8 @@ class Trainer:
   """Runs training steps of one model under a tf.distribute strategy.
 
   The global step is `optimizer.iterations`, saved with the checkpoint.
+  A keras.optimizers.LossScaleOptimizer (for mixed_float16) scales the loss
+  before the gradients and unscales them in apply_gradients.
   """
 
   def __init__(self, strategy, model, loss_fn, optimizer, global_batch_size,
@@ -39,6 +41,8 @@ class Trainer:
                    if 'kernel' in v.path]
         l2 = self.weight_decay * tf.add_n([tf.nn.l2_loss(v) for v in kernels])
         total += l2 / self.strategy.num_replicas_in_sync
+      if hasattr(self.optimizer, 'scale_loss'):
+        total = self.optimizer.scale_loss(total)
     variables = self.model.trainable_variables
     gradients = tape.gradient(total, variables)
     self.optimizer.apply_gradients(zip(gradients, variables))

@@ -129,7 +129,8 @@ class ResidualBlock(normalization.BatchNormConfigMixin, keras.layers.Layer):
     if input_shape[-1] != self.filters[-1]:
       self.shortcut = convolutions.ConvBnAct(
           self.filters[-1], 1, strides=self.strides, activation=None,
-          bn_options=self.bn_options, name='shortcut')
+          bn_options=self.bn_options, dtype=self.dtype_policy,
+          name='shortcut')
       self.shortcut.build(input_shape)
     shape = input_shape
     for conv in self.convs:

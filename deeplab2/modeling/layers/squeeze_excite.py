@@ -43,9 +43,10 @@ class SqueezeExcite(keras.layers.Layer):
 
   def build(self, input_shape):
     self.reduce.build((None, 1, 1, input_shape[-1]))
+    # Created here, so the dtype policy is passed on explicitly.
     self.expand = keras.layers.Conv2D(input_shape[-1], 1,
                                       kernel_initializer='he_normal',
-                                      name='expand')
+                                      dtype=self.dtype_policy, name='expand')
     self.expand.build((None, 1, 1, self.squeezed_channels))
 
   def call(self, inputs):
@@ -77,7 +78,8 @@ class SimplifiedSqueezeExcite(keras.layers.Layer):
     self.conv = None
 
   def build(self, input_shape):
-    self.conv = keras.layers.Conv2D(input_shape[-1], 1, name='conv')
+    self.conv = keras.layers.Conv2D(input_shape[-1], 1,
+                                    dtype=self.dtype_policy, name='conv')
     self.conv.build((None, 1, 1, input_shape[-1]))
 
   def call(self, inputs):

@@ -20,7 +20,8 @@ class GlobalContext(keras.layers.Layer):
   def build(self, input_shape):
     self.convolution = keras.layers.Conv2D(
         input_shape[-1], 1, kernel_initializer='zeros',
-        bias_initializer='zeros', name='convolution')
+        bias_initializer='zeros', dtype=self.dtype_policy,
+        name='convolution')
     self.convolution.build((None, 1, 1, input_shape[-1]))
 
   def call(self, inputs):

@@ -1,0 +1,131 @@
+"""Forward latency of each backbone's Panoptic-DeepLab at full resolution.
+
+  python benchmarks/model_speed.py [--configs=resnet50_os32,...]
+      [--dtypes=float32,mixed_bfloat16] [--runs=3] [--height=1025 --width=2049]
+
+For each config (a file stem under configs/cityscapes/panoptic_deeplab/)
+and dtype policy, a fresh subprocess builds the model (random weights),
+compiles its forward pass (tf.function, batch 1), runs it once to warm up,
+then `--runs` more times, and reports the median latency, the process's
+peak resident memory, parameters, multiply-adds and the multiply-adds per
+second achieved. The machine's peak is measured the same way: a large
+matrix product in the same dtype. Prints a Markdown table; takes minutes
+per row on a laptop CPU (the SWideRNets take far longer).
+"""
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_DEFAULT_CONFIGS = ('mobilenet_v3_small_os32', 'mobilenet_v3_large_os32',
+                    'resnet50_os32_merge_with_pure_tf_func',
+                    'resnet50_beta_os32', 'xception71_os16',
+                    'wide_resnet41_os16')
+
+
+def _peak_rss_gib():
+  # ru_maxrss is in KiB on Linux.
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def _worker(args):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from deeplab2 import config as config_lib  # pylint: disable=g-import-not-at-top
+  from deeplab2.modeling import factory  # pylint: disable=g-import-not-at-top
+  from deeplab2.modeling.layers import normalization  # pylint: disable=g-import-not-at-top
+  from deeplab2.utils import model_stats  # pylint: disable=g-import-not-at-top
+  if args.config == 'matmul':
+    n = 4096
+    dtype = tf.bfloat16 if args.dtype == 'mixed_bfloat16' else tf.float32
+    a = tf.random.normal([n, n], dtype=tf.float32)
+    a = tf.cast(a, dtype)
+    step = tf.function(lambda x: tf.matmul(x, x))
+    step(a).numpy()
+    times = []
+    for _ in range(args.runs):
+      start = time.perf_counter()
+      step(a).numpy()
+      times.append(time.perf_counter() - start)
+    latency = statistics.median(times)
+    print(json.dumps({'macs_per_s': n**3 / latency}))
+    return
+  path = os.path.join(_ROOT, 'configs', 'cityscapes', 'panoptic_deeplab',
+                      args.config + '.textproto')
+  config, _ = config_lib.load_experiment_config(path)
+  config.model_options.dtype_policy = args.dtype
+  model = factory.build_model(config.model_options,
+                              normalization.BatchNormOptions(),
+                              crop_size=(65, 65))
+  shape = (1, args.height, args.width, 3)
+  madds = model_stats.multiply_adds(model, shape, training=False)
+  forward = tf.function(lambda x: model(x, training=False))
+  image = tf.random.uniform(shape, 0, 255, seed=0)
+  start = time.perf_counter()
+  tf.nest.map_structure(lambda t: t.numpy(), forward(image))
+  warmup = time.perf_counter() - start
+  times = []
+  for _ in range(args.runs):
+    start = time.perf_counter()
+    tf.nest.map_structure(lambda t: t.numpy(), forward(image))
+    times.append(time.perf_counter() - start)
+  total, _ = model_stats.parameter_counts(model)
+  print(json.dumps({
+      'latency_s': statistics.median(times), 'warmup_s': warmup,
+      'params': total, 'madds': madds, 'peak_rss_gib': _peak_rss_gib()}))
+
+
+def _run_worker(config, dtype, args):
+  command = [sys.executable, os.path.abspath(__file__), '--worker',
+             f'--config={config}', f'--dtype={dtype}', f'--runs={args.runs}',
+             f'--height={args.height}', f'--width={args.width}']
+  result = subprocess.run(command, capture_output=True, text=True,
+                          check=False)
+  if result.returncode != 0:
+    raise RuntimeError(f'{config} {dtype} failed:\n{result.stderr[-3000:]}')
+  return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--configs', default=','.join(_DEFAULT_CONFIGS))
+  parser.add_argument('--dtypes', default='float32,mixed_bfloat16')
+  parser.add_argument('--runs', type=int, default=3)
+  parser.add_argument('--height', type=int, default=1025)
+  parser.add_argument('--width', type=int, default=2049)
+  parser.add_argument('--worker', action='store_true')
+  parser.add_argument('--config')
+  parser.add_argument('--dtype')
+  args = parser.parse_args(argv)
+  if args.worker:
+    return _worker(args)
+  import platform  # pylint: disable=g-import-not-at-top
+  dtypes = args.dtypes.split(',')
+  peaks = {d: _run_worker('matmul', d, args)['macs_per_s'] for d in dtypes}
+  print(f'Machine: {platform.processor() or platform.machine()}, '
+        f'{os.cpu_count()} CPUs. Input {args.height} x {args.width}, batch 1, '
+        f'median of {args.runs} runs after one warm-up.')
+  print('Peak (4096^3 matmul): ' + ', '.join(
+      f'{d} {peaks[d] / 1e9:.0f} G multiply-adds/s' for d in dtypes))
+  print('| config | dtype | latency (s) | params (M) | multiply-adds (B) | '
+        'achieved (G/s) | of peak | peak memory (GiB) |')
+  print('|---|---|---|---|---|---|---|---|')
+  for config in args.configs.split(','):
+    for dtype in dtypes:
+      row = _run_worker(config, dtype, args)
+      achieved = row['madds'] / row['latency_s']
+      print(f'| {config} | {dtype} | {row["latency_s"]:.2f} | '
+            f'{row["params"] / 1e6:.2f} | {row["madds"] / 1e9:.1f} | '
+            f'{achieved / 1e9:.0f} | {achieved / peaks[dtype]:.0%} | '
+            f'{row["peak_rss_gib"]:.1f} |', flush=True)
+
+
+if __name__ == '__main__':
+  sys.exit(main())
