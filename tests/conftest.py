@@ -22,6 +22,7 @@ def tiny_config_text(data_dir, steps=6):
   backbone = config.model_options.backbone
   backbone.backbone_width_multiplier = 0.125
   backbone.stem_width_multiplier = 0.25
+  backbone.backbone_layer_multiplier = 0.34   # blocks 1, 1, 2, 1
   config.model_options.decoder.decoder_channels = 16
   config.model_options.decoder.aspp_channels = 16
   instance_decoder = (config.model_options.panoptic_deeplab.instance
