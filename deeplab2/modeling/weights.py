@@ -44,8 +44,31 @@ def restore_weights(model, checkpoint_path, restore_semantic_last_layer=True,
               '' if (restore_semantic_last_layer and
                      restore_instance_last_layer) else ', last layers')
     return 'deeplab2'
+  root = model
+  if not (restore_semantic_last_layer and restore_instance_last_layer):
+    root = _without_last_layers(model, restore_semantic_last_layer,
+                                restore_instance_last_layer)
   # read() is write()'s counterpart: no save counter to match.
-  tf.train.Checkpoint(model=model).read(
+  tf.train.Checkpoint(model=root).read(
       checkpoint_path).assert_existing_objects_matched().expect_partial()
-  _log.info('Restored the model from %s.', checkpoint_path)
+  _log.info('Restored the model from %s%s.', checkpoint_path,
+            '' if root is model else ' (last layers left initialised)')
   return 'ours'
+
+
+def _without_last_layers(model, semantic, instance):
+  """A stand-in with the model's attribute names, minus some last layers.
+
+  Our checkpoints name objects by attribute (model/semantic_head/conv/...),
+  so this stand-in restores everything it holds and leaves the rest alone.
+  """
+  parts = {'backbone': model.backbone,
+           'semantic_decoder': model.semantic_decoder,
+           'semantic_head': (model.semantic_head if semantic else
+                             tf.train.Checkpoint(conv=model.semantic_head.conv))}
+  if model.has_instance_branch:
+    parts['instance_decoder'] = model.instance_decoder
+    for name in ('center_head', 'offset_head'):
+      head = getattr(model, name)
+      parts[name] = head if instance else tf.train.Checkpoint(conv=head.conv)
+  return tf.train.Checkpoint(**parts)

@@ -153,3 +153,27 @@ def test_legacy_optimizer_slots_under_variable_paths_are_ignored(tmp_path):
   assert len(report.restored) == len(pairs)
   assert len(report.ignored) == 2 * len(pairs) + 2
   _assert_restored(model, values)
+
+
+def test_our_checkpoint_for_another_class_count_skips_the_last_layer(tmp_path):
+  """restore_semantic_last_layer_from_initial_checkpoint: false, ours."""
+  from deeplab2.modeling import weights  # pylint: disable=g-import-not-at-top
+  source = _model(num_classes=5)
+  for variable in source.weights:
+    variable.assign(tf.random.normal(variable.shape, seed=1))
+  path = tf.train.Checkpoint(model=source).write(str(tmp_path / 'ckpt-3'))
+  target = _model(num_classes=7)
+  initial_last = target.semantic_head.last_layer.kernel.numpy()
+  with pytest.raises(ValueError):         # shapes differ: refused
+    weights.restore_weights(target, path)
+  assert weights.restore_weights(target, path,
+                                 restore_semantic_last_layer=False) == 'ours'
+  np.testing.assert_array_equal(target.semantic_head.last_layer.kernel.numpy(),
+                                initial_last)
+  for name in ('backbone', 'semantic_decoder', 'instance_decoder',
+               'center_head', 'offset_head'):
+    for a, b in zip(getattr(source, name).weights,
+                    getattr(target, name).weights):
+      np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+  np.testing.assert_array_equal(target.semantic_head.conv.weights[0].numpy(),
+                                source.semantic_head.conv.weights[0].numpy())

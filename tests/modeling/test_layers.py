@@ -164,7 +164,8 @@ _SMALL_BACKBONES = {
                       drop_path_schedule='linear'),
     'xception_71': dict(width_multiplier=0.125, stem_width_multiplier=0.25,
                         layer_multiplier=0.125),
-    'mobilenet_v3_small': dict(width_multiplier=0.5),
+    'mobilenet_v3_small': dict(width_multiplier=0.5,
+                               use_squeeze_and_excite=True),
     'mobilenet_v3_large': dict(width_multiplier=0.5),
 }
 
@@ -216,6 +217,19 @@ def test_a_layer_multiplier_that_empties_a_stage_is_refused():
                      r'\[0, 0, 1, 0\]\)'):
     backbones.build_backbone('resnet50', backbones.BackboneOptions(
         layer_multiplier=0.2), BN)
+
+
+@pytest.mark.parametrize('name,options,field', [
+    ('mobilenet_v3_small', dict(layer_multiplier=2.0), 'layer_multiplier'),
+    ('mobilenet_v3_large', dict(drop_path_keep_prob=0.8),
+     'drop_path_keep_prob'),
+    ('xception_71', dict(use_sac_beyond_stride=16), 'use_sac_beyond_stride'),
+    ('xception_71', dict(use_squeeze_and_excite=True),
+     'use_squeeze_and_excite')])
+def test_options_a_backbone_would_ignore_are_refused(name, options, field):
+  with pytest.raises(ValueError, match=f'Backbone "{name}" does not apply '
+                     f'{field}'):
+    backbones.build_backbone(name, backbones.BackboneOptions(**options), BN)
 
 
 def test_unknown_backbone_lists_valid_names():

@@ -48,6 +48,31 @@ class BackboneOptions:
   use_sac_beyond_stride: int = -1
 
 
+def refuse_unsupported(name, options, **supported):
+  """Fails on BackboneOptions a backbone would otherwise ignore.
+
+  Args:
+    name: the backbone, for the message.
+    options: BackboneOptions.
+    **supported: field=True for each option this backbone applies.
+
+  Raises:
+    ValueError: naming the first option set to a non-default value that the
+      backbone does not apply.
+  """
+  defaults = BackboneOptions()
+  for field in ('stem_width_multiplier', 'width_multiplier',
+                'layer_multiplier', 'use_squeeze_and_excite',
+                'drop_path_keep_prob', 'drop_path_schedule',
+                'use_sac_beyond_stride'):
+    value = getattr(options, field)
+    if not supported.get(field) and value != getattr(defaults, field):
+      if field == 'use_sac_beyond_stride' and value <= 0:
+        continue                        # 0 and -1 both mean off
+      raise ValueError(f'Backbone "{name}" does not apply {field} '
+                       f'(got {value!r}); leave it at its default.')
+
+
 def build_backbone(name, options, bn_options, **kwargs):
   """Builds the backbone registered as `name` (KeyError lists valid names)."""
   return BACKBONES.get(name)(options, bn_options, **kwargs)

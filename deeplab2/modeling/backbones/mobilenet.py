@@ -168,6 +168,11 @@ class MobileNetV3(base.BackboneConfigMixin, keras.layers.Layer):
                        'large, small.')
     self.variant = variant
     self.options = options or base.BackboneOptions()
+    # Squeeze-and-excite is part of the block table (deeplab2 requires
+    # use_squeeze_and_excite: true, which changes nothing).
+    base.refuse_unsupported(f'mobilenet_v3_{variant}', self.options,
+                            width_multiplier=True,
+                            use_squeeze_and_excite=True)
     self.bn_options = bn_options or normalization.BatchNormOptions()
     output_stride = self.options.output_stride
     if output_stride not in (4, 8, 16, 32):

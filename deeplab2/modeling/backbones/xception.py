@@ -139,6 +139,8 @@ class Xception(base.BackboneConfigMixin, keras.layers.Layer):
     self.options = options or base.BackboneOptions()
     self.bn_options = bn_options or normalization.BatchNormOptions()
     opts, bn = self.options, self.bn_options
+    base.refuse_unsupported('xception_71', opts, stem_width_multiplier=True,
+                            width_multiplier=True, layer_multiplier=True)
     if opts.output_stride not in (8, 16, 32):
       raise ValueError(f'output_stride must be 8, 16 or 32, got '
                        f'{opts.output_stride}.')
