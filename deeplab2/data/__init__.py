@@ -1,0 +1,1 @@
+"""Datasets: descriptors, TFRecords, converters, the input pipeline and targets."""

@@ -1,0 +1,87 @@
+"""COCO panoptic layout, and any dataset in COCO panoptic format.
+
+  <coco_root>/annotations/panoptic_<split>2017.json
+  <coco_root>/annotations/panoptic_<split>2017/*.png
+  <coco_root>/<split>2017/*.jpg
+
+Each of the three paths can be given instead (`panoptic_json`,
+`panoptic_dir`, `image_dir`), so custom data in this format converts as is.
+"""
+
+import json
+import os
+
+from deeplab2.data import conversion
+from deeplab2.data import panoptic_format
+
+
+def read_json(path, hint=''):
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except FileNotFoundError:
+    raise FileNotFoundError(f'{path} does not exist.{hint}') from None
+  except json.JSONDecodeError as e:
+    raise ValueError(f'{path}: not valid JSON ({e}).') from None
+
+
+def samples_from_panoptic_json(data, json_path, panoptic_dir, image_dir):
+  """Samples of a COCO panoptic JSON, in annotation order.
+
+  Images listed without an annotation (a test split) become unlabeled
+  samples.
+
+  Raises:
+    ValueError: naming the JSON and the entry that is malformed.
+  """
+  images = {}
+  for image in data.get('images', []):
+    if 'id' not in image or 'file_name' not in image:
+      raise ValueError(f'{json_path}: an entry of "images" lacks id or '
+                       f'file_name: {image}.')
+    images[image['id']] = image['file_name']
+  samples, annotated = [], set()
+  for annotation in data.get('annotations', []):
+    for key in ('image_id', 'file_name', 'segments_info'):
+      if key not in annotation:
+        raise ValueError(f'{json_path}: an annotation lacks "{key}".')
+    image_id = annotation['image_id']
+    if images and image_id not in images:
+      raise ValueError(f'{json_path}: annotation of image_id {image_id} '
+                       'has no entry in "images".')
+    # Without an "images" list, the image is named after the PNG.
+    file_name = images.get(image_id, os.path.splitext(
+        annotation['file_name'])[0] + '.jpg')
+    annotated.add(image_id)
+    samples.append(panoptic_format.Sample(
+        image_path=os.path.join(image_dir, file_name),
+        label_path=os.path.join(panoptic_dir, annotation['file_name']),
+        segments=tuple(annotation['segments_info']),
+        name=os.path.basename(file_name)))
+  for image_id, file_name in images.items():
+    if image_id not in annotated:
+      samples.append(panoptic_format.Sample(
+          os.path.join(image_dir, file_name), None, (),
+          os.path.basename(file_name)))
+  return samples
+
+
+def find_split(coco_root, split, panoptic_json=None, panoptic_dir=None,
+               image_dir=None, name='coco_panoptic', label_divisor=256):
+  """(samples, descriptor, spec) of one split.
+
+  Raises:
+    FileNotFoundError: the JSON is missing (the message gives the path).
+    ValueError: a malformed JSON or categories.
+  """
+  root = coco_root or ''
+  json_path = panoptic_json or os.path.join(
+      root, 'annotations', f'panoptic_{split}2017.json')
+  png_dir = panoptic_dir or os.path.join(root, 'annotations',
+                                         f'panoptic_{split}2017')
+  images_dir = image_dir or os.path.join(root, f'{split}2017')
+  data = read_json(json_path)
+  descriptor, spec = conversion.descriptor_from_categories(
+      name, data.get('categories', []), label_divisor=label_divisor)
+  samples = samples_from_panoptic_json(data, json_path, png_dir, images_dir)
+  return samples, descriptor, spec

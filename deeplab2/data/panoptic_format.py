@@ -1,0 +1,185 @@
+"""Reads one sample in COCO panoptic format into image bytes and a panoptic
+label: the shared core of the COCO, Cityscapes and Mapillary converters.
+
+This module imports no TensorFlow, so conversion workers (separate
+processes) start fast. The format: a JSON with `annotations` (one per image:
+`file_name` of a PNG, `segments_info` with `id`, `category_id`, `iscrowd`,
+`area`) and `categories`; each PNG pixel's segment id is
+R + 256 * G + 256 * 256 * B, 0 for unlabeled.
+"""
+
+import dataclasses
+import io
+
+import numpy as np
+from PIL import Image
+
+
+class SampleError(ValueError):
+  """A sample that cannot be converted; the message names file and segment."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Sample:
+  """One image and its annotation.
+
+  Attributes:
+    image_path: the RGB image file.
+    label_path: the panoptic PNG, or None for an unlabeled split.
+    segments: the annotation's `segments_info` list (dicts).
+    name: the image's file name for the record (no directories).
+  """
+  image_path: str
+  label_path: object
+  segments: tuple
+  name: str
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelSpec:
+  """How JSON categories become panoptic ids.
+
+  Attributes:
+    category_to_class: JSON category id -> semantic class id.
+    thing_class_ids: classes whose non-crowd segments are instances.
+    ignore_label: semantic id of unlabeled pixels.
+    label_divisor: panoptic id = class * label_divisor + instance.
+  """
+  category_to_class: dict
+  thing_class_ids: frozenset
+  ignore_label: int
+  label_divisor: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvertedSample:
+  """What a worker hands back: all plain values, cheap to pickle."""
+  name: str
+  image_bytes: bytes
+  image_format: str
+  height: int
+  width: int
+  label_bytes: object   # little-endian int32 [height, width], or None.
+
+
+def _read_image(path):
+  """(encoded bytes, format, uint8 RGB array) of any PIL-readable image.
+
+  RGB JPEG and PNG files are kept byte for byte; grey, palette, RGBA, CMYK
+  and 16-bit images are converted to 8-bit RGB and stored as PNG.
+  """
+  try:
+    with open(path, 'rb') as f:
+      raw = f.read()
+    image = Image.open(io.BytesIO(raw))
+    image.load()
+  except FileNotFoundError:
+    raise SampleError(f'{path}: image file is missing.') from None
+  except OSError as e:
+    raise SampleError(f'{path}: cannot read the image ({e}).') from None
+  if image.mode == 'RGB' and image.format in ('JPEG', 'PNG'):
+    return raw, image.format.lower(), np.asarray(image)
+  if image.mode in ('I;16', 'I;16B', 'I;16L', 'I'):
+    # 16-bit grey: keep the top 8 bits of the 16-bit range.
+    array = np.asarray(image, np.uint32) >> 8
+    image = Image.fromarray(np.clip(array, 0, 255).astype(np.uint8), 'L')
+  rgb = image.convert('RGB')
+  buffer = io.BytesIO()
+  rgb.save(buffer, format='PNG')
+  return buffer.getvalue(), 'png', np.asarray(rgb)
+
+
+def _read_segment_ids(path):
+  try:
+    png = Image.open(path)
+    png.load()
+  except FileNotFoundError:
+    raise SampleError(f'{path}: panoptic PNG is missing.') from None
+  except OSError as e:
+    raise SampleError(f'{path}: cannot read the panoptic PNG ({e}).') from None
+  array = np.asarray(png.convert('RGB'), np.uint32)
+  return array[..., 0] + 256 * array[..., 1] + 65536 * array[..., 2]
+
+
+def panoptic_label(label_path, segments, spec):
+  """int32 [H, W] panoptic label of one annotation, checked segment by segment.
+
+  Raises:
+    SampleError: a PNG id without a JSON segment, a JSON segment without
+      pixels, an area that disagrees with the pixels, an unknown category, a
+      class with label_divisor or more instances, or an unreadable PNG.
+  """
+  ids = _read_segment_ids(label_path)
+  unique_ids, inverse = np.unique(ids, return_inverse=True)
+  counts = np.bincount(inverse.ravel(), minlength=len(unique_ids))
+  area_of = dict(zip(unique_ids.tolist(), counts.tolist()))
+  known = {int(s['id']) for s in segments}
+  stray = sorted(set(area_of) - known - {0})
+  if stray:
+    raise SampleError(f'{label_path}: PNG segment ids {stray[:5]} have no '
+                      'entry in segments_info.')
+  void = spec.ignore_label * spec.label_divisor
+  value_of = {0: void}
+  next_instance = {}
+  for segment in segments:
+    segment_id = int(segment['id'])
+    where = f'{label_path}: segment {segment_id}'
+    category = segment.get('category_id')
+    if category not in spec.category_to_class:
+      raise SampleError(f'{where}: category_id {category} is not in the '
+                        'categories.')
+    area = area_of.get(segment_id, 0)
+    if area == 0:
+      raise SampleError(f'{where}: has no pixels in the PNG.')
+    if 'area' in segment and int(segment['area']) != area:
+      raise SampleError(f'{where}: area {segment["area"]} in the JSON, '
+                        f'{area} pixels in the PNG.')
+    if segment_id in value_of:
+      raise SampleError(f'{where}: listed twice.')
+    cls = spec.category_to_class[category]
+    instance = 0
+    if cls in spec.thing_class_ids and not segment.get('iscrowd', 0):
+      instance = next_instance.get(cls, 0) + 1
+      if instance >= spec.label_divisor:
+        raise SampleError(f'{where}: class {cls} has {instance} instances, '
+                          f'reaching label_divisor {spec.label_divisor}.')
+      next_instance[cls] = instance
+    value_of[segment_id] = cls * spec.label_divisor + instance
+  values = np.array([value_of.get(i, void) for i in unique_ids.tolist()],
+                    np.int64)
+  label = values[inverse].reshape(ids.shape)
+  if label.max() > np.iinfo(np.int32).max:
+    raise SampleError(f'{label_path}: panoptic ids exceed int32.')
+  return label.astype(np.int32)
+
+
+def convert_sample(sample, spec):
+  """Reads and checks one sample.
+
+  Returns:
+    ConvertedSample.
+
+  Raises:
+    SampleError: naming the file (and segment) at fault.
+  """
+  image_bytes, image_format, image = _read_image(sample.image_path)
+  height, width = image.shape[:2]
+  label_bytes = None
+  if sample.label_path is not None:
+    label = panoptic_label(sample.label_path, sample.segments, spec)
+    if label.shape != (height, width):
+      raise SampleError(f'{sample.label_path}: label is {label.shape[1]} x '
+                        f'{label.shape[0]} but the image {sample.image_path} '
+                        f'is {width} x {height}.')
+    label_bytes = label.astype('<i4').tobytes()
+  return ConvertedSample(sample.name, image_bytes, image_format, height,
+                         width, label_bytes)
+
+
+def convert_sample_or_error(args):
+  """Pool-friendly: (sample, spec) -> (ConvertedSample or None, error)."""
+  sample, spec = args
+  try:
+    return convert_sample(sample, spec), None
+  except SampleError as e:
+    return None, str(e)

@@ -1,0 +1,284 @@
+"""Converters on the real samples: every segment's class, instance number,
+crowd flag and area survive the round trip; every kind of bad input gives
+an error naming the file and segment."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from deeplab2.data import cityscapes
+from deeplab2.data import coco
+from deeplab2.data import conversion
+from deeplab2.data import dataset_descriptor
+from deeplab2.data import mapillary
+from deeplab2.data import panoptic_format
+from deeplab2.data import tfrecord
+from conftest import REPO_ROOT, SHARED_DATA
+
+COCO_SAMPLE = os.path.join(SHARED_DATA, 'coco_panoptic_sample')
+CITYSCAPES_SAMPLE = os.path.join(SHARED_DATA, 'cityscapes_sample')
+
+
+def _coco_root(tmp_path, split='val', mutate=None):
+  """The COCO sample laid out as a COCO root; mutate(json) edits it."""
+  root = tmp_path / 'coco'
+  (root / 'annotations').mkdir(parents=True)
+  shutil.copytree(os.path.join(COCO_SAMPLE, 'panoptic_examples'),
+                  root / 'annotations' / f'panoptic_{split}2017')
+  shutil.copytree(os.path.join(COCO_SAMPLE, 'input_images'),
+                  root / f'{split}2017')
+  with open(os.path.join(COCO_SAMPLE, 'panoptic_examples.json')) as f:
+    data = json.load(f)
+  if mutate:
+    mutate(data, root)
+  with open(root / 'annotations' / f'panoptic_{split}2017.json', 'w') as f:
+    json.dump(data, f)
+  return str(root), data
+
+
+def _records(output_dir, split):
+  paths = sorted(tf.io.gfile.glob(os.path.join(output_dir,
+                                               f'{split}-*.tfrecord')))
+  return [tfrecord.parse_example(r)
+          for r in tf.data.TFRecordDataset(paths)]
+
+
+def _segment_ids(png_path):
+  array = np.asarray(Image.open(png_path).convert('RGB'), np.int64)
+  return array[..., 0] + 256 * array[..., 1] + 65536 * array[..., 2]
+
+
+def _check_round_trip(records, annotations, png_dir, to_class, things,
+                      divisor, void):
+  assert len(records) == len(annotations)
+  by_name = {r['filename'].numpy().decode(): r for r in records}
+  for annotation, name in annotations:
+    label = by_name[name]['panoptic_label'].numpy()
+    ids = _segment_ids(os.path.join(png_dir, annotation['file_name']))
+    assert label.shape == ids.shape
+    seen = {}
+    for segment in annotation['segments_info']:
+      mask = ids == segment['id']
+      values = np.unique(label[mask])
+      assert len(values) == 1, segment
+      cls, instance = divmod(int(values[0]), divisor)
+      assert cls == to_class[segment['category_id']]
+      assert mask.sum() == segment['area']
+      if segment['iscrowd'] or cls not in things:
+        assert instance == 0
+      else:
+        seen.setdefault(cls, []).append(instance)
+    for instances in seen.values():     # 1..n per class, in JSON order
+      assert instances == list(range(1, len(instances) + 1))
+    assert (label[ids == 0] == void).all()
+
+
+def test_coco_sample_round_trip(tmp_path):
+  root, data = _coco_root(tmp_path)
+  output = str(tmp_path / 'out')
+  path, reports = conversion.convert_dataset(
+      lambda split: coco.find_split(root, split), ['val'], output,
+      num_shards=2)
+  descriptor = dataset_descriptor.get_descriptor(path)
+  assert descriptor == dataclasses_replace(
+      dataset_descriptor.get_descriptor('coco_panoptic'),
+      splits_to_sizes={'val': 2})
+  categories = sorted(data['categories'], key=lambda c: c['id'])
+  to_class = {c['id']: i + 1 for i, c in enumerate(categories)}
+  names = {im['id']: im['file_name'] for im in data['images']}
+  _check_round_trip(
+      _records(output, 'val'),
+      [(a, names[a['image_id']]) for a in data['annotations']],
+      os.path.join(root, 'annotations', 'panoptic_val2017'), to_class,
+      set(descriptor.thing_class_ids), 256, 0)
+  assert reports[0].written == 2 and not reports[0].skipped
+  # JPEG bytes are kept as they are.
+  record = _records(output, 'val')[0]
+  assert record['image'].shape[-1] == 3
+
+
+def dataclasses_replace(descriptor, **changes):
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  return dataclasses.replace(descriptor, **changes)
+
+
+def _cityscapes_root(tmp_path, with_json=True):
+  root = tmp_path / 'cityscapes'
+  gt = root / 'gtFine'
+  gt.mkdir(parents=True)
+  if with_json:
+    shutil.copy(os.path.join(CITYSCAPES_SAMPLE, 'gtFine',
+                             'cityscapes_panoptic_dummy_trainId.json'),
+                gt / 'cityscapes_panoptic_val_trainId.json')
+    shutil.copytree(os.path.join(CITYSCAPES_SAMPLE, 'gtFine',
+                                 'cityscapes_panoptic_dummy_trainId'),
+                    gt / 'cityscapes_panoptic_val_trainId')
+  images = root / 'leftImg8bit' / 'val' / 'dummy'
+  images.mkdir(parents=True)
+  shutil.copy(os.path.join(CITYSCAPES_SAMPLE, 'leftImg8bit',
+                           'dummy_000000_000000_leftImg8bit.png'), images)
+  return str(root)
+
+
+def test_cityscapes_sample_round_trip(tmp_path):
+  root = _cityscapes_root(tmp_path)
+  output = str(tmp_path / 'out')
+  path, _ = conversion.convert_dataset(
+      lambda split: cityscapes.find_split(root, split), ['val'], output,
+      num_shards=1)
+  assert dataset_descriptor.get_descriptor(path).splits_to_sizes == {'val': 1}
+  with open(os.path.join(root, 'gtFine',
+                         'cityscapes_panoptic_val_trainId.json')) as f:
+    annotations = json.load(f)['annotations']
+  _check_round_trip(
+      _records(output, 'val'),
+      [(a, a['image_id'] + '_leftImg8bit.png') for a in annotations],
+      os.path.join(root, 'gtFine', 'cityscapes_panoptic_val_trainId'),
+      {c: c for c in range(19)}, set(range(11, 19)), 1000, 255000)
+
+
+def test_missing_cityscapes_panoptic_files_say_how_to_make_them(tmp_path):
+  root = _cityscapes_root(tmp_path, with_json=False)
+  with pytest.raises(FileNotFoundError, match='csCreatePanopticImgs '
+                     '--use-train-id'):
+    cityscapes.find_split(root, 'val')
+
+
+def _mutation_cases():
+  def stray_png_id(data, root):
+    data['annotations'][0]['segments_info'].pop()
+
+  def no_pixels(data, root):
+    data['annotations'][0]['segments_info'].append(
+        {'id': 1234567, 'category_id': 1, 'iscrowd': 0, 'area': 10})
+
+  def wrong_area(data, root):
+    data['annotations'][0]['segments_info'][0]['area'] += 1
+
+  def missing_image(data, root):
+    os.remove(root / 'val2017' / data['images'][0]['file_name'])
+
+  def unreadable_png(data, root):
+    png = data['annotations'][0]['file_name']
+    (root / 'annotations' / 'panoptic_val2017' / png).write_bytes(b'not png')
+
+  def unknown_category(data, root):
+    data['annotations'][0]['segments_info'][0]['category_id'] = 999
+
+  return [(stray_png_id, r'have no entry in segments_info'),
+          (no_pixels, r'segment 1234567: has no pixels in the PNG'),
+          (wrong_area, r'segment \d+: area \d+ in the JSON, \d+ pixels'),
+          (missing_image, r'000000142238.jpg: image file is missing'),
+          (unreadable_png, r'cannot read the panoptic PNG'),
+          (unknown_category, r'category_id 999 is not in the categories')]
+
+
+@pytest.mark.parametrize('mutate,message', _mutation_cases(),
+                         ids=[m.__name__ for m, _ in _mutation_cases()])
+def test_bad_samples_are_errors_or_counted_skips(tmp_path, mutate, message):
+  root, _ = _coco_root(tmp_path, mutate=mutate)
+  output = str(tmp_path / 'out')
+
+  def find(split):
+    return coco.find_split(root, split)
+
+  with pytest.raises(panoptic_format.SampleError, match=message):
+    conversion.convert_dataset(find, ['val'], output, num_shards=1)
+  assert not tf.io.gfile.glob(os.path.join(output, 'val-*'))   # nothing left
+  _, reports = conversion.convert_dataset(find, ['val'], output, num_shards=1,
+                                          skip_bad_samples=True)
+  assert reports[0].written == 1 and len(reports[0].skipped) == 1
+  assert 'panoptic_val2017' in reports[0].skipped[0] or (
+      'val2017' in reports[0].skipped[0])
+
+
+def test_instances_reaching_the_label_divisor_are_an_error(tmp_path):
+  root, _ = _coco_root(tmp_path)
+  with pytest.raises(panoptic_format.SampleError,
+                     match=r'class 1 has 2 instances, reaching label_divisor '
+                     r'2'):
+    conversion.convert_dataset(
+        lambda split: coco.find_split(root, split, label_divisor=2), ['val'],
+        str(tmp_path / 'out'), num_shards=1)
+
+
+def test_existing_output_needs_overwrite(tmp_path):
+  root, _ = _coco_root(tmp_path)
+  output = str(tmp_path / 'out')
+
+  def find(split):
+    return coco.find_split(root, split)
+
+  conversion.convert_dataset(find, ['val'], output, num_shards=2)
+  with pytest.raises(FileExistsError, match='pass --overwrite'):
+    conversion.convert_dataset(find, ['val'], output, num_shards=1)
+  conversion.convert_dataset(find, ['val'], output, num_shards=1,
+                             overwrite=True)
+  assert len(tf.io.gfile.glob(os.path.join(output, 'val-*'))) == 1
+
+
+@pytest.mark.parametrize('mode', ['L', 'RGBA', 'CMYK', 'I;16', 'P'])
+def test_image_modes_become_rgb(tmp_path, mode):
+  rgb = np.random.default_rng(0).integers(0, 256, (5, 7, 3), np.uint8)
+  image = Image.fromarray(rgb)
+  if mode == 'I;16':
+    image = Image.fromarray(rgb[..., 0].astype(np.uint16) * 257)
+  else:
+    image = image.convert(mode)
+  path = str(tmp_path / ('x.tif' if mode == 'CMYK' else 'x.png'))
+  image.save(path)
+  encoded, image_format, array = panoptic_format._read_image(path)  # pylint: disable=protected-access
+  assert array.shape == (5, 7, 3) and array.dtype == np.uint8
+  assert image_format == 'png'
+  decoded = np.asarray(Image.open(__import__('io').BytesIO(encoded)))
+  np.testing.assert_array_equal(decoded, array)
+  if mode == 'I;16':
+    np.testing.assert_array_equal(array[..., 1], rgb[..., 0])
+
+
+def test_mapillary_layouts(tmp_path):
+  for version, sub, name in (('v1.2', 'panoptic', 'panoptic_2018.json'),
+                             ('v2.0', 'v2.0/panoptic', 'panoptic_2020.json')):
+    root = tmp_path / version
+    split_dir = root / 'validation'
+    (split_dir / sub).mkdir(parents=True)
+    (split_dir / 'images').mkdir()
+    with open(os.path.join(COCO_SAMPLE, 'panoptic_examples.json')) as f:
+      data = json.load(f)
+    with open(split_dir / sub / name, 'w') as f:
+      json.dump(data, f)
+    samples, descriptor, spec = mapillary.find_split(str(root), 'val')
+    assert descriptor.name == f'mapillary_vistas_{version}'
+    assert descriptor.label_divisor == spec.label_divisor == 1000
+    assert samples[0].label_path.startswith(str(split_dir / sub))
+    assert samples[0].image_path.startswith(str(split_dir / 'images'))
+  with pytest.raises(FileNotFoundError, match='No Mapillary Vistas panoptic '
+                     'JSON'):
+    mapillary.find_split(str(tmp_path), 'train')
+
+
+def test_custom_dataset_cli_with_two_workers(tmp_path):
+  """The COCO script with explicit paths, as a custom dataset would use it."""
+  root, _ = _coco_root(tmp_path)
+  output = str(tmp_path / 'custom')
+  result = subprocess.run(
+      [sys.executable, os.path.join(REPO_ROOT, 'data', 'build_coco_data.py'),
+       '--splits=train',
+       f'--panoptic_json={root}/annotations/panoptic_val2017.json',
+       f'--panoptic_dir={root}/annotations/panoptic_val2017',
+       f'--image_dir={root}/val2017', f'--output_dir={output}',
+       '--dataset_name=my_data', '--num_shards=1', '--num_workers=2'],
+      capture_output=True, text=True, check=False)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert 'train: 2 records in 1 shards' in result.stdout
+  descriptor = dataset_descriptor.get_descriptor(
+      os.path.join(output, 'dataset_descriptor.json'))
+  assert descriptor.name == 'my_data' and descriptor.num_classes == 134
+  assert len(_records(output, 'train')) == 2
