@@ -17,6 +17,7 @@ PRED_INSTANCE_SCORES = 'instance_scores'    # float32 [B, K]
 IMAGE = 'image'                             # float32 [B, H, W, 3], 0..255
 PANOPTIC_LABEL = 'panoptic_label'           # int32 [B, H, W]
 IMAGE_SIZE = 'image_size'                   # int32 [B, 2], before padding
+LABEL_SIZE = 'label_size'                   # int32 [B, 2], original label
 FILENAME = 'filename'                       # string [B]
 GT_SEMANTIC = 'semantic'                    # int32 [B, H, W]
 GT_CENTER_HEATMAP = 'center_heatmap'        # float32 [B, H, W]

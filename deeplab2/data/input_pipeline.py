@@ -25,6 +25,9 @@ class PipelineOptions:
     crop_size: (height, width).
     is_training: augment and shuffle (train) or pad only (eval).
     min_scale_factor, max_scale_factor, scale_factor_step_size: random scale.
+    min_resize_value, max_resize_value, resize_factor: resize to a range
+      before anything else (0: off); evaluation then scores predictions
+      resized back to the original label.
     target_options: targets.TargetOptions.
     seed: makes shuffling and augmentation deterministic when set.
   """
@@ -36,7 +39,14 @@ class PipelineOptions:
   min_scale_factor: float = 1.0
   max_scale_factor: float = 1.0
   scale_factor_step_size: float = 0.0
+  min_resize_value: int = 0
+  max_resize_value: int = 0
+  resize_factor: int = 0
   seed: int = None
+
+  @property
+  def resizes(self):
+    return bool(self.min_resize_value or self.max_resize_value)
 
 
 def list_files(file_patterns):
@@ -53,6 +63,10 @@ def _train_sample(example, options):
   label_pad_value = t.ignore_label * t.label_divisor
   image = tf.cast(example['image'], tf.float32)
   label = example['panoptic_label']
+  if options.resizes:
+    image, label = augmentation.resize_to_range(
+        image, label, options.min_resize_value, options.max_resize_value,
+        options.resize_factor)
   factor = augmentation.random_scale_factor(
       options.min_scale_factor, options.max_scale_factor,
       options.scale_factor_step_size)
@@ -70,7 +84,11 @@ def _train_sample(example, options):
 def _eval_sample(example, options):
   t = options.target_options
   image = tf.cast(example['image'], tf.float32)
-  label = example['panoptic_label']
+  original_label = label = example['panoptic_label']
+  if options.resizes:
+    image, label = augmentation.resize_to_range(
+        image, label, options.min_resize_value, options.max_resize_value,
+        options.resize_factor)
   size = tf.shape(label)
   tf.debugging.assert_less_equal(
       size, tf.constant(options.crop_size, tf.int32),
@@ -80,8 +98,10 @@ def _eval_sample(example, options):
       t.ignore_label * t.label_divisor)
   sample = targets.make_targets(label, t)
   sample[common.IMAGE] = tf.ensure_shape(image, list(options.crop_size) + [3])
-  sample[common.PANOPTIC_LABEL] = label
+  # With a resize, the metrics use the original label (batch size 1).
+  sample[common.PANOPTIC_LABEL] = original_label if options.resizes else label
   sample[common.IMAGE_SIZE] = size
+  sample[common.LABEL_SIZE] = tf.shape(original_label)
   sample[common.FILENAME] = example['filename']
   return sample
 

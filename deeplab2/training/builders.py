@@ -23,37 +23,54 @@ def target_options(dataset_options, descriptor):
           dataset_options.increase_small_instance_weights))
 
 
+def _resize_value(values, name):
+  values = [v for v in values if v]
+  if len(set(values)) > 1:
+    raise ValueError(f'DatasetOptions.{name}: one value (the longest or '
+                     f'shortest side), got {values}.')
+  return values[0] if values else 0
+
+
 def _refuse_unimplemented(dataset_options):
-  """Options our input pipeline does not apply yet fail, never pass silently."""
-  aug = dataset_options.augmentations
-  unsupported = [
-      (name, value) for name, value in (
-          ('min_resize_value', list(dataset_options.min_resize_value)),
-          ('max_resize_value', list(dataset_options.max_resize_value)),
-          ('resize_factor', dataset_options.resize_factor),
-          ('augmentations.autoaugment_policy_name',
-           aug.autoaugment_policy_name))
-      if value and value != [0] and value != [0, 0]]
-  if unsupported:
-    name, value = unsupported[0]
-    raise ValueError(f'DatasetOptions.{name}: {value!r} is not applied by '
-                     'this input pipeline yet; clear it (0 or empty) to train '
-                     'or evaluate without it.')
+  """Options the input pipeline does not apply yet fail, never pass silently."""
+  policy = dataset_options.augmentations.autoaugment_policy_name
+  if policy:
+    raise ValueError(f'DatasetOptions.augmentations.autoaugment_policy_name: '
+                     f'{policy!r} is not applied by this input pipeline yet; '
+                     'clear it to train without it.')
 
 
 def pipeline_options(dataset_options, descriptor, is_training,
                      num_replicas=1, seed=None):
+  """PipelineOptions of one dataset.
+
+  Raises:
+    ValueError: options the pipeline cannot apply (an AutoAugment policy,
+      two different resize values, an evaluation resize with more than one
+      image per replica).
+  """
   _refuse_unimplemented(dataset_options)
   aug = dataset_options.augmentations
+  min_resize = _resize_value(dataset_options.min_resize_value,
+                             'min_resize_value')
+  max_resize = _resize_value(dataset_options.max_resize_value,
+                             'max_resize_value')
+  batch_size = dataset_options.batch_size // num_replicas
+  if not is_training and (min_resize or max_resize) and batch_size != 1:
+    raise ValueError('DatasetOptions.batch_size: evaluation with '
+                     'min_resize_value / max_resize_value scores original '
+                     f'labels of any size, one per replica; got {batch_size}.')
   return input_pipeline.PipelineOptions(
       file_patterns=tuple(dataset_options.file_pattern),
-      batch_size=dataset_options.batch_size // num_replicas,
+      batch_size=batch_size,
       crop_size=tuple(dataset_options.crop_size),
       is_training=is_training,
       target_options=target_options(dataset_options, descriptor),
       min_scale_factor=aug.min_scale_factor if is_training else 1.0,
       max_scale_factor=aug.max_scale_factor if is_training else 1.0,
       scale_factor_step_size=aug.scale_factor_step_size,
+      min_resize_value=min_resize, max_resize_value=max_resize,
+      resize_factor=dataset_options.resize_factor,
       seed=seed)
 
 

@@ -6,6 +6,7 @@ import tensorflow as tf
 from deeplab2 import common
 from deeplab2.evaluation import mean_iou
 from deeplab2.evaluation import panoptic_quality
+from deeplab2.utils import resize
 
 
 class Evaluator:
@@ -56,15 +57,24 @@ class Evaluator:
       outputs = {k: self._local(v) for k, v in self._predict(batch).items()}
       labels = self._local(batch[common.PANOPTIC_LABEL])
       sizes = self._local(batch[common.IMAGE_SIZE])
+      label_sizes = self._local(batch[common.LABEL_SIZE])
       for i, (height, width) in enumerate(sizes):
         single = {k: v[i:i + 1, :height, :width] for k, v in outputs.items()}
         predictions = self._post_process(single)
-        label = labels[i, :height, :width]
-        pq.update(label, predictions[common.PRED_PANOPTIC].numpy()[0])
+        label_height, label_width = label_sizes[i]
+        label = labels[i, :label_height, :label_width]
+        panoptic = predictions[common.PRED_PANOPTIC]
+        semantic = predictions[common.PRED_SEMANTIC]
+        if (label_height, label_width) != (height, width):
+          # The input was resized to a range: predictions go back to the
+          # original label's size (nearest, align corners), as deeplab2.
+          size = tf.constant([label_height, label_width], tf.int32)
+          panoptic = resize.resize_nearest(panoptic[..., None], size)[..., 0]
+          semantic = resize.resize_nearest(semantic[..., None], size)[..., 0]
+        pq.update(label, panoptic.numpy()[0])
         semantic_label = np.where(label < 0, d.ignore_label,
                                   label // d.label_divisor)
-        miou.update(semantic_label,
-                    predictions[common.PRED_SEMANTIC].numpy()[0])
+        miou.update(semantic_label, semantic.numpy()[0])
         num_images += 1
     if num_images == 0:
       raise ValueError('The eval dataset produced no images.')

@@ -76,12 +76,12 @@ def test_input_options_not_applied_yet_are_refused_not_ignored():
   path = os.path.join(_ROOT, 'configs', 'coco', 'panoptic_deeplab',
                       'resnet50_os32.textproto')
   config, descriptors = config_lib.load_and_validate(path, num_replicas=1)
-  with pytest.raises(ValueError, match=r'DatasetOptions.min_resize_value: '
-                     r'\[641\] is not applied by this input pipeline yet'):
+  with pytest.raises(ValueError, match=r'augmentations.autoaugment_policy_name'
+                     r": 'simple_classification_policy_magnitude_scale_0.2' "
+                     r'is not applied by this input pipeline yet'):
     builders.pipeline_options(config.train_dataset_options,
                               descriptors['train'], is_training=True)
-  options = config.train_dataset_options
-  options.ClearField('min_resize_value')
-  options.ClearField('max_resize_value')
-  with pytest.raises(ValueError, match=r'augmentations.autoaugment_policy_name'):
-    builders.pipeline_options(options, descriptors['train'], is_training=True)
+  # The eval side, with deeplab2's 641-pixel resize, is supported.
+  options = builders.pipeline_options(config.eval_dataset_options,
+                                      descriptors['eval'], is_training=False)
+  assert (options.min_resize_value, options.max_resize_value) == (641, 641)

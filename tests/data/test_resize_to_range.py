@@ -1,0 +1,76 @@
+"""Resize to a range (COCO, Mapillary): sizes as deeplab2, training and
+evaluation paths, and evaluation against the original labels."""
+
+
+import pytest
+import tensorflow as tf
+
+from deeplab2 import common
+from deeplab2 import config as config_lib
+from deeplab2.data import augmentation
+from deeplab2.data import input_pipeline
+from deeplab2.postprocessing import post_processor
+from deeplab2.training import builders
+from deeplab2.training import evaluator as evaluator_lib
+from deeplab2.modeling import factory
+from conftest import tiny_config_text
+
+
+@pytest.mark.parametrize('size,min_size,max_size,factor,expected', [
+    ((427, 640), 641, 641, 0, (427, 641)),    # COCO: longest side to 641
+    ((427, 640), 641, 0, 0, (641, 960)),      # shortest side only
+    ((427, 640), 0, 320, 0, (213, 320)),      # longest side only
+    ((427, 640), 641, 641, 16, (433, 641)),   # sides of 16 k + 1
+    ((1024, 2048), 1025, 2049, 0, (1024, 2049)),
+])
+def test_target_sizes(size, min_size, max_size, factor, expected):
+  got = augmentation.resize_to_range_size(tf.constant(size), min_size,
+                                          max_size, factor)
+  assert tuple(got.numpy()) == expected
+
+
+def _options(data_dir, min_resize, is_training, batch_size=1):
+  config = config_lib.parse_experiment_text(tiny_config_text(data_dir))
+  options = (config.train_dataset_options if is_training
+             else config.eval_dataset_options)
+  options.min_resize_value[:] = [min_resize]
+  options.max_resize_value[:] = [min_resize]
+  options.batch_size = batch_size
+  from deeplab2.data import dataset_descriptor  # pylint: disable=g-import-not-at-top
+  synthetic = dataset_descriptor.get_descriptor('synthetic_panoptic')
+  return config, builders.pipeline_options(options, synthetic, is_training)
+
+
+def test_training_resizes_before_the_crop(tiny_dataset_dir):
+  _, options = _options(tiny_dataset_dir, 25, is_training=True, batch_size=2)
+  assert options.resizes and options.min_resize_value == 25
+  batch = next(iter(input_pipeline.make_dataset(options)))
+  assert batch[common.IMAGE].shape == (2, 33, 33, 3)
+
+
+def test_evaluation_scores_predictions_resized_back(tiny_dataset_dir):
+  config, options = _options(tiny_dataset_dir, 17, is_training=False)
+  dataset = input_pipeline.make_dataset(options)
+  batch = next(iter(dataset))
+  assert tuple(batch[common.IMAGE_SIZE].numpy()[0]) == (17, 17)
+  assert tuple(batch[common.LABEL_SIZE].numpy()[0]) == (33, 33)
+  assert batch[common.PANOPTIC_LABEL].shape == (1, 33, 33)   # original
+  from deeplab2.data import dataset_descriptor  # pylint: disable=g-import-not-at-top
+  descriptor = dataset_descriptor.get_descriptor('synthetic_panoptic')
+  model = factory.build_model(config.model_options,
+                              factory.bn_options_from_solver(
+                                  config.trainer_options.solver_options),
+                              crop_size=(33, 33))
+  strategy = tf.distribute.get_strategy()
+  processor = post_processor.PanopticDeepLabPostProcessor(
+      builders.post_processor_options(config.evaluator_options, descriptor))
+  evaluator = evaluator_lib.Evaluator(strategy, model, processor, descriptor)
+  metrics = evaluator.evaluate(dataset)
+  assert metrics['num_images'] == 4
+  assert 0.0 <= metrics['miou'] <= 1.0
+
+
+def test_evaluation_resize_needs_one_image_per_replica(tiny_dataset_dir):
+  with pytest.raises(ValueError, match='evaluation with min_resize_value / '
+                     'max_resize_value scores original labels'):
+    _options(tiny_dataset_dir, 17, is_training=False, batch_size=2)
