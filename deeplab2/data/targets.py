@@ -64,12 +64,16 @@ def instance_centers(panoptic_label, options):
   ids, segment = tf.unique(tf.gather(flat_label, pixel_ids))
   count = tf.shape(ids)[0]
   width = tf.shape(panoptic_label)[1]
-  ys = tf.cast(pixel_ids // width, tf.float32)
-  xs = tf.cast(pixel_ids % width, tf.float32)
+  # Exact integer sums (float32 sums lose pixels past 2**24 at full
+  # resolution), then one float64 division: the rounding is exact.
+  ys = tf.cast(pixel_ids // width, tf.int64)
+  xs = tf.cast(pixel_ids % width, tf.int64)
   areas = tf.math.unsorted_segment_sum(tf.ones_like(ys), segment, count)
   sum_y = tf.math.unsorted_segment_sum(ys, segment, count)
   sum_x = tf.math.unsorted_segment_sum(xs, segment, count)
-  centers = tf.round(tf.stack([sum_y / areas, sum_x / areas], axis=1))
+  mean = tf.stack([sum_y, sum_x], axis=1)
+  mean = tf.cast(mean, tf.float64) / tf.cast(areas, tf.float64)[:, None]
+  centers = tf.cast(tf.round(mean), tf.float32)
   flat_index = tf.scatter_nd(pixel_ids[:, None], segment + 1,
                              tf.shape(flat_label)) - 1
   instance_index = tf.reshape(flat_index, tf.shape(panoptic_label))
@@ -78,6 +82,9 @@ def instance_centers(panoptic_label, options):
 
 def center_heatmap(centers, height, width, sigma, radius):
   """Max over instances of a truncated Gaussian with peak 1 at each center.
+
+  Each center writes only its (2 * radius + 1)^2 window (a scatter-max), so
+  memory grows with the number of instances, not with instances x pixels.
 
   Args:
     centers: float32 [N, 2], integer-valued (y, x).
@@ -89,15 +96,23 @@ def center_heatmap(centers, height, width, sigma, radius):
   Returns:
     float32 [height, width].
   """
-  ys = tf.range(height, dtype=tf.float32)
-  xs = tf.range(width, dtype=tf.float32)
-  dy = ys[None, :] - centers[:, 0:1]
-  dx = xs[None, :] - centers[:, 1:2]
-  gy = tf.where(tf.abs(dy) <= radius, tf.exp(-dy * dy / (2 * sigma**2)), 0.0)
-  gx = tf.where(tf.abs(dx) <= radius, tf.exp(-dx * dx / (2 * sigma**2)), 0.0)
-  per_instance = gy[:, :, None] * gx[:, None, :]
-  return tf.reduce_max(
-      tf.concat([per_instance, tf.zeros([1, height, width])], axis=0), axis=0)
+  steps = tf.range(-radius, radius + 1, dtype=tf.float32)
+  profile = tf.exp(-steps * steps / (2 * sigma**2))
+  window = profile[:, None] * profile[None, :]               # [k, k]
+  corner = tf.cast(centers, tf.int32)
+  offsets = tf.range(-radius, radius + 1)
+  ys = corner[:, 0:1] + offsets[None, :]                     # [N, k]
+  xs = corner[:, 1:2] + offsets[None, :]
+  size = 2 * radius + 1
+  num = tf.shape(centers)[0]
+  yy = tf.broadcast_to(ys[:, :, None], [num, size, size])
+  xx = tf.broadcast_to(xs[:, None, :], [num, size, size])
+  values = tf.broadcast_to(window[None], [num, size, size])
+  inside = (yy >= 0) & (yy < height) & (xx >= 0) & (xx < width)
+  indices = tf.stack([tf.boolean_mask(yy, inside),
+                      tf.boolean_mask(xx, inside)], axis=1)
+  return tf.tensor_scatter_nd_max(tf.zeros([height, width]), indices,
+                                  tf.boolean_mask(values, inside))
 
 
 def make_targets(panoptic_label, options):
