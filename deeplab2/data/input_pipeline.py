@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from deeplab2 import common
 from deeplab2.data import augmentation
+from deeplab2.data import autoaugment
 from deeplab2.data import targets
 from deeplab2.data import tfrecord
 
@@ -42,6 +43,7 @@ class PipelineOptions:
   min_resize_value: int = 0
   max_resize_value: int = 0
   resize_factor: int = 0
+  autoaugment_policy_name: str = ''
   seed: int = None
 
   @property
@@ -61,7 +63,10 @@ def list_files(file_patterns):
 def _train_sample(example, options):
   t = options.target_options
   label_pad_value = t.ignore_label * t.label_divisor
-  image = tf.cast(example['image'], tf.float32)
+  image = example['image']
+  if options.autoaugment_policy_name:
+    image = autoaugment.distort(image, options.autoaugment_policy_name)
+  image = tf.cast(image, tf.float32)
   label = example['panoptic_label']
   if options.resizes:
     image, label = augmentation.resize_to_range(

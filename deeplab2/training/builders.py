@@ -4,6 +4,7 @@ With the model factory, this is the only place that reads the experiment
 message; everything it builds takes numbers, names and built parts.
 """
 
+from deeplab2.data import autoaugment
 from deeplab2.data import input_pipeline
 from deeplab2.data import targets
 from deeplab2.losses import panoptic_deeplab_loss
@@ -31,26 +32,22 @@ def _resize_value(values, name):
   return values[0] if values else 0
 
 
-def _refuse_unimplemented(dataset_options):
-  """Options the input pipeline does not apply yet fail, never pass silently."""
-  policy = dataset_options.augmentations.autoaugment_policy_name
-  if policy:
-    raise ValueError(f'DatasetOptions.augmentations.autoaugment_policy_name: '
-                     f'{policy!r} is not applied by this input pipeline yet; '
-                     'clear it to train without it.')
-
-
 def pipeline_options(dataset_options, descriptor, is_training,
                      num_replicas=1, seed=None):
   """PipelineOptions of one dataset.
 
   Raises:
-    ValueError: options the pipeline cannot apply (an AutoAugment policy,
-      two different resize values, an evaluation resize with more than one
-      image per replica).
+    ValueError: options the pipeline cannot apply (an unknown AutoAugment
+      policy, two different resize values, an evaluation resize with more
+      than one image per replica).
   """
-  _refuse_unimplemented(dataset_options)
   aug = dataset_options.augmentations
+  if aug.autoaugment_policy_name and (
+      aug.autoaugment_policy_name not in autoaugment.POLICIES):
+    raise ValueError(
+        f'DatasetOptions.augmentations.autoaugment_policy_name: unknown '
+        f'"{aug.autoaugment_policy_name}"; valid: '
+        f'{", ".join(sorted(autoaugment.POLICIES))}.')
   min_resize = _resize_value(dataset_options.min_resize_value,
                              'min_resize_value')
   max_resize = _resize_value(dataset_options.max_resize_value,
@@ -71,6 +68,8 @@ def pipeline_options(dataset_options, descriptor, is_training,
       scale_factor_step_size=aug.scale_factor_step_size,
       min_resize_value=min_resize, max_resize_value=max_resize,
       resize_factor=dataset_options.resize_factor,
+      autoaugment_policy_name=(aug.autoaugment_policy_name
+                               if is_training else ''),
       seed=seed)
 
 

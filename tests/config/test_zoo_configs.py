@@ -71,17 +71,23 @@ def test_coco_panoptic_descriptor_numbers_categories_like_deeplab2():
   assert coco.stuff_class_ids == tuple(range(81, 134))
 
 
-def test_input_options_not_applied_yet_are_refused_not_ignored():
+def test_coco_input_options_reach_the_pipeline():
+  """deeplab2's 641-pixel resize and AutoAugment policy are applied."""
   from deeplab2.training import builders  # pylint: disable=g-import-not-at-top
   path = os.path.join(_ROOT, 'configs', 'coco', 'panoptic_deeplab',
                       'resnet50_os32.textproto')
   config, descriptors = config_lib.load_and_validate(path, num_replicas=1)
-  with pytest.raises(ValueError, match=r'augmentations.autoaugment_policy_name'
-                     r": 'simple_classification_policy_magnitude_scale_0.2' "
-                     r'is not applied by this input pipeline yet'):
-    builders.pipeline_options(config.train_dataset_options,
-                              descriptors['train'], is_training=True)
-  # The eval side, with deeplab2's 641-pixel resize, is supported.
-  options = builders.pipeline_options(config.eval_dataset_options,
-                                      descriptors['eval'], is_training=False)
-  assert (options.min_resize_value, options.max_resize_value) == (641, 641)
+  train = builders.pipeline_options(config.train_dataset_options,
+                                    descriptors['train'], is_training=True)
+  assert train.autoaugment_policy_name == (
+      'simple_classification_policy_magnitude_scale_0.2')
+  assert (train.min_resize_value, train.max_resize_value) == (641, 641)
+  evaluation = builders.pipeline_options(config.eval_dataset_options,
+                                         descriptors['eval'],
+                                         is_training=False)
+  assert evaluation.autoaugment_policy_name == ''
+  options = config.train_dataset_options
+  options.augmentations.autoaugment_policy_name = 'rand_augment'
+  with pytest.raises(ValueError, match='autoaugment_policy_name: unknown '
+                     '"rand_augment"'):
+    builders.pipeline_options(options, descriptors['train'], is_training=True)

@@ -42,8 +42,11 @@ def _options(data_dir, min_resize, is_training, batch_size=1):
 
 
 def test_training_resizes_before_the_crop(tiny_dataset_dir):
+  import dataclasses  # pylint: disable=g-import-not-at-top
   _, options = _options(tiny_dataset_dir, 25, is_training=True, batch_size=2)
   assert options.resizes and options.min_resize_value == 25
+  options = dataclasses.replace(
+      options, autoaugment_policy_name='simple_classification_policy')
   batch = next(iter(input_pipeline.make_dataset(options)))
   assert batch[common.IMAGE].shape == (2, 33, 33, 3)
 
