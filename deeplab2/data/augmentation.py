@@ -1,7 +1,9 @@
 """Geometric augmentation of an image and its panoptic label, in TF ops.
 
 Order (SPEC): optional resize to a range -> random scale -> pad with a random
-offset up to the crop size -> random crop -> left-right flip. Resizes use align-corners so that a crop of
+offset up to the crop size -> random crop -> left-right flip. Random choices
+are stateless, drawn from a per-sample `seed` (int [2] tensor), so a
+pipeline with a fixed seed repeats itself exactly. Resizes use align-corners so that a crop of
 output_stride * k + 1 pixels lines up with the feature maps.
 """
 
@@ -51,15 +53,15 @@ def resize_to_range(image, label, min_size=0, max_size=0, factor=0):
   return resize_align_corners(image, label, new_size)
 
 
-def random_scale_factor(min_scale, max_scale, step_size, seed=None):
+def random_scale_factor(min_scale, max_scale, step_size, seed):
   """One scale from linspace(min, max, step), or uniform when step is 0."""
   if min_scale == max_scale:
     return tf.constant(min_scale, tf.float32)
   if step_size == 0:
-    return tf.random.uniform([], min_scale, max_scale, seed=seed)
+    return tf.random.stateless_uniform([], seed, min_scale, max_scale)
   num_steps = int(round((max_scale - min_scale) / step_size)) + 1
   choices = tf.linspace(min_scale, max_scale, num_steps)
-  index = tf.random.uniform([], 0, num_steps, dtype=tf.int32, seed=seed)
+  index = tf.random.stateless_uniform([], seed, 0, num_steps, tf.int32)
   return tf.cast(choices[index], tf.float32)
 
 
@@ -92,21 +94,22 @@ def pad_to_size(image, label, height, width, label_pad_value, offset=(0, 0)):
 
 
 def random_pad_and_crop(image, label, crop_height, crop_width,
-                        label_pad_value, seed=None):
+                        label_pad_value, seed):
   """Pads up to the crop with a random offset, then crops randomly."""
+  seeds = tf.random.split(seed, 4)
   shape = tf.shape(label)
   padded_height = tf.maximum(shape[0], crop_height)
   padded_width = tf.maximum(shape[1], crop_width)
-  top = tf.random.uniform([], 0, padded_height - shape[0] + 1, tf.int32,
-                          seed=seed)
-  left = tf.random.uniform([], 0, padded_width - shape[1] + 1, tf.int32,
-                           seed=seed)
+
+  def draw(index, upper):
+    return tf.random.stateless_uniform([], seeds[index], 0, upper, tf.int32)
+
+  top = draw(0, padded_height - shape[0] + 1)
+  left = draw(1, padded_width - shape[1] + 1)
   image, label = pad_to_size(image, label, padded_height, padded_width,
                              label_pad_value, (top, left))
-  crop_top = tf.random.uniform([], 0, padded_height - crop_height + 1,
-                               tf.int32, seed=seed)
-  crop_left = tf.random.uniform([], 0, padded_width - crop_width + 1, tf.int32,
-                                seed=seed)
+  crop_top = draw(2, padded_height - crop_height + 1)
+  crop_left = draw(3, padded_width - crop_width + 1)
   image = image[crop_top:crop_top + crop_height,
                 crop_left:crop_left + crop_width]
   label = label[crop_top:crop_top + crop_height,
@@ -114,9 +117,9 @@ def random_pad_and_crop(image, label, crop_height, crop_width,
   return image, label
 
 
-def random_flip(image, label, seed=None):
+def random_flip(image, label, seed):
   """Left-right flip with probability 0.5."""
-  flip = tf.random.uniform([], seed=seed) < 0.5
+  flip = tf.random.stateless_uniform([], seed) < 0.5
   image = tf.cond(flip, lambda: image[:, ::-1], lambda: image)
   label = tf.cond(flip, lambda: label[:, ::-1], lambda: label)
   return image, label

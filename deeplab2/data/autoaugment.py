@@ -138,8 +138,13 @@ def apply_operation(image, name, level):
   return enhance[name](image, _enhance(level))
 
 
-def distort(image, policy_name, seed=None):
+def distort(image, policy_name, seed):
   """Applies one random sub-policy of `policy_name` to uint8 [H, W, 3].
+
+  Args:
+    image: uint8 [H, W, 3].
+    policy_name: a key of POLICIES.
+    seed: int [2] tensor for the stateless random choices.
 
   Raises:
     ValueError: an unknown policy name (the message lists the valid ones).
@@ -148,14 +153,15 @@ def distort(image, policy_name, seed=None):
     raise ValueError(f'Unknown autoaugment_policy_name "{policy_name}"; '
                      f'valid: {", ".join(sorted(POLICIES))}.')
   policy = POLICIES[policy_name]
-  chosen = tf.random.uniform([], 0, len(policy), tf.int32, seed=seed)
+  seeds = tf.random.split(seed, 1 + 2 * len(policy))
+  chosen = tf.random.stateless_uniform([], seeds[0], 0, len(policy), tf.int32)
   for index, steps in enumerate(policy):
-    def run(steps=steps, image=image):
-      for name, probability, level in steps:
+    def run(index=index, steps=steps, image=image):
+      for step, (name, probability, level) in enumerate(steps):
         if probability <= 0:
           continue
-        apply = tf.random.uniform([], seed=seed) < probability
-        image = tf.cond(apply,
+        draw = tf.random.stateless_uniform([], seeds[1 + 2 * index + step])
+        image = tf.cond(draw < probability,
                         lambda n=name, l=level, i=image: apply_operation(
                             i, n, l),
                         lambda i=image: i)

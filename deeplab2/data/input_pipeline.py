@@ -60,12 +60,14 @@ def list_files(file_patterns):
   return files
 
 
-def _train_sample(example, options):
+def _train_sample(example, seed, options):
   t = options.target_options
   label_pad_value = t.ignore_label * t.label_divisor
+  seeds = tf.random.split(seed, 4)
   image = example['image']
   if options.autoaugment_policy_name:
-    image = autoaugment.distort(image, options.autoaugment_policy_name)
+    image = autoaugment.distort(image, options.autoaugment_policy_name,
+                                seeds[0])
   image = tf.cast(image, tf.float32)
   label = example['panoptic_label']
   if options.resizes:
@@ -74,12 +76,12 @@ def _train_sample(example, options):
         options.resize_factor)
   factor = augmentation.random_scale_factor(
       options.min_scale_factor, options.max_scale_factor,
-      options.scale_factor_step_size)
+      options.scale_factor_step_size, seeds[1])
   image, label = augmentation.scale(image, label, factor)
   image, label = augmentation.random_pad_and_crop(
       image, label, options.crop_size[0], options.crop_size[1],
-      label_pad_value)
-  image, label = augmentation.random_flip(image, label)
+      label_pad_value, seeds[2])
+  image, label = augmentation.random_flip(image, label, seeds[3])
   sample = targets.make_targets(label, t)
   sample[common.IMAGE] = tf.ensure_shape(image, list(options.crop_size) + [3])
   sample[common.PANOPTIC_LABEL] = label
@@ -137,11 +139,17 @@ def make_dataset(options, input_context=None):
     dataset = dataset.shuffle(256, seed=options.seed).repeat()
   dataset = dataset.map(tfrecord.parse_example,
                         num_parallel_calls=tf.data.AUTOTUNE)
-  sample_fn = _train_sample if options.is_training else _eval_sample
-  dataset = dataset.map(lambda e: sample_fn(e, options),
-                        num_parallel_calls=tf.data.AUTOTUNE,
-                        deterministic=options.seed is not None or
-                        not options.is_training)
+  if options.is_training:
+    # One stateless seed pair per sample: with options.seed the augmented
+    # stream repeats exactly, without it each run differs.
+    seeds = tf.data.Dataset.random(seed=options.seed).batch(2)
+    dataset = tf.data.Dataset.zip((dataset, seeds)).map(
+        lambda e, seed: _train_sample(e, seed, options),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=options.seed is not None)
+  else:
+    dataset = dataset.map(lambda e: _eval_sample(e, options),
+                          num_parallel_calls=tf.data.AUTOTUNE)
   dataset = dataset.batch(options.batch_size,
                           drop_remainder=options.is_training)
   return dataset.prefetch(tf.data.AUTOTUNE)

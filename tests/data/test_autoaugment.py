@@ -71,14 +71,23 @@ def test_policy_table_is_deeplab2s():
   assert policy[3][0][0] == 'Solarize' and policy[3][1] == (
       'Equalize', 0.6, pytest.approx(1.8))
   with pytest.raises(ValueError, match='Unknown autoaugment_policy_name "x"'):
-    autoaugment.distort(tf.constant(_image()), 'x')
+    autoaugment.distort(tf.constant(_image()), 'x', tf.constant([1, 2]))
 
 
 def test_distort_changes_colours_only_and_keeps_uint8():
   image = tf.constant(_image(4))
-  tf.random.set_seed(0)
-  outputs = [autoaugment.distort(image, 'simple_classification_policy')
-             for _ in range(30)]
+  outputs = [autoaugment.distort(image, 'simple_classification_policy',
+                                 tf.constant([seed, 7]))
+             for seed in range(30)]
   assert all(o.dtype == tf.uint8 and o.shape == image.shape for o in outputs)
   changed = [not np.array_equal(o.numpy(), image.numpy()) for o in outputs]
   assert any(changed) and not all(changed)  # some steps have p < 1
+
+
+def test_the_same_seed_gives_the_same_distortion():
+  image = tf.constant(_image(5))
+  first = autoaugment.distort(image, 'simple_classification_policy',
+                              tf.constant([3, 4]))
+  again = autoaugment.distort(image, 'simple_classification_policy',
+                              tf.constant([3, 4]))
+  np.testing.assert_array_equal(first.numpy(), again.numpy())

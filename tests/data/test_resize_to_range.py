@@ -2,6 +2,7 @@
 evaluation paths, and evaluation against the original labels."""
 
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -77,3 +78,25 @@ def test_evaluation_resize_needs_one_image_per_replica(tiny_dataset_dir):
   with pytest.raises(ValueError, match='evaluation with min_resize_value / '
                      'max_resize_value scores original labels'):
     _options(tiny_dataset_dir, 17, is_training=False, batch_size=2)
+
+
+def test_a_seeded_training_pipeline_repeats_itself(tiny_dataset_dir):
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  _, options = _options(tiny_dataset_dir, 0, is_training=True, batch_size=2)
+  options = dataclasses.replace(
+      options, seed=11, min_scale_factor=0.5, max_scale_factor=2.0,
+      scale_factor_step_size=0.25,
+      autoaugment_policy_name='simple_classification_policy')
+
+  def first_batches(opts):
+    batches = iter(input_pipeline.make_dataset(opts))
+    return [next(batches) for _ in range(3)]
+
+  one, two = first_batches(options), first_batches(options)
+  other = first_batches(dataclasses.replace(options, seed=12))
+  for a, b in zip(one, two):
+    for key in (common.IMAGE, common.PANOPTIC_LABEL, common.GT_OFFSET):
+      np.testing.assert_array_equal(a[key].numpy(), b[key].numpy())
+  assert any(not np.array_equal(a[common.IMAGE].numpy(),
+                                c[common.IMAGE].numpy())
+             for a, c in zip(one, other))
