@@ -1,0 +1,74 @@
+"""Pictures of labels, targets and predictions, as uint8 RGB NumPy arrays.
+
+No TensorFlow: everything takes and returns NumPy arrays, so it serves the
+target viewer and prediction pictures alike.
+"""
+
+import colorsys
+
+import numpy as np
+from PIL import Image
+from PIL import ImageDraw
+
+
+def colorize_semantic(semantic, colormap, ignore_label=None):
+  """int [H, W] class ids -> uint8 [H, W, 3]; ignore and unknown ids black."""
+  table = np.zeros((max(len(colormap), 1) + 1, 3), np.uint8)
+  table[:len(colormap)] = np.asarray(colormap, np.uint8).reshape(-1, 3)
+  ids = np.where((semantic < 0) | (semantic >= len(colormap)),
+                 len(colormap), semantic)
+  if ignore_label is not None:
+    ids = np.where(semantic == ignore_label, len(colormap), ids)
+  return table[ids]
+
+
+def colorize_scalar(values, low=0.0, high=1.0):
+  """float [H, W] -> uint8 [H, W, 3] on a black-red-yellow-white ramp."""
+  t = np.clip((np.asarray(values, np.float64) - low) / max(high - low, 1e-12),
+              0.0, 1.0)
+  red = np.clip(3 * t, 0, 1)
+  green = np.clip(3 * t - 1, 0, 1)
+  blue = np.clip(3 * t - 2, 0, 1)
+  return (255 * np.stack([red, green, blue], -1)).astype(np.uint8)
+
+
+def colorize_offsets(offsets, max_norm=None):
+  """float [H, W, 2] (y, x) -> uint8 [H, W, 3] on the optical-flow wheel.
+
+  Hue is the direction, brightness the length relative to `max_norm`
+  (default: the largest length in the map).
+  """
+  dy, dx = offsets[..., 0], offsets[..., 1]
+  norm = np.hypot(dy, dx)
+  max_norm = max_norm or max(float(norm.max()), 1e-12)
+  hue = (np.arctan2(-dy, -dx) / (2 * np.pi)) % 1.0
+  value = np.clip(norm / max_norm, 0.0, 1.0)
+  rgb = np.vectorize(colorsys.hsv_to_rgb, otypes=[float] * 3)(
+      hue, np.ones_like(hue), value)
+  return (255 * np.stack(rgb, -1)).astype(np.uint8)
+
+
+def colorize_panoptic(panoptic, label_divisor, colormap, ignore_label):
+  """Class colours, with each instance's shade shifted so instances differ."""
+  semantic = panoptic // label_divisor
+  instance = panoptic % label_divisor
+  rgb = colorize_semantic(semantic, colormap, ignore_label).astype(np.int32)
+  shift = (instance * 47) % 96 - 48
+  shift = np.where(instance > 0, shift, 0)
+  return np.clip(rgb + shift[..., None], 0, 255).astype(np.uint8)
+
+
+def panel(tiles, columns=4, caption_height=14):
+  """Tiles [(title, uint8 [H, W, 3])] of one size -> one captioned grid."""
+  height, width = tiles[0][1].shape[:2]
+  rows = -(-len(tiles) // columns)
+  canvas = Image.new('RGB', (columns * width,
+                             rows * (height + caption_height)), (32, 32, 32))
+  draw = ImageDraw.Draw(canvas)
+  for index, (title, tile) in enumerate(tiles):
+    x = (index % columns) * width
+    y = (index // columns) * (height + caption_height)
+    canvas.paste(Image.fromarray(np.asarray(tile, np.uint8)),
+                 (x, y + caption_height))
+    draw.text((x + 2, y + 1), title, fill=(255, 255, 255))
+  return np.asarray(canvas)

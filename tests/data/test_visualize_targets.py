@@ -1,0 +1,47 @@
+"""The target viewer and the picture helpers."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+
+from deeplab2.utils import visualization
+from conftest import REPO_ROOT, tiny_config_text
+
+
+def test_offsets_wheel_and_semantic_colours():
+  offsets = np.zeros((3, 3, 2), np.float32)
+  offsets[0, 0] = (0.0, 2.0)          # points right
+  offsets[0, 1] = (0.0, -2.0)         # points left
+  offsets[0, 2] = (0.0, 1.0)          # half as long
+  rgb = visualization.colorize_offsets(offsets).astype(int)
+  assert (rgb[1, 1] == 0).all()                         # no offset: black
+  assert not np.array_equal(rgb[0, 0], rgb[0, 1])      # direction -> hue
+  assert rgb[0, 2].max() < rgb[0, 0].max()              # length -> value
+  colours = visualization.colorize_semantic(
+      np.array([[0, 1, 255]]), ((10, 20, 30), (40, 50, 60)), 255)
+  np.testing.assert_array_equal(colours[0], [[10, 20, 30], [40, 50, 60],
+                                             [0, 0, 0]])
+
+
+def test_visualize_targets_writes_one_panel_per_sample(tiny_dataset_dir,
+                                                       tmp_path):
+  config = tmp_path / 'tiny.textproto'
+  config.write_text(tiny_config_text(tiny_dataset_dir))
+  output = tmp_path / 'panels'
+  command = [sys.executable, os.path.join(REPO_ROOT, 'data',
+                                          'visualize_targets.py'),
+             f'--config_file={config}', '--split=train', '--num_samples=3',
+             f'--output_dir={output}']
+  result = subprocess.run(command, capture_output=True, text=True,
+                          check=False)
+  assert result.returncode == 0, result.stderr[-2000:]
+  panels = sorted(os.listdir(output))
+  assert panels == ['train_0000.png', 'train_0001.png', 'train_0002.png']
+  picture = np.asarray(Image.open(output / panels[0]))
+  assert picture.shape == (2 * (33 + 14), 4 * 33, 3)
+  again = subprocess.run(command, capture_output=True, text=True,
+                         check=False)
+  assert again.returncode == 1 and '--overwrite' in again.stderr
