@@ -29,6 +29,8 @@ def check_layer(layer, inputs, expected_shape):
   """The shared harness: eager, graph, train step, config round trip."""
   eager = layer(inputs, training=False)
   assert tuple(eager.shape) == expected_shape
+  assert tuple(layer.compute_output_shape(tuple(inputs.shape))) == (
+      expected_shape)
   graph = tf.function(lambda x: layer(x, training=False))(inputs)
   np.testing.assert_allclose(graph.numpy(), eager.numpy(), rtol=1e-5,
                              atol=1e-5)

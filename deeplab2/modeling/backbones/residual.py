@@ -155,8 +155,10 @@ class ResidualBlock(normalization.BatchNormConfigMixin, keras.layers.Layer):
     return keras.ops.relu(x + shortcut)
 
   def compute_output_shape(self, input_shape):
-    return self.convs[0].compute_output_shape(input_shape)[:-1] + (
-        self.filters[-1],)
+    shape = input_shape
+    for conv in self.convs:
+      shape = conv.compute_output_shape(shape)
+    return shape
 
   def deeplab2_children(self):
     """(deeplab2 scope, sublayer) pairs; see modeling/deeplab2_names.py."""

@@ -54,6 +54,9 @@ class SqueezeExcite(keras.layers.Layer):
     gate = self.gating_fn(self.expand(self.inner_fn(self.reduce(pooled))))
     return inputs * gate
 
+  def compute_output_shape(self, input_shape):
+    return input_shape
+
   def deeplab2_children(self):
     """(deeplab2 scope, sublayer) pairs; see modeling/deeplab2_names.py."""
     return [('_se_reduce', self.reduce), ('_se_expand', self.expand)]
@@ -85,6 +88,9 @@ class SimplifiedSqueezeExcite(keras.layers.Layer):
   def call(self, inputs):
     pooled = keras.ops.mean(inputs, axis=(1, 2), keepdims=True)
     return inputs * activations.hard_sigmoid(self.conv(pooled))
+
+  def compute_output_shape(self, input_shape):
+    return input_shape
 
   def deeplab2_children(self):
     """(deeplab2 scope, sublayer) pairs; see modeling/deeplab2_names.py."""

@@ -28,6 +28,9 @@ class GlobalContext(keras.layers.Layer):
     pooled = keras.ops.mean(inputs, axis=(1, 2), keepdims=True)
     return inputs + self.convolution(pooled)
 
+  def compute_output_shape(self, input_shape):
+    return input_shape
+
   def deeplab2_children(self):
     """(deeplab2 scope, sublayer) pairs; see modeling/deeplab2_names.py."""
     return [('convolution', self.convolution)]
