@@ -82,3 +82,23 @@ def test_mixed_float16_trains_with_loss_scaling(tiny_dataset_dir, tmp_path):
   after = [v.numpy() for v in restored.model.trainable_weights]
   assert any(not np.array_equal(a, b) for a, b in zip(before, after))
   assert all(np.isfinite(a).all() for a in after)
+
+
+def test_a_bfloat16_model_exports_and_serves_float32(tmp_path):
+  from deeplab2.data import dataset_descriptor  # pylint: disable=g-import-not-at-top
+  from deeplab2.postprocessing import post_processor  # pylint: disable=g-import-not-at-top
+  from deeplab2.serving import export  # pylint: disable=g-import-not-at-top
+  from deeplab2.training import builders  # pylint: disable=g-import-not-at-top
+  config = config_lib.parse_experiment_text(tiny_config_text('/unused'))
+  config.model_options.dtype_policy = 'mixed_bfloat16'
+  model = factory.build_model(config.model_options, BN, crop_size=(33, 33))
+  descriptor = dataset_descriptor.get_descriptor('synthetic_panoptic')
+  processor = post_processor.PanopticDeepLabPostProcessor(
+      builders.post_processor_options(config.evaluator_options, descriptor))
+  path = str(tmp_path / 'export')
+  export.export_saved_model(model, processor,
+                            config.model_options.backbone.output_stride, path)
+  serve = tf.saved_model.load(path).signatures['serving_default']
+  outputs = serve(image=tf.zeros([37, 41, 3], tf.uint8))
+  assert outputs['panoptic_pred'].shape == (37, 41)
+  assert outputs['center_heatmap'].dtype == tf.float32
