@@ -17,6 +17,7 @@ from deeplab2.modeling.layers import heads
 from deeplab2.modeling.layers import normalization
 from deeplab2.modeling.backbones import mobilenet
 from deeplab2.modeling.backbones import residual
+from deeplab2.modeling.backbones import xception
 from deeplab2.modeling.layers import drop_path
 from deeplab2.modeling.layers import squeeze_excite
 from deeplab2.modeling.layers import switchable_atrous
@@ -294,3 +295,29 @@ def test_checkpoint_round_trip_restores_every_weight(tmp_path):
   listed = [name for name, _ in tf.train.list_variables(path)
             if name.startswith('model/')]
   assert len(listed) == len(source.weights)
+
+
+@pytest.mark.parametrize('make', [
+    lambda: mobilenet.InvertedBottleneck(8, 8, 3, 5, se_ratio=0.25,
+                                         activation='hard_swish',
+                                         bn_options=BN),
+    lambda: xception.XceptionModule((8, 12, 16), 'conv', strides=2,
+                                    bn_options=BN),
+    lambda: xception.XceptionModule((8, 8, 8), 'sum', dilation_rate=2,
+                                    activation_in_conv=True, bn_options=BN),
+], ids=['inverted_bottleneck', 'xception_conv', 'xception_sum'])
+def test_two_output_blocks_round_trip_their_config(make):
+  """Blocks returning (output, endpoint) pairs: config and both outputs."""
+  layer = make()
+  inputs = tf.random.normal([2, 9, 9, 8])
+  expected = layer(inputs, training=False)
+  clone = type(layer).from_config(layer.get_config())
+  clone(inputs, training=False)
+  clone.set_weights(layer.get_weights())
+  for got, want in zip(clone(inputs, training=False), expected):
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-5,
+                               atol=1e-5)
+  with tf.GradientTape() as tape:
+    loss = tf.reduce_mean(tf.square(layer(inputs, training=True)[0]))
+  assert all(g is not None for g in tape.gradient(
+      loss, layer.trainable_variables))
