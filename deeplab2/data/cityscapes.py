@@ -45,7 +45,35 @@ def find_split(cityscapes_root, split):
         label_path=os.path.join(png_dir, annotation['file_name']),
         segments=tuple(annotation['segments_info']),
         name=image_name))
-  descriptor = dataset_descriptor.get_descriptor('cityscapes_panoptic')
+  descriptor = _descriptor(data.get('categories'), json_path)
   spec = conversion.label_spec(
       descriptor, {c: c for c in range(descriptor.num_classes)})
   return samples, descriptor, spec
+
+
+def _descriptor(categories, json_path):
+  """Names, colours and thing flags from the JSON's categories when it has
+  them (cityscapesScripts writes them, with train ids as ids); the built-in
+  Cityscapes table otherwise.
+
+  Raises:
+    ValueError: categories whose ids are not the train ids 0..N-1.
+  """
+  builtin = dataset_descriptor.get_descriptor('cityscapes_panoptic')
+  if not categories:
+    return builtin
+  ordered = sorted(categories, key=lambda c: c['id'])
+  ids = [c['id'] for c in ordered]
+  if ids != list(range(len(ids))):
+    raise ValueError(f'{json_path}: category ids {ids} are not train ids '
+                     f'0..{len(ids) - 1}.')
+  return dataset_descriptor.DatasetDescriptor(
+      name=builtin.name,
+      num_classes=len(ordered),
+      ignore_label=builtin.ignore_label,
+      label_divisor=builtin.label_divisor,
+      thing_class_ids=tuple(c['id'] for c in ordered if c.get('isthing')),
+      class_names=tuple(c.get('name', str(c['id'])) for c in ordered),
+      colormap=tuple(tuple(c['color']) if 'color' in c else
+                     builtin.colormap[c['id']] if c['id'] < builtin.num_classes
+                     else (0, 0, 0) for c in ordered))

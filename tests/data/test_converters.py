@@ -282,3 +282,25 @@ def test_custom_dataset_cli_with_two_workers(tmp_path):
       os.path.join(output, 'dataset_descriptor.json'))
   assert descriptor.name == 'my_data' and descriptor.num_classes == 134
   assert len(_records(output, 'train')) == 2
+
+
+def test_cityscapes_categories_come_from_the_json_when_present(tmp_path):
+  root = _cityscapes_root(tmp_path)
+  path = os.path.join(root, 'gtFine', 'cityscapes_panoptic_val_trainId.json')
+  with open(path) as f:
+    data = json.load(f)
+  builtin = dataset_descriptor.get_descriptor('cityscapes_panoptic')
+  data['categories'] = [
+      {'id': i, 'name': f'class{i}', 'color': [i, i, i],
+       'isthing': int(i in builtin.thing_class_ids)} for i in range(19)]
+  with open(path, 'w') as f:
+    json.dump(data, f)
+  _, descriptor, _ = cityscapes.find_split(root, 'val')
+  assert descriptor.class_names[3] == 'class3'
+  assert descriptor.colormap[5] == (5, 5, 5)
+  assert descriptor.thing_class_ids == builtin.thing_class_ids
+  data['categories'][0]['id'] = 40
+  with open(path, 'w') as f:
+    json.dump(data, f)
+  with pytest.raises(ValueError, match='are not train ids'):
+    cityscapes.find_split(root, 'val')
