@@ -11,7 +11,6 @@ ids in the PNG use label ids and are only matched against the JSON.
 import os
 
 from deeplab2.data import coco
-from deeplab2.data import conversion
 from deeplab2.data import dataset_descriptor
 from deeplab2.data import panoptic_format
 
@@ -46,7 +45,7 @@ def find_split(cityscapes_root, split):
         segments=tuple(annotation['segments_info']),
         name=image_name))
   descriptor = _descriptor(data.get('categories'), json_path)
-  spec = conversion.label_spec(
+  spec = panoptic_format.label_spec(
       descriptor, {c: c for c in range(descriptor.num_classes)})
   return samples, descriptor, spec
 

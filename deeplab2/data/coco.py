@@ -11,8 +11,51 @@ Each of the three paths can be given instead (`panoptic_json`,
 import json
 import os
 
-from deeplab2.data import conversion
+import numpy as np
+
+from deeplab2.data import dataset_descriptor
 from deeplab2.data import panoptic_format
+
+
+def descriptor_from_categories(name, categories, ignore_label=0,
+                               label_divisor=256):
+  """A descriptor and LabelSpec from COCO-style `categories`.
+
+  As deeplab2 numbers COCO: class 0 is void, then the categories in
+  increasing id order get 1, 2, ...; `isthing` marks the thing classes.
+  Colours come from the categories' `color` when present, else a fixed
+  palette.
+
+  Raises:
+    ValueError: no categories, duplicate ids, or a missing name.
+  """
+  if not categories:
+    raise ValueError(f'{name}: the annotation JSON lists no categories.')
+  ordered = sorted(categories, key=lambda c: c['id'])
+  ids = [c['id'] for c in ordered]
+  if len(set(ids)) != len(ids):
+    raise ValueError(f'{name}: duplicate category ids in the JSON.')
+  for c in ordered:
+    if 'name' not in c:
+      raise ValueError(f'{name}: category {c["id"]} has no name.')
+  if ignore_label != 0:
+    raise ValueError('COCO-format datasets keep class 0 for void; '
+                     f'ignore_label must be 0, got {ignore_label}.')
+  rng = np.random.default_rng(0)
+  colors = [tuple(int(v) for v in c['color']) if 'color' in c else
+            tuple(int(v) for v in rng.integers(0, 256, 3)) for c in ordered]
+  descriptor = dataset_descriptor.DatasetDescriptor(
+      name=name,
+      num_classes=len(ordered) + 1,
+      ignore_label=0,
+      label_divisor=label_divisor,
+      thing_class_ids=tuple(i + 1 for i, c in enumerate(ordered)
+                            if c.get('isthing', 0)),
+      class_names=('void',) + tuple(c['name'] for c in ordered),
+      colormap=((0, 0, 0),) + tuple(colors))
+  spec = panoptic_format.label_spec(descriptor,
+                    {c['id']: i + 1 for i, c in enumerate(ordered)})
+  return descriptor, spec
 
 
 def read_json(path, hint=''):
@@ -81,7 +124,7 @@ def find_split(coco_root, split, panoptic_json=None, panoptic_dir=None,
                                          f'panoptic_{split}2017')
   images_dir = image_dir or os.path.join(root, f'{split}2017')
   data = read_json(json_path)
-  descriptor, spec = conversion.descriptor_from_categories(
+  descriptor, spec = descriptor_from_categories(
       name, data.get('categories', []), label_divisor=label_divisor)
   samples = samples_from_panoptic_json(data, json_path, png_dir, images_dir)
   return samples, descriptor, spec

@@ -36,55 +36,6 @@ class SplitReport:
   paths: list
 
 
-def descriptor_from_categories(name, categories, ignore_label=0,
-                               label_divisor=256):
-  """A descriptor and LabelSpec from COCO-style `categories`.
-
-  As deeplab2 numbers COCO: class 0 is void, then the categories in
-  increasing id order get 1, 2, ...; `isthing` marks the thing classes.
-  Colours come from the categories' `color` when present, else a fixed
-  palette.
-
-  Raises:
-    ValueError: no categories, duplicate ids, or a missing name.
-  """
-  if not categories:
-    raise ValueError(f'{name}: the annotation JSON lists no categories.')
-  ordered = sorted(categories, key=lambda c: c['id'])
-  ids = [c['id'] for c in ordered]
-  if len(set(ids)) != len(ids):
-    raise ValueError(f'{name}: duplicate category ids in the JSON.')
-  for c in ordered:
-    if 'name' not in c:
-      raise ValueError(f'{name}: category {c["id"]} has no name.')
-  if ignore_label != 0:
-    raise ValueError('COCO-format datasets keep class 0 for void; '
-                     f'ignore_label must be 0, got {ignore_label}.')
-  rng = np.random.default_rng(0)
-  colors = [tuple(int(v) for v in c['color']) if 'color' in c else
-            tuple(int(v) for v in rng.integers(0, 256, 3)) for c in ordered]
-  descriptor = dataset_descriptor.DatasetDescriptor(
-      name=name,
-      num_classes=len(ordered) + 1,
-      ignore_label=0,
-      label_divisor=label_divisor,
-      thing_class_ids=tuple(i + 1 for i, c in enumerate(ordered)
-                            if c.get('isthing', 0)),
-      class_names=('void',) + tuple(c['name'] for c in ordered),
-      colormap=((0, 0, 0),) + tuple(colors))
-  spec = label_spec(descriptor,
-                    {c['id']: i + 1 for i, c in enumerate(ordered)})
-  return descriptor, spec
-
-
-def label_spec(descriptor, category_to_class):
-  return panoptic_format.LabelSpec(
-      category_to_class=dict(category_to_class),
-      thing_class_ids=frozenset(descriptor.thing_class_ids),
-      ignore_label=descriptor.ignore_label,
-      label_divisor=descriptor.label_divisor)
-
-
 def check_output_dir(output_dir, splits, overwrite):
   """Refuses to touch existing output unless `overwrite`; then removes it.
 

@@ -51,6 +51,15 @@ class LabelSpec:
   label_divisor: int
 
 
+def label_spec(descriptor, category_to_class):
+  """The LabelSpec of a DatasetDescriptor and a category -> class map."""
+  return LabelSpec(
+      category_to_class=dict(category_to_class),
+      thing_class_ids=frozenset(descriptor.thing_class_ids),
+      ignore_label=descriptor.ignore_label,
+      label_divisor=descriptor.label_divisor)
+
+
 @dataclasses.dataclass(frozen=True)
 class ConvertedSample:
   """What a worker hands back: all plain values, cheap to pickle."""
