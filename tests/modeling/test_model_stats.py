@@ -1,6 +1,7 @@
 """Parameter and multiply-add counts: the counter, every backbone pinned, and
 the paper's Xception-71 Panoptic-DeepLab against CVPR 2020 Table 1."""
 
+import importlib.util
 import os
 
 import keras
@@ -85,3 +86,35 @@ def test_xception71_panoptic_deeplab_against_the_paper():
                                     training=False)
   assert madds == 549434492824
   assert abs(madds / 559.15e9 - 1) < 0.02
+
+
+def _paper_counts_module():
+  path = os.path.join(_ROOT, 'benchmarks', 'xception71_paper_counts.py')
+  spec = importlib.util.spec_from_file_location('xception71_paper_counts',
+                                                path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_paper_counts_benchmark_edits_the_fields_each_row_names():
+  bench = _paper_counts_module()
+  shipped = os.path.join(_ROOT, 'configs', 'cityscapes', 'panoptic_deeplab',
+                         'xception71_os16.textproto')
+  config, _ = config_lib.load_experiment_config(shipped)
+  # The 'branch' reading of Table 1's best row is the shipped config.
+  assert bench.variant(256, 128, 19, 'branch') == config.model_options
+  deeplab2_heads = bench.variant(256, 128, 19, '32')
+  instance = deeplab2_heads.panoptic_deeplab.instance
+  assert (instance.center_head.head_channels,
+          instance.regression_head.head_channels) == (32, 32)
+  assert deeplab2_heads.panoptic_deeplab.semantic_head.head_channels == 256
+  swapped = bench.variant(128, 256, 65, 'branch')
+  assert swapped.decoder.decoder_channels == 128
+  assert swapped.panoptic_deeplab.semantic_head.head_channels == 128
+  assert swapped.panoptic_deeplab.semantic_head.output_channels == 65
+  assert (swapped.panoptic_deeplab.instance.instance_decoder_override
+          .decoder_channels) == 256
+  assert swapped.panoptic_deeplab.instance.center_head.head_channels == 256
+  semantic_only = bench.variant(256, None, 19, 'branch')
+  assert not semantic_only.panoptic_deeplab.instance.enable
