@@ -9,7 +9,7 @@ import pytest  # pylint: disable=g-import-not-at-top
 from google.protobuf import text_format  # pylint: disable=g-import-not-at-top
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED_DATA = os.path.join(os.path.dirname(REPO_ROOT), 'shared', 'data')
+TEST_DATA = os.path.join(REPO_ROOT, 'tests', 'testdata')
 SYNTHETIC_CONFIG = os.path.join(REPO_ROOT, 'configs', 'synthetic',
                                 'resnet_mini_os16.textproto')
 TINY_IMAGE_SIZE = 33

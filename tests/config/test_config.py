@@ -7,7 +7,7 @@ import os
 import pytest
 
 from deeplab2 import config as config_lib
-from conftest import SHARED_DATA, SYNTHETIC_CONFIG
+from conftest import TEST_DATA, SYNTHETIC_CONFIG
 
 
 def _write(tmp_path, text):
@@ -29,7 +29,7 @@ def test_synthetic_config_loads_and_validates():
 
 
 @pytest.mark.parametrize('manifest', sorted(glob.glob(
-    os.path.join(SHARED_DATA, 'deeplab2_parity', 'manifest_*.json'))))
+    os.path.join(TEST_DATA, 'deeplab2_parity', 'manifest_*.json'))))
 def test_deeplab2_configs_parse_unchanged(manifest):
   with open(manifest) as f:
     text = json.load(f)['config_text']

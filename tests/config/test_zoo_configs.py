@@ -2,7 +2,7 @@
 
 Each Cityscapes and COCO Panoptic-DeepLab config must load and validate, and
 its model options must equal those of the config deeplab2 itself ran for the
-parity data (../shared/data/deeplab2_parity/), so a deeplab2 zoo checkpoint
+parity data (tests/testdata/deeplab2_parity/), so a deeplab2 zoo checkpoint
 means the same network here.
 """
 
@@ -14,7 +14,7 @@ import pytest
 
 from deeplab2 import config as config_lib
 from deeplab2.data import dataset_descriptor
-from conftest import SHARED_DATA
+from conftest import TEST_DATA
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 # Every Panoptic-DeepLab config but the paper's Xception-71, which deeplab2
@@ -44,7 +44,7 @@ def test_zoo_config_is_deeplab2s(path):
   key = _key(path)
   manifest_name, backbone = _SIBLINGS.get(
       key, (key.replace('/', '_'), None))
-  with open(os.path.join(SHARED_DATA, 'deeplab2_parity',
+  with open(os.path.join(TEST_DATA, 'deeplab2_parity',
                          f'manifest_{manifest_name}.json')) as f:
     manifest = json.load(f)
   reference = config_lib.parse_experiment_text(manifest['config_text'])

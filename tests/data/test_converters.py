@@ -20,10 +20,10 @@ from deeplab2.data import dataset_descriptor
 from deeplab2.data import mapillary
 from deeplab2.data import panoptic_format
 from deeplab2.data import tfrecord
-from conftest import REPO_ROOT, SHARED_DATA
+from conftest import REPO_ROOT, TEST_DATA
 
-COCO_SAMPLE = os.path.join(SHARED_DATA, 'coco_panoptic_sample')
-CITYSCAPES_SAMPLE = os.path.join(SHARED_DATA, 'cityscapes_sample')
+COCO_SAMPLE = os.path.join(TEST_DATA, 'coco_panoptic_sample')
+CITYSCAPES_SAMPLE = os.path.join(TEST_DATA, 'cityscapes_sample')
 
 
 def _coco_root(tmp_path, split='val', mutate=None):

@@ -1,6 +1,6 @@
 """Our network equals deeplab2's: its checkpoint loads and the outputs match.
 
-For each of the ten configurations in ../shared/data/deeplab2_parity/
+For each of the ten configurations in tests/testdata/deeplab2_parity/
 (MobileNetV3, ResNet-50, ResNet-50-beta, Wide-ResNet-41, SWideRNet-SAC), the
 test
 writes the checkpoint deeplab2's trainer would write (keys and shapes from
@@ -27,9 +27,9 @@ from deeplab2.modeling import deeplab2_checkpoint
 from deeplab2.modeling import factory
 from deeplab2.modeling.layers import normalization
 from deeplab2.postprocessing import post_processor
-from conftest import SHARED_DATA
+from conftest import TEST_DATA
 
-PARITY_DIR = os.path.join(SHARED_DATA, 'deeplab2_parity')
+PARITY_DIR = os.path.join(TEST_DATA, 'deeplab2_parity')
 _MANIFESTS = sorted(glob.glob(os.path.join(PARITY_DIR, 'manifest_*.json')))
 # The two largest SWideRNets (377 M and 536 M parameters) take a minute and
 # several GB each; they carry the slow marker, and CI runs them.

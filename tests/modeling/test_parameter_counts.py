@@ -1,6 +1,6 @@
 """Parameter counts equal deeplab2's own for the same config text.
 
-The counts come from the manifests in ../shared/data/deeplab2_parity/,
+The counts come from the manifests in tests/testdata/deeplab2_parity/,
 written by deeplab2 itself (see its README).
 """
 
@@ -14,10 +14,10 @@ import pytest
 from deeplab2 import config as config_lib
 from deeplab2.modeling import factory
 from deeplab2.modeling.layers import normalization
-from conftest import SHARED_DATA
+from conftest import TEST_DATA
 
 _MANIFESTS = sorted(glob.glob(os.path.join(
-    SHARED_DATA, 'deeplab2_parity', 'manifest_*.json')))
+    TEST_DATA, 'deeplab2_parity', 'manifest_*.json')))
 
 
 def test_all_ten_manifests_are_there():
@@ -42,7 +42,7 @@ def test_parameter_counts_equal_deeplab2(manifest):
 def test_cityscapes_resnet50_os32_is_deeplab2s_pinned_figure():
   """SPEC: 54,973,702 trainable parameters (55,038,534 in all)."""
   manifest = os.path.join(
-      SHARED_DATA, 'deeplab2_parity',
+      TEST_DATA, 'deeplab2_parity',
       'manifest_cityscapes_resnet50_os32_merge_with_pure_tf_func.json')
   with open(manifest) as f:
     reference = json.load(f)
