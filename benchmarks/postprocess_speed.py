@@ -55,9 +55,12 @@ def _inputs(tf, batch, height, width, num_centers, seed=0):
 
 def _ours(tf, options, jit_compile=False):
   from deeplab2 import common  # pylint: disable=g-import-not-at-top
+  from deeplab2 import label_spec  # pylint: disable=g-import-not-at-top
   from deeplab2.postprocessing import post_processor  # pylint: disable=g-import-not-at-top
+  spec = label_spec.LabelSpec(num_classes=NUM_CLASSES, ignore_label=IGNORE,
+                              label_divisor=DIVISOR, thing_class_ids=THINGS)
   processor = post_processor.PanopticDeepLabPostProcessor(
-      post_processor.PostProcessorOptions(**options))
+      post_processor.PostProcessorOptions(label_spec=spec, **options))
   fn = tf.function(processor.__call__, jit_compile=jit_compile)
 
   def run(logits, heatmap, offsets):
@@ -118,9 +121,7 @@ def measure(implementation, batch, height, width, num_centers, runs):
   """Runs in this process; returns (median seconds, extra peak MB)."""
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  options = dict(num_classes=NUM_CLASSES, thing_class_ids=THINGS,
-                 label_divisor=DIVISOR, ignore_label=IGNORE,
-                 center_score_threshold=0.1, nms_kernel=13,
+  options = dict(center_score_threshold=0.1, nms_kernel=13,
                  keep_k_centers=200, stuff_area_limit=2048)
   if implementation == 'loop':
     run = _loop_reference(tf, options)

@@ -9,6 +9,7 @@ import dataclasses
 import json
 import os
 
+from deeplab2 import label_spec as label_spec_lib
 from deeplab2 import registry
 
 DATASETS = registry.Registry('dataset')
@@ -17,46 +18,34 @@ DESCRIPTOR_FILENAME = 'dataset_descriptor.json'
 
 
 @dataclasses.dataclass(frozen=True)
-class DatasetDescriptor:
-  """What the model and the metrics need to know about a dataset.
+class DatasetDescriptor(label_spec_lib.LabelSpec):
+  """A dataset's label facts (a LabelSpec), its name and its split sizes.
+
+  A descriptor is a LabelSpec: `num_classes`, `ignore_label`,
+  `label_divisor`, `thing_class_ids`, `class_names` and `colormap` and the
+  label helpers (`split`, `is_thing`, `void_label`, ...) are its own; the
+  consumers take `descriptor.label_spec`, the plain LabelSpec.
 
   Attributes:
-    name: dataset name.
-    num_classes: number of semantic classes, ids 0..num_classes-1 (an ignore
-      id inside that range, as COCO's 0, is still counted).
-    ignore_label: semantic id of void / unlabeled pixels.
-    label_divisor: panoptic label = semantic * label_divisor + instance.
-    thing_class_ids: semantic ids of the classes that have instances.
-    class_names: one name per semantic id.
-    colormap: one (r, g, b) per semantic id, for pictures.
-    splits_to_sizes: number of images per split.
+    name: dataset name (keyword only).
+    splits_to_sizes: number of images per split (keyword only).
   """
-  name: str
-  num_classes: int
-  ignore_label: int
-  label_divisor: int
-  thing_class_ids: tuple
-  class_names: tuple
-  colormap: tuple
-  splits_to_sizes: dict = dataclasses.field(default_factory=dict)
+  name: str = dataclasses.field(kw_only=True)
+  splits_to_sizes: dict = dataclasses.field(default_factory=dict,
+                                            kw_only=True)
 
   def __post_init__(self):
-    if len(self.class_names) != self.num_classes:
-      raise ValueError(f'Dataset "{self.name}": {len(self.class_names)} class '
-                       f'names for num_classes={self.num_classes}.')
-    if len(self.colormap) != self.num_classes:
-      raise ValueError(f'Dataset "{self.name}": {len(self.colormap)} colours '
-                       f'for num_classes={self.num_classes}.')
-    bad = [c for c in self.thing_class_ids if not 0 <= c < self.num_classes]
-    if bad:
-      raise ValueError(f'Dataset "{self.name}": thing class ids {bad} are '
-                       f'outside 0..{self.num_classes - 1}.')
+    try:
+      super().__post_init__()
+    except ValueError as e:
+      raise ValueError(f'Dataset "{self.name}": {e}') from None
 
   @property
-  def stuff_class_ids(self):
-    things = set(self.thing_class_ids)
-    return tuple(c for c in range(self.num_classes)
-                 if c not in things and c != self.ignore_label)
+  def label_spec(self) -> label_spec_lib.LabelSpec:
+    """The plain LabelSpec of the descriptor's label facts."""
+    return label_spec_lib.LabelSpec(**{
+        f.name: getattr(self, f.name)
+        for f in dataclasses.fields(label_spec_lib.LabelSpec)})
 
   def to_json_dict(self):
     return {
@@ -168,7 +157,7 @@ def _coco_panoptic():
       name='coco_panoptic',
       num_classes=len(categories) + 1,
       ignore_label=0,
-      label_divisor=256,
+      label_divisor=256,    # The COCO-format default of the converters.
       thing_class_ids=tuple(i + 1 for i, c in enumerate(categories)
                             if c['isthing']),
       class_names=('void',) + tuple(c['name'] for c in categories),

@@ -15,7 +15,6 @@ from deeplab2.data import targets
 from deeplab2.data import tfrecord
 
 
-
 @dataclasses.dataclass(frozen=True)
 class PipelineOptions:
   """Plain values of one dataset's pipeline (built from DatasetOptions).
@@ -62,14 +61,13 @@ def list_files(file_patterns):
 
 def _train_sample(example, seed, options):
   t = options.target_options
-  label_pad_value = t.ignore_label * t.label_divisor
   seeds = tf.random.split(seed, 4)
-  image = example['image']
+  image = example[common.IMAGE]
   if options.autoaugment_policy_name:
     image = autoaugment.distort(image, options.autoaugment_policy_name,
                                 seeds[0])
   image = tf.cast(image, tf.float32)
-  label = example['panoptic_label']
+  label = example[common.PANOPTIC_LABEL]
   if options.resizes:
     image, label = augmentation.resize_to_range(
         image, label, options.min_resize_value, options.max_resize_value,
@@ -80,7 +78,7 @@ def _train_sample(example, seed, options):
   image, label = augmentation.scale(image, label, factor)
   image, label = augmentation.random_pad_and_crop(
       image, label, options.crop_size[0], options.crop_size[1],
-      label_pad_value, seeds[2])
+      t.label_spec.void_label, seeds[2])
   image, label = augmentation.random_flip(image, label, seeds[3])
   sample = targets.make_targets(label, t)
   sample[common.IMAGE] = tf.ensure_shape(image, list(options.crop_size) + [3])
@@ -90,8 +88,8 @@ def _train_sample(example, seed, options):
 
 def _eval_sample(example, options):
   t = options.target_options
-  image = tf.cast(example['image'], tf.float32)
-  original_label = label = example['panoptic_label']
+  image = tf.cast(example[common.IMAGE], tf.float32)
+  original_label = label = example[common.PANOPTIC_LABEL]
   if options.resizes:
     image, label = augmentation.resize_to_range(
         image, label, options.min_resize_value, options.max_resize_value,
@@ -102,14 +100,14 @@ def _eval_sample(example, options):
       message='An eval image is larger than eval_dataset_options.crop_size')
   image, label = augmentation.pad_to_size(
       image, label, options.crop_size[0], options.crop_size[1],
-      t.ignore_label * t.label_divisor)
+      t.label_spec.void_label)
   sample = targets.make_targets(label, t)
   sample[common.IMAGE] = tf.ensure_shape(image, list(options.crop_size) + [3])
   # With a resize, the metrics use the original label (batch size 1).
   sample[common.PANOPTIC_LABEL] = original_label if options.resizes else label
   sample[common.IMAGE_SIZE] = size
   sample[common.LABEL_SIZE] = tf.shape(original_label)
-  sample[common.FILENAME] = example['filename']
+  sample[common.FILENAME] = example[common.FILENAME]
   return sample
 
 

@@ -17,12 +17,12 @@ import numpy as np
 
 from deeplab2.data import dataset_descriptor
 
-WALL, FLOOR, DISC, BOX, TRIANGLE = range(5)
-IGNORE_LABEL = 255
-LABEL_DIVISOR = 1000
-DEFAULT_IMAGE_SIZE = 129
-
 DESCRIPTOR = dataset_descriptor.DATASETS.get('synthetic_panoptic')
+
+WALL, FLOOR, DISC, BOX, TRIANGLE = range(5)
+IGNORE_LABEL = DESCRIPTOR.ignore_label
+LABEL_DIVISOR = DESCRIPTOR.label_divisor
+DEFAULT_IMAGE_SIZE = 129
 
 # Hue bands (0..1) of each thing class; colours vary inside a band.
 _HUE_BANDS = {DISC: (0.95, 1.08), BOX: (0.55, 0.70), TRIANGLE: (0.13, 0.30)}
@@ -184,7 +184,7 @@ def generate_sample(rng, size=DEFAULT_IMAGE_SIZE):
   instance[void] = 0
   noise = rng.normal(0, 6, size=image.shape)
   image = np.clip(image + noise, 0, 255).astype(np.uint8)
-  panoptic = semantic * LABEL_DIVISOR + instance
+  panoptic = DESCRIPTOR.encode(semantic, instance)
   return image, panoptic.astype(np.int32), segments
 
 

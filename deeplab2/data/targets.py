@@ -10,6 +10,7 @@ import dataclasses
 import tensorflow as tf
 
 from deeplab2 import common
+from deeplab2 import label_spec as label_spec_lib
 
 
 @dataclasses.dataclass(frozen=True)
@@ -17,22 +18,25 @@ class TargetOptions:
   """Plain values that define the targets.
 
   Attributes:
-    label_divisor: panoptic = semantic * label_divisor + instance.
-    ignore_label: semantic id of void pixels.
-    thing_class_ids: semantic ids of classes with instances.
+    label_spec: label_spec.LabelSpec of the dataset (label divisor, ignore
+      label, thing classes).
     sigma: standard deviation of the center Gaussian, in pixels.
     small_instance_threshold: instances with fewer pixels are "small".
     small_instance_weight: semantic weight on small instances' pixels (used
       when increase_small_instance_weights).
     increase_small_instance_weights: whether to up-weight small instances.
   """
-  label_divisor: int
-  ignore_label: int
-  thing_class_ids: tuple
+  label_spec: label_spec_lib.LabelSpec
   sigma: float = 8.0
   small_instance_threshold: int = 4096
   small_instance_weight: float = 3.0
   increase_small_instance_weights: bool = True
+
+  def __post_init__(self):
+    if not isinstance(self.label_spec, label_spec_lib.LabelSpec):
+      raise TypeError('TargetOptions.label_spec must be a '
+                      f'deeplab2.label_spec.LabelSpec, got '
+                      f'{type(self.label_spec).__name__}.')
 
   @property
   def gaussian_radius(self):
@@ -54,10 +58,9 @@ def instance_centers(panoptic_label, options):
     instance_index: int32 [H, W], index 0..N-1 of each pixel's instance, -1
       for pixels of no (non-crowd thing) instance.
   """
-  semantic = panoptic_label // options.label_divisor
-  instance = panoptic_label % options.label_divisor
-  is_thing = _is_thing(semantic, options.thing_class_ids)
-  is_instance = is_thing & (instance > 0) & (panoptic_label >= 0)
+  spec = options.label_spec
+  semantic, instance = spec.split(panoptic_label)
+  is_instance = spec.is_thing(semantic) & (instance > 0)
   flat_label = tf.reshape(panoptic_label, [-1])
   flat_is_instance = tf.reshape(is_instance, [-1])
   pixel_ids = tf.cast(tf.where(flat_is_instance)[:, 0], tf.int32)
@@ -119,28 +122,28 @@ def make_targets(panoptic_label, options):
   """All training targets of one augmented panoptic label.
 
   Args:
-    panoptic_label: int32 [H, W]; padding carries ignore_label * divisor.
+    panoptic_label: int32 [H, W]; padding carries the label spec's
+      void_label, a record without label -1.
     options: TargetOptions.
 
   Returns:
-    dict of:
-      'semantic': int32 [H, W], panoptic // label_divisor.
-      'center_heatmap': float32 [H, W].
-      'offset': float32 [H, W, 2], (y, x) of center - pixel on non-crowd
+    dict keyed by deeplab2.common constants:
+      GT_SEMANTIC: int32 [H, W], the label spec's semantic_label (ignore
+        where the panoptic id is negative).
+      GT_CENTER_HEATMAP: float32 [H, W].
+      GT_OFFSET: float32 [H, W, 2], (y, x) of center - pixel on non-crowd
         thing pixels, 0 elsewhere.
-      'semantic_weight': float32 [H, W], 0 on void, small_instance_weight on
+      SEMANTIC_WEIGHT: float32 [H, W], 0 on void, small_instance_weight on
         pixels of instances smaller than the threshold, else 1.
-      'center_weight': float32 [H, W], 1 except on void and crowd pixels.
-      'offset_weight': float32 [H, W], 1 on non-crowd thing pixels.
+      CENTER_WEIGHT: float32 [H, W], 1 except on void and crowd pixels.
+      OFFSET_WEIGHT: float32 [H, W], 1 on non-crowd thing pixels.
   """
+  spec = options.label_spec
   panoptic_label = tf.convert_to_tensor(panoptic_label, tf.int32)
   height = tf.shape(panoptic_label)[0]
   width = tf.shape(panoptic_label)[1]
-  semantic = panoptic_label // options.label_divisor
-  instance = panoptic_label % options.label_divisor
-  is_void = tf.equal(semantic, options.ignore_label) | (panoptic_label < 0)
-  is_thing = _is_thing(semantic, options.thing_class_ids)
-  is_crowd = is_thing & tf.equal(instance, 0)
+  is_void = spec.is_void(panoptic_label)
+  is_crowd = spec.is_crowd(panoptic_label)
   centers, areas, instance_index = instance_centers(panoptic_label, options)
   has_instance = instance_index >= 0
   # Pixels of no instance read a dummy row N, so gathers stay in range
@@ -167,18 +170,10 @@ def make_targets(panoptic_label, options):
   center_weight = tf.where(is_void | is_crowd, 0.0, 1.0)
   offset_weight = tf.cast(has_instance, tf.float32)
   return {
-      common.GT_SEMANTIC: tf.where(panoptic_label < 0, options.ignore_label,
-                                   semantic),
+      common.GT_SEMANTIC: spec.semantic_label(panoptic_label),
       common.GT_CENTER_HEATMAP: heatmap,
       common.GT_OFFSET: offset,
       common.SEMANTIC_WEIGHT: semantic_weight,
       common.CENTER_WEIGHT: center_weight,
       common.OFFSET_WEIGHT: offset_weight,
   }
-
-
-def _is_thing(semantic, thing_class_ids):
-  if not thing_class_ids:
-    return tf.zeros_like(semantic, tf.bool)
-  things = tf.constant(list(thing_class_ids), tf.int32)
-  return tf.reduce_any(tf.equal(semantic[..., None], things), axis=-1)

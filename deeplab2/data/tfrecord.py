@@ -7,10 +7,13 @@ Panoptic labels are stored as raw little-endian int32 bytes
 
 import io
 import os
+import re
 
 import numpy as np
 from PIL import Image
 import tensorflow as tf
+
+from deeplab2 import common
 
 KEY_IMAGE = 'image/encoded'
 KEY_IMAGE_FILENAME = 'image/filename'
@@ -74,6 +77,15 @@ def shard_paths(output_dir, split, num_shards):
                        '.tfrecord') for i in range(num_shards)]
 
 
+_SHARD_NAME = re.compile(r'(?P<split>.+)-\d{5,}-of-\d{5,}\.tfrecord')
+
+
+def shard_split(path):
+  """The split of a shard path written by shard_paths, or None."""
+  match = _SHARD_NAME.fullmatch(os.path.basename(path))
+  return match.group('split') if match else None
+
+
 class ShardedWriter:
   """Writes examples round-robin into shards under temporary names.
 
@@ -124,9 +136,9 @@ def parse_example(serialized):
   """Decodes a serialized example in TF ops.
 
   Returns:
-    dict with 'image' uint8 [H, W, 3], 'panoptic_label' int32 [H, W]
-    (all void, -1, when the record has no label), 'filename' string,
-    'height' and 'width' int32 scalars.
+    dict keyed by deeplab2.common constants: IMAGE uint8 [H, W, 3],
+    PANOPTIC_LABEL int32 [H, W] (all -1, no label, when the record has
+    none), FILENAME string scalar, IMAGE_SIZE int32 [2], (H, W).
   """
   features = tf.io.parse_single_example(serialized, {
       KEY_IMAGE: tf.io.FixedLenFeature([], tf.string),
@@ -147,9 +159,8 @@ def parse_example(serialized):
                          [height, width]),
       lambda: tf.fill([height, width], -1))
   return {
-      'image': image,
-      'panoptic_label': label,
-      'filename': features[KEY_IMAGE_FILENAME],
-      'height': height,
-      'width': width,
+      common.IMAGE: image,
+      common.PANOPTIC_LABEL: label,
+      common.FILENAME: features[KEY_IMAGE_FILENAME],
+      common.IMAGE_SIZE: tf.stack([height, width]),
   }

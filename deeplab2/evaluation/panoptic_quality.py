@@ -16,19 +16,14 @@ class PanopticQuality:
   """Accumulates per-class TP / FP / FN / IoU sums over images.
 
   Args:
-    num_classes: number of semantic classes.
-    ignore_label: void class.
-    label_divisor: panoptic = class * label_divisor + instance.
-    thing_class_ids: classes with instances; instance 0 of a thing class is
-      a crowd region in the ground truth.
+    label_spec: label_spec.LabelSpec of the dataset: classes, ignore label,
+      label divisor and thing classes (instance 0 of a thing class is a
+      crowd region in the ground truth).
   """
 
-  def __init__(self, num_classes, ignore_label, label_divisor,
-               thing_class_ids):
-    self.num_classes = num_classes
-    self.ignore_label = ignore_label
-    self.label_divisor = label_divisor
-    self.thing_class_ids = tuple(thing_class_ids)
+  def __init__(self, label_spec):
+    self.label_spec = label_spec
+    self.num_classes = label_spec.num_classes
     self.reset()
 
   def reset(self):
@@ -36,9 +31,6 @@ class PanopticQuality:
     self.tp = np.zeros(self.num_classes, np.int64)
     self.fp = np.zeros(self.num_classes, np.int64)
     self.fn = np.zeros(self.num_classes, np.int64)
-
-  def _is_void(self, label):
-    return (label < 0) | (label // self.label_divisor == self.ignore_label)
 
   def update(self, groundtruth, prediction):
     """Adds one image.
@@ -52,11 +44,12 @@ class PanopticQuality:
     if gt.shape != pred.shape:
       raise ValueError(f'Ground truth {gt.shape} and prediction {pred.shape} '
                        'differ in shape.')
+    spec = self.label_spec
     void_id = -1
-    gt = np.where(self._is_void(gt), void_id, gt)
-    pred = np.where(self._is_void(pred), void_id, pred)
+    gt = np.where(spec.is_void(gt), void_id, gt)
+    pred = np.where(spec.is_void(pred), void_id, pred)
     bad = np.unique(pred[(pred >= 0) &
-                         (pred // self.label_divisor >= self.num_classes)])
+                         (spec.split(pred)[0] >= self.num_classes)])
     if bad.size:
       raise ValueError(f'Predicted ids {bad.tolist()} have classes outside '
                        f'0..{self.num_classes - 1}.')
@@ -71,42 +64,41 @@ class PanopticQuality:
         (int(k // _OFFSET) - 1, int(k % _OFFSET) - 1): int(a)
         for k, a in zip(pairs.tolist(), pair_areas.tolist())}
 
-    things = set(self.thing_class_ids)
-    d = self.label_divisor
+    def semantic(segment_id):
+      return spec.split(segment_id)[0]
 
-    def is_crowd(segment_id):
-      return segment_id // d in things and segment_id % d == 0
-
+    is_crowd = spec.is_crowd
     matched_gt, matched_pred = set(), set()
     for (g, p), inter in intersections.items():
-      if g == void_id or p == void_id or is_crowd(g) or g // d != p // d:
+      if (g == void_id or p == void_id or is_crowd(g) or
+          semantic(g) != semantic(p)):
         continue
       union = (pred_area[p] + gt_area[g] - inter -
                intersections.get((void_id, p), 0))
       iou = inter / union
       if iou > 0.5:
-        c = g // d
+        c = semantic(g)
         self.tp[c] += 1
         self.iou_sum[c] += iou
         matched_gt.add(g)
         matched_pred.add(p)
 
-    crowd_by_class = {g // d: g for g in gt_area if g != void_id and
+    crowd_by_class = {semantic(g): g for g in gt_area if g != void_id and
                       is_crowd(g)}
     for g in gt_area:
       if g == void_id or is_crowd(g) or g in matched_gt:
         continue
-      self.fn[g // d] += 1
+      self.fn[semantic(g)] += 1
     for p in pred_area:
       if p == void_id or p in matched_pred:
         continue
       ignored = intersections.get((void_id, p), 0)
-      crowd = crowd_by_class.get(p // d)
+      crowd = crowd_by_class.get(semantic(p))
       if crowd is not None:
         ignored += intersections.get((crowd, p), 0)
       if ignored / pred_area[p] > 0.5:
         continue
-      self.fp[p // d] += 1
+      self.fp[semantic(p)] += 1
 
   def result(self):
     """Returns a dict of PQ/SQ/RQ for all, things and stuff, and per class.
@@ -121,8 +113,8 @@ class PanopticQuality:
       rq = np.where(denominator > 0, self.tp / denominator, 0.0)
     present = denominator > 0
     classes = np.arange(self.num_classes)
-    is_thing = np.isin(classes, self.thing_class_ids)
-    valid = classes != self.ignore_label
+    is_thing = self.label_spec.is_thing(classes)
+    valid = classes != self.label_spec.ignore_label
     metrics = {}
     for group, mask in (('all', valid), ('things', valid & is_thing),
                         ('stuff', valid & ~is_thing)):

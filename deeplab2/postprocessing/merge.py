@@ -7,21 +7,8 @@ No loop over instances or classes: votes are segment sums over
 import tensorflow as tf
 
 
-def is_thing_class(semantic, thing_class_ids, num_classes):
-  """bool tensor like `semantic`: whether each id is a thing class.
-
-  Args:
-    semantic: int32 tensor of class ids in [0, num_classes).
-    thing_class_ids: tuple of ints.
-    num_classes: number of classes (the lookup table's size).
-  """
-  table = tf.constant([c in thing_class_ids for c in range(num_classes)])
-  return tf.gather(table, semantic)
-
-
 def merge_semantic_and_instance(semantic_pred, instance_index, num_centers,
-                                num_classes, thing_class_ids, label_divisor,
-                                ignore_label, stuff_area_limit):
+                                label_spec, stuff_area_limit):
   """Builds the panoptic map.
 
   Rules:
@@ -38,23 +25,22 @@ def merge_semantic_and_instance(semantic_pred, instance_index, num_centers,
     semantic_pred: int32 [B, H, W].
     instance_index: int32 [B, H, W], 1..num_centers from grouping, 0 none.
     num_centers: K, int or int32 scalar tensor.
-    num_classes: static int.
-    thing_class_ids: tuple of ints.
-    label_divisor: int.
-    ignore_label: int.
+    label_spec: label_spec.LabelSpec (classes, thing ids, ignore label,
+      label divisor).
     stuff_area_limit: int.
 
   Returns:
-    panoptic: int32 [B, H, W], class * label_divisor + instance id, void =
-      ignore_label * label_divisor.
+    panoptic: int32 [B, H, W], label_spec.encode(class, instance id), void =
+      label_spec.void_label.
     instance_pred: int32 [B, H, W], the instance index (1..K) of thing
       pixels, 0 elsewhere.
     instance_class: int32 [B, K], the voted class of each center's instance.
     instance_area: int32 [B, K], its pixel count (0 = empty).
   """
   batch = tf.shape(semantic_pred)[0]
-  void = ignore_label * label_divisor
-  is_thing = is_thing_class(semantic_pred, thing_class_ids, num_classes)
+  num_classes = label_spec.num_classes
+  void = label_spec.void_label
+  is_thing = label_spec.is_thing(semantic_pred)
   instance_pred = tf.where(is_thing, instance_index, 0)
   image_index = tf.range(batch)[:, None, None]
 
@@ -88,7 +74,7 @@ def merge_semantic_and_instance(semantic_pred, instance_index, num_centers,
   # pixels of no instance) is void.
   instance_value = tf.concat(
       [tf.fill([batch, 1], void),
-       instance_class * label_divisor + instance_id], axis=1)
+       label_spec.encode(instance_class, instance_id)], axis=1)
   thing_panoptic = tf.gather(instance_value, instance_pred, batch_dims=1)
 
   # Stuff: per-image class areas decide which classes stay.
@@ -96,10 +82,10 @@ def merge_semantic_and_instance(semantic_pred, instance_index, num_centers,
       tf.ones_like(semantic_pred), image_index * num_classes + semantic_pred,
       batch * num_classes), [batch, num_classes])
   classes = tf.range(num_classes)
-  is_stuff_class = tf.logical_not(tf.constant(
-      [c in thing_class_ids or c == ignore_label for c in range(num_classes)]))
+  stuff = set(label_spec.stuff_class_ids)
+  is_stuff_class = tf.constant([c in stuff for c in range(num_classes)])
   keep = is_stuff_class[None] & (class_area >= stuff_area_limit)
-  stuff_value = tf.where(keep, classes[None] * label_divisor, void)
+  stuff_value = tf.where(keep, label_spec.encode(classes[None], 0), void)
   stuff_panoptic = tf.gather(stuff_value, semantic_pred, batch_dims=1)
 
   panoptic = tf.where(is_thing, thing_panoptic, stuff_panoptic)

@@ -5,6 +5,7 @@ import dataclasses
 import tensorflow as tf
 
 from deeplab2 import common
+from deeplab2 import label_spec as label_spec_lib
 from deeplab2.postprocessing import centers
 from deeplab2.postprocessing import grouping
 from deeplab2.postprocessing import merge
@@ -13,26 +14,27 @@ from deeplab2.utils import shapes
 
 @dataclasses.dataclass(frozen=True)
 class PostProcessorOptions:
-  """Plain values (EvaluatorOptions and the dataset descriptor).
+  """Plain values (EvaluatorOptions and the dataset's label spec).
 
   Attributes:
-    num_classes: semantic classes.
-    thing_class_ids: classes with instances.
-    label_divisor: panoptic = class * label_divisor + instance.
-    ignore_label: void class.
+    label_spec: label_spec.LabelSpec (classes, thing ids, ignore label,
+      label divisor).
     center_score_threshold: heatmap values <= this are never centers.
     nms_kernel: odd max-pool window of the center NMS.
     keep_k_centers: centers kept per image; -1 keeps all.
     stuff_area_limit: stuff segments with fewer pixels become void.
   """
-  num_classes: int
-  thing_class_ids: tuple
-  label_divisor: int
-  ignore_label: int
+  label_spec: label_spec_lib.LabelSpec
   center_score_threshold: float = 0.1
   nms_kernel: int = 7
   keep_k_centers: int = 200
   stuff_area_limit: int = 0
+
+  def __post_init__(self):
+    if not isinstance(self.label_spec, label_spec_lib.LabelSpec):
+      raise TypeError('PostProcessorOptions.label_spec must be a '
+                      f'deeplab2.label_spec.LabelSpec, got '
+                      f'{type(self.label_spec).__name__}.')
 
 
 class PanopticDeepLabPostProcessor:
@@ -62,11 +64,12 @@ class PanopticDeepLabPostProcessor:
       instance_scores float32 [B, K] (0 for empty slots).
     """
     o = self.options
+    spec = o.label_spec
     logits = tf.cast(outputs[common.PRED_SEMANTIC_LOGITS], tf.float32)
     semantic = tf.argmax(logits, axis=-1, output_type=tf.int32)
     result = {common.PRED_SEMANTIC: semantic}
     if common.PRED_CENTER_HEATMAP not in outputs:
-      result[common.PRED_PANOPTIC] = semantic * o.label_divisor
+      result[common.PRED_PANOPTIC] = spec.encode(semantic, 0)
       result[common.PRED_INSTANCE] = tf.zeros_like(semantic)
       return result
     points, scores = centers.find_centers(
@@ -81,15 +84,13 @@ class PanopticDeepLabPostProcessor:
       # x[i][None] (not x[i:i + 1]) keeps the static shape XLA needs.
       image_semantic = semantic[i][None]
       image_scores = scores[i][None]
-      thing_mask = merge.is_thing_class(image_semantic, o.thing_class_ids,
-                                        o.num_classes)
+      thing_mask = spec.is_thing(image_semantic)
       instance_index = grouping.group_pixels(
           points[i][None], image_scores, offsets[i][None],
           pixel_mask=thing_mask)
       panoptic, instance_pred, instance_class, instance_area = (
           merge.merge_semantic_and_instance(
-              image_semantic, instance_index, num_centers, o.num_classes,
-              o.thing_class_ids, o.label_divisor, o.ignore_label,
+              image_semantic, instance_index, num_centers, spec,
               o.stuff_area_limit))
       score = instance_scores(logits, log_norm[i], i, instance_pred,
                               instance_class, instance_area, image_scores)

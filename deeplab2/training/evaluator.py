@@ -15,13 +15,19 @@ class Evaluator:
   Each image's outputs are cropped to its original size before
   post-processing, exactly as the exported SavedModel does, and compared
   with its original, unresized label.
+
+  Args:
+    strategy: tf.distribute.Strategy the model runs under.
+    model: the Keras model (image batch -> deeplab2.common PRED_* outputs).
+    post_processor: PanopticDeepLabPostProcessor.
+    label_spec: label_spec.LabelSpec of the eval dataset.
   """
 
-  def __init__(self, strategy, model, post_processor, descriptor):
+  def __init__(self, strategy, model, post_processor, label_spec):
     self.strategy = strategy
     self.model = model
     self.post_processor = post_processor
-    self.descriptor = descriptor
+    self.label_spec = label_spec
     self._predict = tf.function(self._predict_impl)
     self._post_process = tf.function(post_processor.__call__,
                                      reduce_retracing=True)
@@ -46,10 +52,9 @@ class Evaluator:
       dict of metrics: pq/sq/rq for all/things/stuff, miou, per-class
       values and num_images.
     """
-    d = self.descriptor
-    pq = panoptic_quality.PanopticQuality(d.num_classes, d.ignore_label,
-                                          d.label_divisor, d.thing_class_ids)
-    miou = mean_iou.MeanIoU(d.num_classes, d.ignore_label)
+    spec = self.label_spec
+    pq = panoptic_quality.PanopticQuality(spec)
+    miou = mean_iou.MeanIoU(spec.num_classes, spec.ignore_label)
     num_images = 0
     for step, batch in enumerate(dataset):
       if 0 <= eval_steps <= step:
@@ -72,9 +77,7 @@ class Evaluator:
           panoptic = resize.resize_nearest(panoptic[..., None], size)[..., 0]
           semantic = resize.resize_nearest(semantic[..., None], size)[..., 0]
         pq.update(label, panoptic.numpy()[0])
-        semantic_label = np.where(label < 0, d.ignore_label,
-                                  label // d.label_divisor)
-        miou.update(semantic_label, semantic.numpy()[0])
+        miou.update(spec.semantic_label(label), semantic.numpy()[0])
         num_images += 1
     if num_images == 0:
       raise ValueError('The eval dataset produced no images.')

@@ -48,13 +48,21 @@ def colorize_offsets(offsets, max_norm=None):
   return (255 * np.stack(rgb, -1)).astype(np.uint8)
 
 
-def colorize_panoptic(panoptic, label_divisor, colormap, ignore_label):
-  """Class colours, with each instance's shade shifted so instances differ."""
-  semantic = panoptic // label_divisor
-  instance = panoptic % label_divisor
-  rgb = colorize_semantic(semantic, colormap, ignore_label).astype(np.int32)
+def colorize_panoptic(panoptic, label_spec):
+  """Class colours, with each instance's shade shifted so instances differ.
+
+  Args:
+    panoptic: int [H, W] panoptic ids.
+    label_spec: label_spec.LabelSpec (divisor, ignore label, colormap).
+
+  Returns:
+    uint8 [H, W, 3]; void and unknown classes black.
+  """
+  semantic, instance = label_spec.split(panoptic)
+  rgb = colorize_semantic(semantic, label_spec.colormap,
+                          label_spec.ignore_label).astype(np.int32)
   shift = (instance * 47) % 96 - 48
-  shift = np.where(instance > 0, shift, 0)
+  shift = np.where((instance > 0) & ~label_spec.is_void(panoptic), shift, 0)
   return np.clip(rgb + shift[..., None], 0, 255).astype(np.uint8)
 
 

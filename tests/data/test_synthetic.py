@@ -75,9 +75,10 @@ def test_written_records_decode_back(tmp_path):
               synthetic.generate_split(0, 'val', 2, 33)}
   for record in tf.data.TFRecordDataset(paths['val']):
     example = tfrecord.parse_example(record)
-    image, panoptic = expected.pop(example['filename'].numpy().decode())
-    np.testing.assert_array_equal(example['image'].numpy(), image)
-    np.testing.assert_array_equal(example['panoptic_label'].numpy(), panoptic)
+    image, panoptic = expected.pop(example[common.FILENAME].numpy().decode())
+    np.testing.assert_array_equal(example[common.IMAGE].numpy(), image)
+    np.testing.assert_array_equal(example[common.PANOPTIC_LABEL].numpy(),
+                                  panoptic)
   assert not expected
   descriptor = dataset_descriptor.read_json(
       str(tmp_path / dataset_descriptor.DESCRIPTOR_FILENAME))
@@ -105,7 +106,7 @@ def test_training_batches(tiny_dataset_dir):
   options = input_pipeline.PipelineOptions(
       file_patterns=(os.path.join(tiny_dataset_dir, 'train-*.tfrecord'),),
       batch_size=2, crop_size=(33, 33), is_training=True,
-      target_options=targets.TargetOptions(1000, 255, (2, 3, 4), sigma=3.0),
+      target_options=targets.TargetOptions(DESCRIPTOR.label_spec, sigma=3.0),
       min_scale_factor=0.5, max_scale_factor=2.0, scale_factor_step_size=0.5)
   batch = next(iter(input_pipeline.make_dataset(options)))
   assert batch[common.IMAGE].shape == (2, 33, 33, 3)
@@ -119,7 +120,7 @@ def test_missing_files_name_the_pattern():
   options = input_pipeline.PipelineOptions(
       file_patterns=('/nonexistent/train-*.tfrecord',), batch_size=1,
       crop_size=(33, 33), is_training=False,
-      target_options=targets.TargetOptions(1000, 255, (2,)))
+      target_options=targets.TargetOptions(DESCRIPTOR.label_spec))
   with pytest.raises(FileNotFoundError,
                      match=r"No TFRecord files match \['/nonexistent/train-"):
     input_pipeline.make_dataset(options)

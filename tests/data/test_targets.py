@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from deeplab2 import common
+from deeplab2 import label_spec
 from deeplab2.data import targets
 
 DIVISOR = 1000
@@ -12,9 +13,13 @@ STUFF, THING_A, THING_B = 0, 1, 2
 VOID = IGNORE * DIVISOR
 
 
+SPEC = label_spec.LabelSpec(num_classes=3, ignore_label=IGNORE,
+                            label_divisor=DIVISOR,
+                            thing_class_ids=(THING_A, THING_B))
+
+
 def _options(**overrides):
-  values = dict(label_divisor=DIVISOR, ignore_label=IGNORE,
-                thing_class_ids=(THING_A, THING_B), sigma=2.0,
+  values = dict(label_spec=SPEC, sigma=2.0,
                 small_instance_threshold=10, small_instance_weight=3.0,
                 increase_small_instance_weights=True)
   values.update(overrides)

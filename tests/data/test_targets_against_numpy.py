@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from deeplab2 import common
+from deeplab2 import label_spec
 from deeplab2.data import targets
 
 DIVISOR = 1000
@@ -83,7 +84,9 @@ def test_tf_targets_equal_numpy(seed):
   sigma = [8.0, 3.0, 1.5][seed % 3]
   label = random_label(rng, height, width)
   options = targets.TargetOptions(
-      label_divisor=DIVISOR, ignore_label=IGNORE, thing_class_ids=THINGS,
+      label_spec=label_spec.LabelSpec(
+          num_classes=6, ignore_label=IGNORE, label_divisor=DIVISOR,
+          thing_class_ids=THINGS),
       sigma=sigma, small_instance_threshold=60, small_instance_weight=3.0)
   ours = {k: v.numpy() for k, v in targets.make_targets(label,
                                                          options).items()}

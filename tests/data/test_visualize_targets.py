@@ -7,6 +7,7 @@ import sys
 import numpy as np
 from PIL import Image
 
+from deeplab2 import label_spec
 from deeplab2.utils import visualization
 from conftest import REPO_ROOT, tiny_config_text
 
@@ -24,6 +25,17 @@ def test_offsets_wheel_and_semantic_colours():
       np.array([[0, 1, 255]]), ((10, 20, 30), (40, 50, 60)), 255)
   np.testing.assert_array_equal(colours[0], [[10, 20, 30], [40, 50, 60],
                                              [0, 0, 0]])
+
+
+def test_panoptic_colours_shift_per_instance_and_keep_void_black():
+  spec = label_spec.LabelSpec(3, 255, 1000, (2,), colormap=(
+      (10, 20, 30), (40, 50, 60), (100, 100, 100)))
+  rgb = visualization.colorize_panoptic(
+      np.array([[1000, 2000, 2001, 2002, 255000, -1]]), spec).astype(int)
+  np.testing.assert_array_equal(rgb[0, 0], [40, 50, 60])
+  np.testing.assert_array_equal(rgb[0, 1], [100, 100, 100])   # crowd
+  assert len({tuple(c) for c in rgb[0, 1:4]}) == 3             # instances
+  np.testing.assert_array_equal(rgb[0, 4:], 0)                 # void, none
 
 
 def test_visualize_targets_writes_one_panel_per_sample(tiny_dataset_dir,

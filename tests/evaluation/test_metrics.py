@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from deeplab2 import label_spec
 from deeplab2.evaluation import mean_iou
 from deeplab2.evaluation import panoptic_quality
 
@@ -13,9 +14,9 @@ VOID = IGNORE * DIVISOR
 
 
 def _pq():
-  return panoptic_quality.PanopticQuality(num_classes=2, ignore_label=IGNORE,
-                                          label_divisor=DIVISOR,
-                                          thing_class_ids=(THING,))
+  return panoptic_quality.PanopticQuality(label_spec.LabelSpec(
+      num_classes=2, ignore_label=IGNORE, label_divisor=DIVISOR,
+      thing_class_ids=(THING,)))
 
 
 def test_perfect_prediction():

@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 from deeplab2 import common
+from deeplab2 import label_spec
 from deeplab2.postprocessing import post_processor
 
 NUM_CLASSES = 6
@@ -111,11 +112,12 @@ def _random_inputs(rng, height, width, num_centers):
   return logits, heatmap, offsets
 
 
-def _run_tf(logits, heatmap, offsets, jit=False, **options):
+def _run_tf(logits, heatmap, offsets, ignore_label, jit=False, **options):
+  spec = label_spec.LabelSpec(num_classes=NUM_CLASSES,
+                              ignore_label=ignore_label,
+                              label_divisor=DIVISOR, thing_class_ids=THINGS)
   processor = post_processor.PanopticDeepLabPostProcessor(
-      post_processor.PostProcessorOptions(
-          num_classes=NUM_CLASSES, thing_class_ids=THINGS,
-          label_divisor=DIVISOR, **options))
+      post_processor.PostProcessorOptions(label_spec=spec, **options))
   fn = tf.function(processor.__call__, jit_compile=True) if jit else processor
   result = fn({common.PRED_SEMANTIC_LOGITS: tf.constant(logits[None]),
                common.PRED_CENTER_HEATMAP: tf.constant(heatmap[None]),

@@ -4,6 +4,7 @@ import numpy as np
 import tensorflow as tf
 
 from deeplab2 import common
+from deeplab2 import label_spec
 from deeplab2.postprocessing import centers
 from deeplab2.postprocessing import post_processor
 
@@ -13,11 +14,14 @@ STUFF_A, STUFF_B, THING_A, THING_B = 0, 1, 2, 3
 NUM_CLASSES = 4
 
 
+SPEC = label_spec.LabelSpec(num_classes=NUM_CLASSES, ignore_label=IGNORE,
+                            label_divisor=DIVISOR,
+                            thing_class_ids=(THING_A, THING_B))
+
+
 def _processor(**overrides):
-  values = dict(num_classes=NUM_CLASSES, thing_class_ids=(THING_A, THING_B),
-                label_divisor=DIVISOR, ignore_label=IGNORE,
-                center_score_threshold=0.1, nms_kernel=3, keep_k_centers=10,
-                stuff_area_limit=0)
+  values = dict(label_spec=SPEC, center_score_threshold=0.1, nms_kernel=3,
+                keep_k_centers=10, stuff_area_limit=0)
   values.update(overrides)
   return post_processor.PanopticDeepLabPostProcessor(
       post_processor.PostProcessorOptions(**values))
