@@ -24,7 +24,10 @@ def main(argv=None):
   parser.add_argument('--mapillary_root', required=True)
   parser.add_argument('--version', default='auto',
                       choices=('auto', 'v1.2', 'v2.0'))
-  parser.add_argument('--label_divisor', type=int, default=1000)
+  parser.add_argument(
+      '--label_divisor', type=int, default=mapillary.DEFAULT_LABEL_DIVISOR,
+      help='panoptic id = class * label_divisor + instance (default: '
+      '%(default)s)')
   conversion_cli.add_common_flags(parser, default_splits='train,val')
   args = parser.parse_args(argv)
   return conversion_cli.run(

@@ -1,5 +1,6 @@
 """Flags and the run loop shared by the build_*_data.py scripts."""
 
+import os
 import sys
 
 from deeplab2.data import conversion
@@ -19,6 +20,17 @@ def add_common_flags(parser, default_splits, default_shards=10):
                       help='replace an existing conversion in output_dir')
 
 
+def output_folder_name(output_dir):
+  """The last component of `output_dir` ('out/' -> 'out')."""
+  return os.path.basename(os.path.normpath(os.path.abspath(output_dir)))
+
+
+def print_error(error):
+  """Prints `error: <message>` to stderr; returns the exit status, 1."""
+  print(f'error: {error}', file=sys.stderr)
+  return 1
+
+
 def run(find_split, splits, args):
   """Converts; prints progress, a summary and every skipped sample."""
   try:
@@ -28,8 +40,7 @@ def run(find_split, splits, args):
         progress_factory=lambda split: progress.ProgressBar(sys.stderr,
                                                             split))
   except (FileExistsError, FileNotFoundError, ValueError) as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 1
+    return print_error(e)
   for report in reports:
     for message in report.skipped:
       print(f'warning: skipped {message}', file=sys.stderr)

@@ -20,7 +20,7 @@ _MAKE_PANOPTIC = (
 
 
 def find_split(cityscapes_root, split):
-  """(samples, descriptor, spec) of one split.
+  """(samples, descriptor, category_map) of one split.
 
   Raises:
     FileNotFoundError: the panoptic JSON is missing; the message says which
@@ -45,9 +45,9 @@ def find_split(cityscapes_root, split):
         segments=tuple(annotation['segments_info']),
         name=image_name))
   descriptor = _descriptor(data.get('categories'), json_path)
-  spec = panoptic_format.label_spec(
-      descriptor, {c: c for c in range(descriptor.num_classes)})
-  return samples, descriptor, spec
+  category_map = panoptic_format.CategoryMap(
+      {c: c for c in range(descriptor.num_classes)}, descriptor.label_spec)
+  return samples, descriptor, category_map
 
 
 def _descriptor(categories, json_path):

@@ -6,6 +6,10 @@
 
 Each of the three paths can be given instead (`panoptic_json`,
 `panoptic_dir`, `image_dir`), so custom data in this format converts as is.
+
+The label divisor defaults to the built-in descriptor's when the dataset's
+name is built in, else to COCO's (DEFAULT_LABEL_DIVISOR, read from the
+built-in `coco_panoptic` descriptor).
 """
 
 import json
@@ -16,15 +20,25 @@ import numpy as np
 from deeplab2.data import dataset_descriptor
 from deeplab2.data import panoptic_format
 
+COCO_NAME = 'coco_panoptic'
+DEFAULT_LABEL_DIVISOR = dataset_descriptor.DATASETS.get(COCO_NAME).label_divisor
+
+
+def default_label_divisor(name):
+  """The built-in descriptor's divisor when `name` is one, else COCO's."""
+  if name in dataset_descriptor.DATASETS:
+    return dataset_descriptor.DATASETS.get(name).label_divisor
+  return DEFAULT_LABEL_DIVISOR
+
 
 def descriptor_from_categories(name, categories, ignore_label=0,
-                               label_divisor=256):
-  """A descriptor and LabelSpec from COCO-style `categories`.
+                               label_divisor=None):
+  """A descriptor and CategoryMap from COCO-style `categories`.
 
   As deeplab2 numbers COCO: class 0 is void, then the categories in
   increasing id order get 1, 2, ...; `isthing` marks the thing classes.
   Colours come from the categories' `color` when present, else a fixed
-  palette.
+  palette. `label_divisor` None is default_label_divisor(name).
 
   Raises:
     ValueError: no categories, duplicate ids, or a missing name.
@@ -44,6 +58,8 @@ def descriptor_from_categories(name, categories, ignore_label=0,
   rng = np.random.default_rng(0)
   colors = [tuple(int(v) for v in c['color']) if 'color' in c else
             tuple(int(v) for v in rng.integers(0, 256, 3)) for c in ordered]
+  if label_divisor is None:
+    label_divisor = default_label_divisor(name)
   descriptor = dataset_descriptor.DatasetDescriptor(
       name=name,
       num_classes=len(ordered) + 1,
@@ -53,9 +69,9 @@ def descriptor_from_categories(name, categories, ignore_label=0,
                             if c.get('isthing', 0)),
       class_names=('void',) + tuple(c['name'] for c in ordered),
       colormap=((0, 0, 0),) + tuple(colors))
-  spec = panoptic_format.label_spec(descriptor,
-                    {c['id']: i + 1 for i, c in enumerate(ordered)})
-  return descriptor, spec
+  category_map = panoptic_format.CategoryMap(
+      {c['id']: i + 1 for i, c in enumerate(ordered)}, descriptor.label_spec)
+  return descriptor, category_map
 
 
 def read_json(path, hint=''):
@@ -110,8 +126,10 @@ def samples_from_panoptic_json(data, json_path, panoptic_dir, image_dir):
 
 
 def find_split(coco_root, split, panoptic_json=None, panoptic_dir=None,
-               image_dir=None, name='coco_panoptic', label_divisor=256):
-  """(samples, descriptor, spec) of one split.
+               image_dir=None, name=COCO_NAME, label_divisor=None):
+  """(samples, descriptor, category_map) of one split.
+
+  `label_divisor` None is default_label_divisor(name).
 
   Raises:
     FileNotFoundError: the JSON is missing (the message gives the path).
@@ -124,7 +142,7 @@ def find_split(coco_root, split, panoptic_json=None, panoptic_dir=None,
                                          f'panoptic_{split}2017')
   images_dir = image_dir or os.path.join(root, f'{split}2017')
   data = read_json(json_path)
-  descriptor, spec = descriptor_from_categories(
+  descriptor, category_map = descriptor_from_categories(
       name, data.get('categories', []), label_divisor=label_divisor)
   samples = samples_from_panoptic_json(data, json_path, png_dir, images_dir)
-  return samples, descriptor, spec
+  return samples, descriptor, category_map

@@ -57,8 +57,95 @@ def check_output_dir(output_dir, splits, overwrite):
   os.makedirs(output_dir, exist_ok=True)
 
 
-def _results(samples, spec, num_workers):
-  jobs = ((sample, spec) for sample in samples)
+def check_builtin_divisor(name: str, label_divisor: int | None) -> None:
+  """Refuses a label divisor other than that of the built-in `name`.
+
+  Args:
+    name: the dataset name to write.
+    label_divisor: the requested divisor (the --label_divisor flag), or
+      None for the default.
+
+  Raises:
+    ValueError: naming the flag, both values and the built-in descriptor.
+  """
+  if label_divisor is None or name not in dataset_descriptor.DATASETS:
+    return
+  builtin = dataset_descriptor.DATASETS.get(name)
+  if label_divisor != builtin.label_divisor:
+    raise ValueError(
+        f'--label_divisor={label_divisor} differs from '
+        f'label_divisor={builtin.label_divisor} of the built-in descriptor '
+        f'"{name}": drop --label_divisor, or pass another --dataset_name '
+        'for a dataset of your own.')
+
+
+def check_builtin_name(
+    descriptor: dataset_descriptor.DatasetDescriptor) -> None:
+  """Refuses to write a built-in dataset name with other labels.
+
+  A descriptor named like a registered dataset (`coco_panoptic`,
+  `cityscapes_panoptic`, ...) must mean what the built-in one means: the
+  same label divisor, classes and thing ids (colours may differ).
+
+  Raises:
+    ValueError: a divisor (check_builtin_divisor) or other labels that
+      differ from the built-in descriptor's.
+  """
+  if descriptor.name not in dataset_descriptor.DATASETS:
+    return
+  check_builtin_divisor(descriptor.name, descriptor.label_divisor)
+  builtin = dataset_descriptor.DATASETS.get(descriptor.name)
+  differences = descriptor.label_differences(builtin)
+  if differences:
+    raise ValueError(
+        f'The data has other labels than the built-in descriptor '
+        f'"{builtin.name}" (these vs built-in: {"; ".join(differences)}): '
+        'pass another --dataset_name.')
+
+
+def check_other_splits(
+    output_dir: str, splits: list,
+    descriptor: dataset_descriptor.DatasetDescriptor) -> dict:
+  """Refuses labels that differ from those of shards that stay.
+
+  Shards of splits other than `splits` stay in `output_dir` (even with
+  overwrite); the existing dataset_descriptor.json says what their labels
+  mean, so the new descriptor must mean the same.
+
+  Args:
+    output_dir: the output folder (may not exist yet).
+    splits: the splits about to be written.
+    descriptor: DatasetDescriptor of the new conversion.
+
+  Returns:
+    dict split -> size, from the existing descriptor, of the other splits
+    whose shards stay (to keep in the new descriptor).
+
+  Raises:
+    ValueError: the existing descriptor has other label facts (or cannot
+      be read) while shards of other splits stay.
+  """
+  other_splits = sorted({
+      tfrecord.shard_split(p)
+      for p in glob.glob(os.path.join(output_dir, '*.tfrecord'))} -
+                        set(splits) - {None})
+  path = os.path.join(output_dir, dataset_descriptor.DESCRIPTOR_FILENAME)
+  if not other_splits or not os.path.exists(path):
+    return {}
+  existing = dataset_descriptor.read_json(path)
+  differences = descriptor.label_differences(existing)
+  if differences:
+    raise ValueError(
+        f'{path} has other labels ({"; ".join(differences)}, new vs '
+        f'existing) and the {", ".join(other_splits)} shards beside it stay '
+        'and would not match: convert all splits together, or into another '
+        '--output_dir.')
+  return {split: existing.splits_to_sizes[split] for split in other_splits
+          if split in existing.splits_to_sizes}
+
+
+def _results(samples, category_map, num_workers):
+  jobs = ((sample, category_map) for sample in samples)
   if num_workers <= 1:
     yield from map(panoptic_format.convert_sample_or_error, jobs)
     return
@@ -69,7 +156,7 @@ def _results(samples, spec, num_workers):
                          chunksize=4)
 
 
-def convert_split(samples, spec, output_dir, split, num_shards,
+def convert_split(samples, category_map, output_dir, split, num_shards,
                   num_workers=1, skip_bad_samples=False, progress=None):
   """Writes one split's samples (in order) into `num_shards` TFRecords.
 
@@ -78,7 +165,7 @@ def convert_split(samples, spec, output_dir, split, num_shards,
 
   Args:
     samples: list of panoptic_format.Sample.
-    spec: panoptic_format.LabelSpec.
+    category_map: panoptic_format.CategoryMap.
     output_dir: existing directory.
     split: e.g. 'train'.
     num_shards: number of shard files.
@@ -98,7 +185,7 @@ def convert_split(samples, spec, output_dir, split, num_shards,
   written = 0
   with tfrecord.ShardedWriter(output_dir, split, num_shards) as writer:
     for done, (converted, error) in enumerate(
-        _results(samples, spec, num_workers), start=1):
+        _results(samples, category_map, num_workers), start=1):
       if error is not None:
         if not skip_bad_samples:
           raise SampleError(error)
@@ -118,10 +205,15 @@ def convert_split(samples, spec, output_dir, split, num_shards,
   return SplitReport(split, written, skipped, writer.paths)
 
 
-def write_descriptor(descriptor, output_dir, reports):
-  """Writes the descriptor with the split sizes next to the TFRecords."""
-  descriptor = dataclasses.replace(
-      descriptor, splits_to_sizes={r.split: r.written for r in reports})
+def write_descriptor(descriptor, output_dir, reports, kept_sizes=None):
+  """Writes the descriptor with the split sizes next to the TFRecords.
+
+  `kept_sizes` (split -> size) are the sizes of other splits' shards that
+  stay in output_dir.
+  """
+  sizes = dict(kept_sizes or {})
+  sizes.update({r.split: r.written for r in reports})
+  descriptor = dataclasses.replace(descriptor, splits_to_sizes=sizes)
   path = os.path.join(output_dir, dataset_descriptor.DESCRIPTOR_FILENAME)
   descriptor.write_json(path)
   return path
@@ -133,7 +225,7 @@ def convert_dataset(find_split, splits, output_dir, num_shards=10,
   """Converts `splits` and writes the descriptor once all are done.
 
   Args:
-    find_split: callable(split) -> (samples, descriptor, spec).
+    find_split: callable(split) -> (samples, descriptor, category_map).
     splits: split names.
     output_dir: where the shards and dataset_descriptor.json go.
     num_shards: shards per split.
@@ -146,7 +238,13 @@ def convert_dataset(find_split, splits, output_dir, num_shards=10,
     (descriptor path, list of SplitReport).
 
   Raises:
-    FileExistsError, FileNotFoundError, ValueError, SampleError.
+    FileExistsError: output exists and not overwrite.
+    FileNotFoundError: input files are missing.
+    ValueError: a malformed input; splits with other categories; labels
+      that differ from the built-in descriptor of the same name
+      (check_builtin_name) or from other splits' shards that stay in
+      output_dir (check_other_splits).
+    SampleError: a bad sample, unless skip_bad_samples.
   """
   found = {split: find_split(split) for split in splits}
   descriptors = {split: value[1] for split, value in found.items()}
@@ -155,14 +253,16 @@ def convert_dataset(find_split, splits, output_dir, num_shards=10,
     if descriptor != first:
       raise ValueError(f'Split "{split}" has other categories than '
                        f'"{splits[0]}"; convert them separately.')
+  check_builtin_name(first)
+  kept_sizes = check_other_splits(output_dir, splits, first)
   check_output_dir(output_dir, splits, overwrite)
   reports = []
   for split in splits:
-    samples, _, spec = found[split]
+    samples, _, category_map = found[split]
     if not samples:
       raise ValueError(f'Split "{split}" has no samples.')
     reports.append(convert_split(
-        samples, spec, output_dir, split, num_shards, num_workers,
+        samples, category_map, output_dir, split, num_shards, num_workers,
         skip_bad_samples,
         progress_factory(split) if progress_factory else None))
-  return write_descriptor(first, output_dir, reports), reports
+  return write_descriptor(first, output_dir, reports, kept_sizes), reports

@@ -6,22 +6,27 @@
 
 Classes, thing flags, names and colours come from the JSON (COCO-style
 numbering: 0 is void). Mapillary images often hold hundreds of instances of
-a class, so the label divisor defaults to 1000. The paper's pre-augmentation
-resize of the longest side (2177 px) is `min_resize_value` /
-`max_resize_value` in the config, not a conversion step.
+a class, so the label divisor defaults to DEFAULT_LABEL_DIVISOR (1000). The
+paper's pre-augmentation resize of the longest side (2177 px) is
+`min_resize_value` / `max_resize_value` in the config, not a conversion
+step.
 """
 
 import os
 
 from deeplab2.data import coco
 
+DEFAULT_LABEL_DIVISOR = 1000
+
 _SPLIT_DIRS = {'train': 'training', 'val': 'validation'}
 _LAYOUTS = {'v2.0': ('v2.0/panoptic', 'panoptic_2020.json'),
             'v1.2': ('panoptic', 'panoptic_2018.json')}
 
 
-def find_split(mapillary_root, split, version='auto', label_divisor=1000):
-  """(samples, descriptor, spec) of one split ('train' or 'val').
+def find_split(mapillary_root, split, version='auto', label_divisor=None):
+  """(samples, descriptor, category_map) of one split ('train' or 'val').
+
+  `label_divisor` None is DEFAULT_LABEL_DIVISOR.
 
   Raises:
     FileNotFoundError: no panoptic JSON of the requested (or any) version.
@@ -42,6 +47,8 @@ def find_split(mapillary_root, split, version='auto', label_divisor=1000):
         f'No Mapillary Vistas panoptic JSON: looked for '
         f'{", ".join(p for _, p in candidates)}.')
   found_version, json_path = found[0]
+  if label_divisor is None:
+    label_divisor = DEFAULT_LABEL_DIVISOR
   return coco.find_split(
       None, split, panoptic_json=json_path,
       panoptic_dir=os.path.join(split_dir, _LAYOUTS[found_version][0]),

@@ -14,6 +14,8 @@ import io
 import numpy as np
 from PIL import Image
 
+from deeplab2 import label_spec as label_spec_lib
+
 
 class SampleError(ValueError):
   """A sample that cannot be converted; the message names file and segment."""
@@ -36,28 +38,16 @@ class Sample:
 
 
 @dataclasses.dataclass(frozen=True)
-class LabelSpec:
+class CategoryMap:
   """How JSON categories become panoptic ids.
 
   Attributes:
     category_to_class: JSON category id -> semantic class id.
-    thing_class_ids: classes whose non-crowd segments are instances.
-    ignore_label: semantic id of unlabeled pixels.
-    label_divisor: panoptic id = class * label_divisor + instance.
+    label_spec: label_spec.LabelSpec of the classes (thing ids, ignore
+      label, label divisor).
   """
   category_to_class: dict
-  thing_class_ids: frozenset
-  ignore_label: int
-  label_divisor: int
-
-
-def label_spec(descriptor, category_to_class):
-  """The LabelSpec of a DatasetDescriptor and a category -> class map."""
-  return LabelSpec(
-      category_to_class=dict(category_to_class),
-      thing_class_ids=frozenset(descriptor.thing_class_ids),
-      ignore_label=descriptor.ignore_label,
-      label_divisor=descriptor.label_divisor)
+  label_spec: label_spec_lib.LabelSpec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,7 +100,7 @@ def _read_segment_ids(path):
   return array[..., 0] + 256 * array[..., 1] + 65536 * array[..., 2]
 
 
-def panoptic_label(label_path, segments, spec):
+def panoptic_label(label_path, segments, category_map):
   """int32 [H, W] panoptic label of one annotation, checked segment by segment.
 
   Raises:
@@ -127,14 +117,15 @@ def panoptic_label(label_path, segments, spec):
   if stray:
     raise SampleError(f'{label_path}: PNG segment ids {stray[:5]} have no '
                       'entry in segments_info.')
-  void = spec.ignore_label * spec.label_divisor
+  spec = category_map.label_spec
+  void = spec.void_label
   value_of = {0: void}
   next_instance = {}
   for segment in segments:
     segment_id = int(segment['id'])
     where = f'{label_path}: segment {segment_id}'
     category = segment.get('category_id')
-    if category not in spec.category_to_class:
+    if category not in category_map.category_to_class:
       raise SampleError(f'{where}: category_id {category} is not in the '
                         'categories.')
     area = area_of.get(segment_id, 0)
@@ -145,15 +136,15 @@ def panoptic_label(label_path, segments, spec):
                         f'{area} pixels in the PNG.')
     if segment_id in value_of:
       raise SampleError(f'{where}: listed twice.')
-    cls = spec.category_to_class[category]
+    cls = category_map.category_to_class[category]
     instance = 0
-    if cls in spec.thing_class_ids and not segment.get('iscrowd', 0):
+    if spec.is_thing(cls) and not segment.get('iscrowd', 0):
       instance = next_instance.get(cls, 0) + 1
       if instance >= spec.label_divisor:
         raise SampleError(f'{where}: class {cls} has {instance} instances, '
                           f'reaching label_divisor {spec.label_divisor}.')
       next_instance[cls] = instance
-    value_of[segment_id] = cls * spec.label_divisor + instance
+    value_of[segment_id] = spec.encode(cls, instance)
   values = np.array([value_of.get(i, void) for i in unique_ids.tolist()],
                     np.int64)
   label = values[inverse].reshape(ids.shape)
@@ -162,7 +153,7 @@ def panoptic_label(label_path, segments, spec):
   return label.astype(np.int32)
 
 
-def convert_sample(sample, spec):
+def convert_sample(sample, category_map):
   """Reads and checks one sample.
 
   Returns:
@@ -175,7 +166,7 @@ def convert_sample(sample, spec):
   height, width = image.shape[:2]
   label_bytes = None
   if sample.label_path is not None:
-    label = panoptic_label(sample.label_path, sample.segments, spec)
+    label = panoptic_label(sample.label_path, sample.segments, category_map)
     if label.shape != (height, width):
       raise SampleError(f'{sample.label_path}: label is {label.shape[1]} x '
                         f'{label.shape[0]} but the image {sample.image_path} '
@@ -186,9 +177,10 @@ def convert_sample(sample, spec):
 
 
 def convert_sample_or_error(args):
-  """Pool-friendly: (sample, spec) -> (ConvertedSample or None, error)."""
-  sample, spec = args
+  """Pool-friendly: (sample, category_map) -> (ConvertedSample or None,
+  error)."""
+  sample, category_map = args
   try:
-    return convert_sample(sample, spec), None
+    return convert_sample(sample, category_map), None
   except SampleError as e:
     return None, str(e)

@@ -2,6 +2,7 @@
 crowd flag and area survive the round trip; every kind of bad input gives
 an error naming the file and segment."""
 
+import importlib.util
 import json
 import os
 import shutil
@@ -13,6 +14,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from deeplab2 import common
 from deeplab2.data import cityscapes
 from deeplab2.data import coco
 from deeplab2.data import conversion
@@ -58,9 +60,9 @@ def _segment_ids(png_path):
 def _check_round_trip(records, annotations, png_dir, to_class, things,
                       divisor, void):
   assert len(records) == len(annotations)
-  by_name = {r['filename'].numpy().decode(): r for r in records}
+  by_name = {r[common.FILENAME].numpy().decode(): r for r in records}
   for annotation, name in annotations:
-    label = by_name[name]['panoptic_label'].numpy()
+    label = by_name[name][common.PANOPTIC_LABEL].numpy()
     ids = _segment_ids(os.path.join(png_dir, annotation['file_name']))
     assert label.shape == ids.shape
     seen = {}
@@ -101,7 +103,7 @@ def test_coco_sample_round_trip(tmp_path):
   assert reports[0].written == 2 and not reports[0].skipped
   # JPEG bytes are kept as they are.
   record = _records(output, 'val')[0]
-  assert record['image'].shape[-1] == 3
+  assert record[common.IMAGE].shape[-1] == 3
 
 
 def dataclasses_replace(descriptor, **changes):
@@ -205,7 +207,8 @@ def test_instances_reaching_the_label_divisor_are_an_error(tmp_path):
                      match=r'class 1 has 2 instances, reaching label_divisor '
                      r'2'):
     conversion.convert_dataset(
-        lambda split: coco.find_split(root, split, label_divisor=2), ['val'],
+        lambda split: coco.find_split(root, split, name='tiny',
+                                      label_divisor=2), ['val'],
         str(tmp_path / 'out'), num_shards=1)
 
 
@@ -254,9 +257,10 @@ def test_mapillary_layouts(tmp_path):
       data = json.load(f)
     with open(split_dir / sub / name, 'w') as f:
       json.dump(data, f)
-    samples, descriptor, spec = mapillary.find_split(str(root), 'val')
+    samples, descriptor, category_map = mapillary.find_split(str(root), 'val')
     assert descriptor.name == f'mapillary_vistas_{version}'
-    assert descriptor.label_divisor == spec.label_divisor == 1000
+    assert descriptor.label_spec == category_map.label_spec
+    assert descriptor.label_divisor == mapillary.DEFAULT_LABEL_DIVISOR
     assert samples[0].label_path.startswith(str(split_dir / sub))
     assert samples[0].image_path.startswith(str(split_dir / 'images'))
   with pytest.raises(FileNotFoundError, match='No Mapillary Vistas panoptic '
@@ -282,6 +286,111 @@ def test_custom_dataset_cli_with_two_workers(tmp_path):
       os.path.join(output, 'dataset_descriptor.json'))
   assert descriptor.name == 'my_data' and descriptor.num_classes == 134
   assert len(_records(output, 'train')) == 2
+
+
+def _script(name):
+  """A data/ command line as a module, to call its main() in this process."""
+  spec = importlib.util.spec_from_file_location(
+      name, os.path.join(REPO_ROOT, 'data', f'{name}.py'))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def _descriptor_at(output_dir):
+  return dataset_descriptor.get_descriptor(
+      os.path.join(output_dir, dataset_descriptor.DESCRIPTOR_FILENAME))
+
+
+def test_the_descriptor_name_defaults_to_coco_or_the_output_folder(tmp_path):
+  root, _ = _coco_root(tmp_path)
+  main = _script('build_coco_data').main
+  coco_output = str(tmp_path / 'coco_out')
+  assert main([f'--coco_root={root}', '--splits=val', '--num_shards=1',
+               f'--output_dir={coco_output}']) == 0
+  assert _descriptor_at(coco_output).name == 'coco_panoptic'
+  custom_output = str(tmp_path / 'my_images')
+  assert main(['--splits=train', '--num_shards=1',
+               f'--panoptic_json={root}/annotations/panoptic_val2017.json',
+               f'--panoptic_dir={root}/annotations/panoptic_val2017',
+               f'--image_dir={root}/val2017',
+               f'--output_dir={custom_output}/']) == 0
+  descriptor = _descriptor_at(custom_output)
+  assert descriptor.name == 'my_images'
+  assert descriptor.label_divisor == coco.DEFAULT_LABEL_DIVISOR == 256
+
+
+def test_a_label_divisor_other_than_the_builtin_is_refused(tmp_path, capsys):
+  root, _ = _coco_root(tmp_path)
+  output = str(tmp_path / 'out')
+  message = (r'--label_divisor=1000 differs from label_divisor=256 of the '
+             r'built-in descriptor "coco_panoptic": drop --label_divisor, or '
+             r'pass another --dataset_name')
+  status = _script('build_coco_data').main(
+      [f'--coco_root={root}', '--splits=val', f'--output_dir={output}',
+       '--label_divisor=1000'])
+  assert status == 1
+  error = capsys.readouterr().err
+  assert error.startswith('error: --label_divisor=1000 differs')
+  assert error.count('\n') == 1
+  assert not os.path.exists(output)
+  with pytest.raises(ValueError, match=message):
+    conversion.convert_dataset(
+        lambda split: coco.find_split(root, split, label_divisor=1000),
+        ['val'], output, num_shards=1)
+  assert not os.path.exists(output)
+  conversion.check_builtin_divisor('coco_panoptic', 256)   # the same: fine
+  conversion.check_builtin_divisor('my_data', 1000)        # not built in
+  with pytest.raises(ValueError, match=r'--label_divisor=256 differs from '
+                     r'label_divisor=1000 of the built-in descriptor '
+                     r'"cityscapes_panoptic"'):
+    conversion.check_builtin_divisor('cityscapes_panoptic', 256)
+
+
+def test_other_categories_under_a_builtin_name_are_refused(tmp_path):
+  def rename_last(data, root):
+    del root
+    max(data['categories'], key=lambda c: c['id'])['name'] = 'renamed'
+
+  root, _ = _coco_root(tmp_path, mutate=rename_last)
+  output = str(tmp_path / 'out')
+  with pytest.raises(ValueError, match=r'The data has other labels than the '
+                     r'built-in descriptor "coco_panoptic" \(these vs '
+                     r'built-in: 1 class names, first class 133: "renamed" vs '
+                     r'"rug-merged"\): pass another --dataset_name'):
+    conversion.convert_dataset(lambda split: coco.find_split(root, split),
+                               ['val'], output, num_shards=1)
+  conversion.convert_dataset(
+      lambda split: coco.find_split(root, split, name='renamed_coco'),
+      ['val'], output, num_shards=1)
+  assert _descriptor_at(output).class_names[133] == 'renamed'
+
+
+def test_other_labels_are_refused_while_other_splits_stay(tmp_path):
+  train_root, _ = _coco_root(tmp_path / 'a', split='train')
+  val_root, _ = _coco_root(tmp_path / 'b', split='val')
+  output = str(tmp_path / 'out')
+
+  def find(root, label_divisor=None):
+    return lambda split: coco.find_split(root, split, name='mine',
+                                         label_divisor=label_divisor)
+
+  conversion.convert_dataset(find(train_root), ['train'], output,
+                             num_shards=1)
+  before = sorted(os.listdir(output))
+  with pytest.raises(ValueError, match=r'dataset_descriptor.json has other '
+                     r'labels \(label_divisor 1000 vs 256, new vs existing\) '
+                     r'and the train shards beside it stay and would not '
+                     r'match: convert all splits together, or into another '
+                     r'--output_dir'):
+    conversion.convert_dataset(find(val_root, 1000), ['val'], output,
+                               num_shards=1, overwrite=True)
+  assert sorted(os.listdir(output)) == before
+  assert _descriptor_at(output).splits_to_sizes == {'train': 2}
+  # The same labels: the val split joins, the train size is kept.
+  conversion.convert_dataset(find(val_root), ['val'], output, num_shards=1,
+                             overwrite=True)
+  assert _descriptor_at(output).splits_to_sizes == {'train': 2, 'val': 2}
 
 
 def test_cityscapes_categories_come_from_the_json_when_present(tmp_path):
