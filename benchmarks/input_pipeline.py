@@ -47,16 +47,17 @@ def write_records(directory, num_images):
 
 def pipeline_rate(directory, batches):
   import dataclasses  # pylint: disable=g-import-not-at-top
+  from deeplab2 import common  # pylint: disable=g-import-not-at-top
   from deeplab2 import config as config_lib  # pylint: disable=g-import-not-at-top
   from deeplab2.data import dataset_descriptor  # pylint: disable=g-import-not-at-top
   from deeplab2.data import input_pipeline  # pylint: disable=g-import-not-at-top
-  from deeplab2.training import builders  # pylint: disable=g-import-not-at-top
   config, _ = config_lib.load_experiment_config(_CONFIG)
   options = config.train_dataset_options
   del options.file_pattern[:]
   options.file_pattern.append(os.path.join(directory, 'train-*.tfrecord'))
   descriptor = dataset_descriptor.get_descriptor('synthetic_panoptic')
-  pipeline = builders.pipeline_options(options, descriptor, is_training=True)
+  pipeline = config_lib.ExperimentParts(
+      config, {'train': descriptor}).pipeline_options('train')
   pipeline = dataclasses.replace(pipeline, batch_size=1)
   iterator = iter(input_pipeline.make_dataset(pipeline))
   for _ in range(4):                          # warm-up
@@ -64,7 +65,7 @@ def pipeline_rate(directory, batches):
   start = time.perf_counter()
   for _ in range(batches):
     batch = next(iterator)
-  batch['image'].numpy()
+  batch[common.IMAGE].numpy()
   return batches / (time.perf_counter() - start)
 
 

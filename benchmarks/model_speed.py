@@ -39,7 +39,6 @@ def _peak_rss_gib():
 def _worker(args):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from deeplab2 import config as config_lib  # pylint: disable=g-import-not-at-top
-  from deeplab2.modeling import factory  # pylint: disable=g-import-not-at-top
   from deeplab2.modeling.layers import normalization  # pylint: disable=g-import-not-at-top
   from deeplab2.utils import model_stats  # pylint: disable=g-import-not-at-top
   if args.config == 'matmul':
@@ -61,9 +60,9 @@ def _worker(args):
                       args.config + '.textproto')
   config, _ = config_lib.load_experiment_config(path)
   config.model_options.dtype_policy = args.dtype
-  model = factory.build_model(config.model_options,
-                              normalization.BatchNormOptions(),
-                              crop_size=(65, 65))
+  model = config_lib.build_model(config.model_options,
+                                 normalization.BatchNormOptions(),
+                                 input_size=(65, 65))
   shape = (1, args.height, args.width, 3)
   madds = model_stats.multiply_adds(model, shape, training=False)
   forward = tf.function(lambda x: model(x, training=False))

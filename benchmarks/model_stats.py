@@ -17,7 +17,6 @@ import sys
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 from deeplab2 import config as config_lib  # pylint: disable=g-import-not-at-top
-from deeplab2.modeling import factory
 from deeplab2.modeling.layers import normalization
 from deeplab2.utils import model_stats
 
@@ -39,9 +38,9 @@ _LARGE = ('swidernet_sac_1_1_3', 'swidernet_sac_1_1_4.5')
 def stats_row(config_path, height, width):
   """(backbone name, OS, backbone params, total, trainable, multiply-adds)."""
   config, _ = config_lib.load_experiment_config(config_path)
-  model = factory.build_model(config.model_options,
-                              normalization.BatchNormOptions(),
-                              crop_size=(65, 65))
+  model = config_lib.build_model(config.model_options,
+                                 normalization.BatchNormOptions(),
+                                 input_size=(65, 65))
   backbone_params, _ = model_stats.parameter_counts(model.backbone)
   total, trainable = model_stats.parameter_counts(model)
   madds = model_stats.multiply_adds(model, (1, height, width, 3),

@@ -19,7 +19,6 @@ from PIL import Image  # pylint: disable=g-import-not-at-top,wrong-import-positi
 from deeplab2 import common  # pylint: disable=g-import-not-at-top,wrong-import-position
 from deeplab2 import config as config_lib  # pylint: disable=g-import-not-at-top,wrong-import-position
 from deeplab2.data import input_pipeline  # pylint: disable=g-import-not-at-top,wrong-import-position
-from deeplab2.training import builders  # pylint: disable=g-import-not-at-top,wrong-import-position
 from deeplab2.utils import visualization  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
@@ -55,16 +54,9 @@ def main(argv=None):
   parser.add_argument('--overwrite', action='store_true')
   args = parser.parse_args(argv)
   try:
-    config, descriptors = config_lib.load_and_validate(args.config_file,
-                                                       num_replicas=1)
-    field = ('train_dataset_options' if args.split == 'train'
-             else 'eval_dataset_options')
-    if args.split not in descriptors:
-      raise ValueError(f'{args.config_file} has no {field}.')
-    descriptor = descriptors[args.split]
-    options = builders.pipeline_options(getattr(config, field), descriptor,
-                                        is_training=args.split == 'train',
-                                        seed=args.seed)
+    parts = config_lib.load_experiment(args.config_file, num_replicas=1)
+    descriptor = parts.descriptor(args.split)
+    options = parts.pipeline_options(args.split, seed=args.seed)
     paths = [os.path.join(args.output_dir, f'{args.split}_{i:04d}.png')
              for i in range(args.num_samples)]
     existing = [p for p in paths if os.path.exists(p)]

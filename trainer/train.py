@@ -26,7 +26,10 @@ def main(argv=None):
   logging.getLogger('deeplab2').setLevel(logging.INFO)
   try:
     metrics = experiment.run(args.mode, args.config_file, args.model_dir)
-  except (config_lib.ConfigError, FileNotFoundError, FileExistsError) as e:
+  except (config_lib.ConfigError, FileNotFoundError, FileExistsError,
+          FloatingPointError) as e:
+    # Config problems name file, line and field; the others name the file
+    # or the step. No traceback for any of them.
     sys.exit(f'error: {e}')
   if metrics:
     print(f'final: PQ {metrics["pq_all"]:.4f} (things {metrics["pq_things"]:.4f}'

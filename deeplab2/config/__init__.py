@@ -1,24 +1,17 @@
-"""Experiment configs: load a textproto, validate it, report clear errors."""
+"""Experiment configs: the one door from a textproto to the built parts.
 
-import os
+  parts = config.load_experiment('configs/....textproto', num_replicas=1)
+  model = parts.build_model()
+
+`parts.py` is the only reader of ExperimentOptions; `validation.py` the only
+home of its checks.
+"""
 
 from deeplab2.config.errors import ConfigError
 from deeplab2.config.loader import load_experiment_config
 from deeplab2.config.loader import parse_experiment_text
+from deeplab2.config.parts import build_model
+from deeplab2.config.parts import ExperimentParts
+from deeplab2.config.parts import from_message
+from deeplab2.config.parts import load_experiment
 from deeplab2.config.validation import validate_experiment
-
-
-def load_and_validate(path, num_replicas=1):
-  """Loads the textproto at `path` and validates it.
-
-  Relative descriptor paths in `DatasetOptions.dataset` are taken from the
-  working directory, or else from the config file's directory.
-
-  Returns:
-    (config_pb2.ExperimentOptions, dict split -> DatasetDescriptor).
-  """
-  config, text = load_experiment_config(path)
-  descriptors = validate_experiment(
-      config, path=path, text=text, num_replicas=num_replicas,
-      descriptor_base_dir=os.path.dirname(os.path.abspath(path)))
-  return config, descriptors

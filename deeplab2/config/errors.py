@@ -1,4 +1,12 @@
-"""The error raised for a bad experiment config."""
+"""The error raised for a bad experiment config, and its one-line format."""
+
+
+def located(reason, path=None, line=None, field=None):
+  """`file:line: field: reason`, leaving out the parts that are unknown."""
+  location = path or '<config>'
+  if line is not None:
+    location = f'{location}:{line}'
+  return f'{location}: {field}: {reason}' if field else f'{location}: {reason}'
 
 
 class ConfigError(ValueError):
@@ -16,8 +24,4 @@ class ConfigError(ValueError):
     self.line = line
     self.field = field
     self.reason = reason
-    location = path or '<config>'
-    if line is not None:
-      location = f'{location}:{line}'
-    prefix = f'{location}: {field}: ' if field else f'{location}: '
-    super().__init__(prefix + reason)
+    super().__init__(located(reason, path, line, field))

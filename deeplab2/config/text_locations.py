@@ -37,10 +37,18 @@ def field_lines(text):
   return lines
 
 
-def first_line(text, field_path):
-  """Returns the first line setting `field_path`, or of its closest parent.
+def first_line(text, field_path, index=0):
+  """Returns the line setting `field_path`, or of its closest parent.
 
-  Returns None when neither the field nor any parent appears in `text`.
+  Args:
+    text: textproto source, or None.
+    field_path: dotted path, e.g. "model_options.decoder.feature_key".
+    index: which occurrence, for a field of a repeated message (the
+      `index`-th low_level's feature_key); the first when there are fewer.
+
+  Returns:
+    1-based line, or None when neither the field nor any parent appears in
+    `text`.
   """
   if text is None:
     return None
@@ -49,6 +57,6 @@ def first_line(text, field_path):
   while parts:
     found = lines.get('.'.join(parts))
     if found:
-      return found[0]
+      return found[index] if index < len(found) else found[0]
     parts.pop()
   return None

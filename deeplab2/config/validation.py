@@ -1,42 +1,181 @@
 """Checks an ExperimentOptions for values that cannot work.
 
-Every error is a ConfigError naming the file, the line (when the field is
-set in the text) and the dotted field path.
+The one home of config checks. Valid values come from the code they govern:
+the backbone registry (names, each backbone's output strides, endpoints and
+applied options), the convolution types, the dtype policies, the AutoAugment
+policies, the optimizer registry and the learning policies, the loss names
+and the dataset registry.
+
+Every field of the schema is read by `parts.py`, or refused while set (it
+would change the results but is not implemented), or named in one warning
+line (a deeplab2 implementation detail or side output with no meaning here):
+see FIELD_USE. Every problem is a ConfigError naming the file, the line
+(when the field is set in the text) and the dotted field path.
 """
+
+import dataclasses
+
+import tensorflow as tf
 
 from deeplab2.config import errors
 from deeplab2.config import text_locations
+from deeplab2.data import autoaugment
 from deeplab2.data import dataset_descriptor
 from deeplab2.losses import names as loss_names
+from deeplab2.modeling import backbones
+from deeplab2.modeling.backbones import base as backbone_base
+from deeplab2.modeling import precision
+from deeplab2.modeling.layers import convolutions
+from deeplab2.modeling.layers import drop_path
+from deeplab2.solver import optimizers
+from deeplab2.solver import schedules
 
-_OUTPUT_STRIDES = (4, 8, 16, 32)
-_LEARNING_POLICIES = ('poly', 'cosine')
-_OPTIMIZERS = ('adam', 'sgd', 'adamw')
-_CONV_TYPES = ('depthwise_separable_conv', 'standard_conv')
-# Keras dtype policies of ModelOptions.dtype_policy.
-DTYPE_POLICIES = ('float32', 'mixed_bfloat16', 'mixed_float16')
+READ = 'read'
+NOT_IMPLEMENTED = 'not implemented'
+NO_MEANING_HERE = 'no meaning here'
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldUse:
+  """How this package treats one schema field.
+
+  Attributes:
+    kind: READ, NOT_IMPLEMENTED (an error while `active`) or NO_MEANING_HERE
+      (one warning while `active`).
+    active: callable(value) -> bool, whether a set value asks for something
+      (e.g. `add_flipped_images: false` asks for nothing).
+    reason: the message.
+  """
+  kind: str
+  active: object = None
+  reason: str = ''
+
+
+def _true(value):
+  return bool(value)
+
+
+def _always(value):
+  del value
+  return True
+
+
+def _not_single_scale(scales):
+  return list(scales) not in ([], [1.0])
+
+
+_E = 'deeplab2.EvaluatorOptions'
+_D = 'deeplab2.DatasetOptions'
+_NO_FILES = 'evaluation writes no prediction files yet; ignored'
+
+# Fields that are not simply read. Every other field of the schema is READ;
+# tests/config/test_field_use.py checks that parts.py reads each of them.
+FIELD_USE = {
+    f'{_E}.eval_scales': FieldUse(
+        NOT_IMPLEMENTED, _not_single_scale,
+        'multi-scale test-time augmentation is not implemented yet; leave '
+        'eval_scales unset (or 1.0)'),
+    f'{_E}.add_flipped_images': FieldUse(
+        NOT_IMPLEMENTED, _true,
+        'flipped test-time augmentation is not implemented yet; set it '
+        'false'),
+    f'{_D}.use_two_frames': FieldUse(
+        NOT_IMPLEMENTED, _true,
+        'two-frame input (Motion-DeepLab) is not supported'),
+    f'{_D}.decode_groundtruth_label': FieldUse(
+        NOT_IMPLEMENTED, lambda value: not value,
+        'training and evaluation need the ground-truth labels; set it true'),
+    'deeplab2.LossOptions.motion_loss': FieldUse(
+        NOT_IMPLEMENTED, _always,
+        'Motion-DeepLab losses are not supported'),
+    'deeplab2.ModelOptions.BackboneOptions.pretrained_weights': FieldUse(
+        NOT_IMPLEMENTED, _true,
+        'is not read here; give ImageNet weights as '
+        'model_options.initial_checkpoint (a Keras Applications '
+        '.weights.h5 file or a checkpoint)'),
+    'deeplab2.ModelOptions.deeplab_v3': FieldUse(
+        NOT_IMPLEMENTED, _always,
+        'this package builds Panoptic-DeepLab; set panoptic_deeplab'),
+    'deeplab2.ModelOptions.deeplab_v3_plus': FieldUse(
+        NOT_IMPLEMENTED, _always,
+        'this package builds Panoptic-DeepLab; set panoptic_deeplab'),
+    'deeplab2.ModelOptions.motion_deeplab': FieldUse(
+        NOT_IMPLEMENTED, _always,
+        'this package builds Panoptic-DeepLab; set panoptic_deeplab'),
+    f'{_E}.save_predictions': FieldUse(NO_MEANING_HERE, _true, _NO_FILES),
+    f'{_E}.save_raw_predictions': FieldUse(NO_MEANING_HERE, _true, _NO_FILES),
+    f'{_E}.raw_panoptic_format': FieldUse(NO_MEANING_HERE, _always, _NO_FILES),
+    f'{_E}.convert_raw_to_eval_ids': FieldUse(NO_MEANING_HERE, _always,
+                                              _NO_FILES),
+    f'{_E}.override_save_dir': FieldUse(NO_MEANING_HERE, _always, _NO_FILES),
+    f'{_E}.num_vis_samples': FieldUse(
+        NO_MEANING_HERE, _always,
+        'evaluation draws no pictures yet; ignored'),
+    f'{_E}.detailed_ap_metrics': FieldUse(
+        NO_MEANING_HERE, _true, 'mask AP is not computed yet; ignored'),
+    f'{_E}.use_tf_function': FieldUse(
+        NO_MEANING_HERE, lambda value: not value,
+        'evaluation always runs in a tf.function here; ignored'),
+    f'{_E}.merge_semantic_and_instance_with_tf_op': FieldUse(
+        NO_MEANING_HERE, _true,
+        'there is no custom merge op here; the pure-TF merge runs (same '
+        'result)'),
+}
+
+# BackboneOptions (plain) field -> ModelOptions.BackboneOptions field.
+_BACKBONE_FIELDS = {
+    'stem_width_multiplier': 'stem_width_multiplier',
+    'width_multiplier': 'backbone_width_multiplier',
+    'layer_multiplier': 'backbone_layer_multiplier',
+    'use_squeeze_and_excite': 'use_squeeze_and_excite',
+    'drop_path_keep_prob': 'drop_path_keep_prob',
+    'drop_path_schedule': 'drop_path_schedule',
+    'use_sac_beyond_stride': 'use_sac_beyond_stride',
+}
+
+
+def backbone_options(proto):
+  """backbones.BackboneOptions of a ModelOptions.BackboneOptions message."""
+  return backbones.BackboneOptions(
+      output_stride=proto.output_stride,
+      **{plain: getattr(proto, field)
+         for plain, field in _BACKBONE_FIELDS.items()})
+
+
+def single_resize_value(values):
+  """The one non-zero value of a repeated resize field, or 0."""
+  values = [v for v in values if v]
+  return values[0] if values else 0
 
 
 class _Checker:
-  """Collects the location context for one config."""
+  """Locates fields of one config for its messages."""
 
   def __init__(self, path, text):
     self.path = path
     self.text = text
+    self.warnings = []
 
-  def fail(self, field, reason):
-    raise errors.ConfigError(
-        reason, path=self.path,
-        line=text_locations.first_line(self.text, field), field=field)
+  def _line(self, field, index=0):
+    return text_locations.first_line(self.text, field, index)
 
-  def require(self, condition, field, reason):
+  def fail(self, field, reason, index=0):
+    """Raises; `index` picks the item of a repeated message."""
+    raise errors.ConfigError(reason, path=self.path,
+                             line=self._line(field, index), field=field)
+
+  def require(self, condition, field, reason, index=0):
     if not condition:
-      self.fail(field, reason)
+      self.fail(field, reason, index)
+
+  def warn(self, field, reason):
+    self.warnings.append(errors.located(reason, self.path, self._line(field),
+                                        field))
 
 
 def validate_experiment(config, path=None, text=None, num_replicas=1,
                         descriptor_base_dir=None):
-  """Validates `config` in place (it is not modified).
+  """Validates `config` (it is not modified).
 
   Args:
     config: config_pb2.ExperimentOptions.
@@ -47,33 +186,53 @@ def validate_experiment(config, path=None, text=None, num_replicas=1,
     descriptor_base_dir: where relative descriptor paths are looked up.
 
   Returns:
-    dict mapping 'train' / 'eval' to the DatasetDescriptor of each dataset
-    option that is set.
+    (descriptors, warnings): a dict mapping 'train' / 'eval' to the
+    DatasetDescriptor of each dataset option that is set, and a list of
+    one-line warnings (`file:line: field: message`) for set fields with no
+    meaning here.
 
   Raises:
     ConfigError: the first problem found.
   """
   check = _Checker(path, text)
+  _check_field_use(check, config, '')
   model = config.model_options
   check.require(model.HasField('panoptic_deeplab'),
                 'model_options.panoptic_deeplab',
                 'this package builds Panoptic-DeepLab; set panoptic_deeplab')
-  output_stride = model.backbone.output_stride
-  check.require(output_stride in _OUTPUT_STRIDES,
-                'model_options.backbone.output_stride',
-                f'{output_stride} is not one of {_OUTPUT_STRIDES}')
-  check.require(model.dtype_policy in DTYPE_POLICIES,
+  check.require(model.dtype_policy in precision.DTYPE_POLICIES,
                 'model_options.dtype_policy',
-                f'"{model.dtype_policy}" is not one of {DTYPE_POLICIES}')
-  _check_decoder(check, model.decoder, 'model_options.decoder')
+                f'"{model.dtype_policy}" is not one of '
+                f'{precision.DTYPE_POLICIES}')
+  if model.initial_checkpoint:
+    path = model.initial_checkpoint
+    check.require(
+        tf.io.gfile.exists(path) or tf.io.gfile.exists(path + '.index'),
+        'model_options.initial_checkpoint',
+        f'"{path}" is neither a weights file nor a checkpoint prefix (no '
+        f'{path}.index)')
+  entry = _check_backbone(check, model.backbone)
+  output_stride = model.backbone.output_stride
   pdl = model.panoptic_deeplab
+  _check_decoder(check, model.decoder, pdl.low_level, entry,
+                 'model_options.decoder',
+                 'model_options.panoptic_deeplab.low_level')
   _check_head(check, pdl.semantic_head,
               'model_options.panoptic_deeplab.semantic_head')
   if pdl.instance.enable:
     prefix = 'model_options.panoptic_deeplab.instance'
-    if pdl.instance.HasField('instance_decoder_override'):
-      _check_decoder(check, pdl.instance.instance_decoder_override,
-                     f'{prefix}.instance_decoder_override')
+    decoder = (pdl.instance.instance_decoder_override
+               if pdl.instance.HasField('instance_decoder_override')
+               else model.decoder)
+    low_levels, low_level_field = pdl.low_level, (
+        'model_options.panoptic_deeplab.low_level')
+    if pdl.instance.low_level_override:
+      low_levels = pdl.instance.low_level_override
+      low_level_field = f'{prefix}.low_level_override'
+    _check_decoder(check, decoder, low_levels, entry,
+                   f'{prefix}.instance_decoder_override'
+                   if pdl.instance.HasField('instance_decoder_override')
+                   else 'model_options.decoder', low_level_field)
     _check_head(check, pdl.instance.center_head, f'{prefix}.center_head',
                 expected_outputs=1)
     _check_head(check, pdl.instance.regression_head,
@@ -85,7 +244,7 @@ def validate_experiment(config, path=None, text=None, num_replicas=1,
     if not config.HasField(field):
       continue
     options = getattr(config, field)
-    descriptor = _check_dataset(check, options, field, output_stride,
+    descriptor = _check_dataset(check, options, field, split, output_stride,
                                 num_replicas, descriptor_base_dir)
     check.require(
         pdl.semantic_head.output_channels == descriptor.num_classes,
@@ -93,25 +252,92 @@ def validate_experiment(config, path=None, text=None, num_replicas=1,
         f'{pdl.semantic_head.output_channels} classes, but {field}.dataset '
         f'"{options.dataset}" has {descriptor.num_classes}')
     descriptors[split] = descriptor
+  if len(descriptors) == 2:
+    train, evaluation = descriptors['train'], descriptors['eval']
+    check.require(
+        train.label_spec == evaluation.label_spec,
+        'eval_dataset_options.dataset',
+        f'"{config.eval_dataset_options.dataset}" labels pixels otherwise '
+        f'than train_dataset_options.dataset '
+        f'"{config.train_dataset_options.dataset}" (classes, thing ids, '
+        'ignore label or label divisor differ)')
 
   _check_trainer(check, config.trainer_options)
   _check_evaluator(check, config.evaluator_options)
-  return descriptors
+  return descriptors, check.warnings
 
 
-def _check_decoder(check, decoder, field):
-  check.require(decoder.feature_key, f'{field}.feature_key',
-                'must name a backbone endpoint, e.g. "res5"')
+def _check_field_use(check, message, prefix):
+  """Refuses NOT_IMPLEMENTED fields and warns on NO_MEANING_HERE ones."""
+  for field, value in message.ListFields():
+    path = f'{prefix}{field.name}'
+    use = FIELD_USE.get(field.full_name)
+    if use is not None and use.active(value):
+      if use.kind == NOT_IMPLEMENTED:
+        check.fail(path, use.reason)
+      check.warn(path, use.reason)
+    if field.message_type is None:
+      continue
+    for item in ([value] if hasattr(value, 'ListFields') else value):
+      _check_field_use(check, item, f'{path}.')
+
+
+def _check_backbone(check, backbone):
+  """Checks the backbone options; returns its registry entry."""
+  field = 'model_options.backbone'
+  names = backbones.BACKBONES.names()
+  check.require(backbone.name in names, f'{field}.name',
+                f'unknown backbone "{backbone.name}"; valid: '
+                f'{", ".join(names)}')
+  entry = backbones.BACKBONES.get(backbone.name)
+  check.require(backbone.output_stride in entry.output_strides,
+                f'{field}.output_stride',
+                f'{backbone.output_stride}: backbone "{backbone.name}" can '
+                f'be built with output strides {entry.output_strides}')
+  unapplied = backbone_base.non_default_option(
+      backbone_options(backbone), entry.applied_options)
+  if unapplied:
+    name = _BACKBONE_FIELDS[unapplied[0]]
+    check.fail(f'{field}.{name}',
+               f'{unapplied[1]!r}: backbone "{backbone.name}" does not apply '
+               f'{name}; leave it at its default')
+  for name in ('stem_width_multiplier', 'backbone_width_multiplier',
+               'backbone_layer_multiplier'):
+    value = getattr(backbone, name)
+    check.require(value > 0, f'{field}.{name}',
+                  f'must be positive, got {value}')
+  check.require(0 < backbone.drop_path_keep_prob <= 1,
+                f'{field}.drop_path_keep_prob',
+                f'must be in (0, 1], got {backbone.drop_path_keep_prob}')
+  check.require(backbone.drop_path_schedule in drop_path.SCHEDULES,
+                f'{field}.drop_path_schedule',
+                f'"{backbone.drop_path_schedule}" is not one of '
+                f'{drop_path.SCHEDULES}')
+  return entry
+
+
+def _check_decoder(check, decoder, low_levels, entry, field, low_level_field):
+  endpoints = ', '.join(entry.endpoints)
+  check.require(decoder.feature_key in entry.endpoints,
+                f'{field}.feature_key',
+                f'"{decoder.feature_key}" is not an endpoint of the backbone; '
+                f'it has {endpoints}')
+  for index, low in enumerate(low_levels):
+    check.require(low.feature_key in entry.endpoints,
+                  f'{low_level_field}.feature_key',
+                  f'"{low.feature_key}" is not an endpoint of the backbone; '
+                  f'it has {endpoints}', index)
+    check.require(low.channels_project > 0,
+                  f'{low_level_field}.channels_project',
+                  f'must be positive, got {low.channels_project}', index)
   check.require(decoder.decoder_channels > 0, f'{field}.decoder_channels',
                 f'must be positive, got {decoder.decoder_channels}')
   check.require(decoder.aspp_channels > 0, f'{field}.aspp_channels',
                 f'must be positive, got {decoder.aspp_channels}')
-  check.require(decoder.decoder_conv_type in _CONV_TYPES,
-                f'{field}.decoder_conv_type',
-                f'"{decoder.decoder_conv_type}" is not one of {_CONV_TYPES}')
-  check.require(decoder.aspp_conv_type in _CONV_TYPES,
-                f'{field}.aspp_conv_type',
-                f'"{decoder.aspp_conv_type}" is not one of {_CONV_TYPES}')
+  for name in ('decoder_conv_type', 'aspp_conv_type'):
+    value = getattr(decoder, name)
+    check.require(value in convolutions.CONV_TYPES, f'{field}.{name}',
+                  f'"{value}" is not one of {convolutions.CONV_TYPES}')
   if not decoder.aspp_use_only_1x1_proj_conv:
     check.require(len(decoder.atrous_rates) == 3, f'{field}.atrous_rates',
                   f'needs 3 rates, got {list(decoder.atrous_rates)}')
@@ -129,12 +355,14 @@ def _check_head(check, head, field, expected_outputs=None):
                   f'must be {expected_outputs}, got {head.output_channels}')
   check.require(head.head_channels > 0, f'{field}.head_channels',
                 f'must be positive, got {head.head_channels}')
-  check.require(head.head_conv_type in _CONV_TYPES, f'{field}.head_conv_type',
-                f'"{head.head_conv_type}" is not one of {_CONV_TYPES}')
+  check.require(head.head_conv_type in convolutions.CONV_TYPES,
+                f'{field}.head_conv_type',
+                f'"{head.head_conv_type}" is not one of '
+                f'{convolutions.CONV_TYPES}')
 
 
-def _check_dataset(check, options, field, output_stride, num_replicas,
-                   base_dir):
+def _check_dataset(check, options, field, split, output_stride,
+                   num_replicas, base_dir):
   check.require(options.dataset, f'{field}.dataset',
                 'must name a built-in dataset or a descriptor JSON')
   try:
@@ -156,17 +384,63 @@ def _check_dataset(check, options, field, output_stride, num_replicas,
         size > 1 and (size - 1) % output_stride == 0, f'{field}.crop_size',
         f'{crop}: each side must be output_stride * k + 1 '
         f'(output_stride {output_stride}, e.g. {output_stride * 4 + 1})')
+  _check_resize(check, options, field, split, num_replicas)
   aug = options.augmentations
+  aug_field = f'{field}.augmentations'
   check.require(0 < aug.min_scale_factor <= aug.max_scale_factor,
-                f'{field}.augmentations.min_scale_factor',
+                f'{aug_field}.min_scale_factor',
                 f'need 0 < min ({aug.min_scale_factor}) <= max '
                 f'({aug.max_scale_factor})')
   check.require(aug.scale_factor_step_size >= 0,
-                f'{field}.augmentations.scale_factor_step_size',
+                f'{aug_field}.scale_factor_step_size',
                 f'must be >= 0, got {aug.scale_factor_step_size}')
+  policies = sorted(autoaugment.POLICIES)
+  check.require(
+      not aug.autoaugment_policy_name or
+      aug.autoaugment_policy_name in autoaugment.POLICIES,
+      f'{aug_field}.autoaugment_policy_name',
+      f'unknown policy "{aug.autoaugment_policy_name}"; valid: '
+      f'{", ".join(policies)}')
+  if split == 'eval' and (
+      aug.min_scale_factor != 1 or aug.max_scale_factor != 1 or
+      aug.autoaugment_policy_name):
+    check.warn(aug_field, 'evaluation does not augment; ignored')
   check.require(options.sigma > 0, f'{field}.sigma',
                 f'must be positive, got {options.sigma}')
+  check.require(options.small_instance_threshold >= 0,
+                f'{field}.small_instance_threshold',
+                f'must be >= 0, got {options.small_instance_threshold}')
+  check.require(options.small_instance_weight >= 0,
+                f'{field}.small_instance_weight',
+                f'must be >= 0, got {options.small_instance_weight}')
   return descriptor
+
+
+def _check_resize(check, options, field, split, num_replicas):
+  for name in ('min_resize_value', 'max_resize_value'):
+    values = list(getattr(options, name))
+    check.require(all(v >= 0 for v in values), f'{field}.{name}',
+                  f'must be >= 0, got {values}')
+    check.require(len({v for v in values if v}) <= 1, f'{field}.{name}',
+                  f'one value (the shorter or longer side), got {values}')
+  min_resize = single_resize_value(options.min_resize_value)
+  max_resize = single_resize_value(options.max_resize_value)
+  check.require(not (min_resize and max_resize) or min_resize <= max_resize,
+                f'{field}.max_resize_value',
+                f'{max_resize} is smaller than min_resize_value {min_resize}')
+  check.require(options.resize_factor >= 0, f'{field}.resize_factor',
+                f'must be >= 0, got {options.resize_factor}')
+  check.require(not options.resize_factor or min_resize or max_resize,
+                f'{field}.resize_factor',
+                'applies to a resize: set min_resize_value or '
+                'max_resize_value too')
+  if split == 'eval' and (min_resize or max_resize):
+    per_replica = options.batch_size // num_replicas
+    check.require(
+        per_replica == 1, f'{field}.batch_size',
+        'evaluation with min_resize_value / max_resize_value scores '
+        f'original labels of any size, one image per replica; got '
+        f'{per_replica} per replica')
 
 
 def _check_trainer(check, trainer):
@@ -180,26 +454,38 @@ def _check_trainer(check, trainer):
       ('semantic_loss', loss_names.SEMANTIC_LOSS_NAMES),
       ('center_loss', loss_names.CENTER_LOSS_NAMES),
       ('regression_loss', loss_names.REGRESSION_LOSS_NAMES)):
-    loss = getattr(losses, name)
     if not losses.HasField(name):
       continue
-    check.require(loss.name in valid, f'{field}.loss_options.{name}.name',
+    loss = getattr(losses, name)
+    loss_field = f'{field}.loss_options.{name}'
+    check.require(loss.name in valid, f'{loss_field}.name',
                   f'"{loss.name}" is not one of {valid}')
-    check.require(loss.weight >= 0, f'{field}.loss_options.{name}.weight',
+    check.require(loss.weight >= 0, f'{loss_field}.weight',
                   f'must be >= 0, got {loss.weight}')
-    check.require(0 < loss.top_k_percent <= 1,
-                  f'{field}.loss_options.{name}.top_k_percent',
+    check.require(0 < loss.top_k_percent <= 1, f'{loss_field}.top_k_percent',
                   f'must be in (0, 1], got {loss.top_k_percent}')
+    if name != 'semantic_loss':
+      check.require(loss.top_k_percent == 1, f'{loss_field}.top_k_percent',
+                    f'{loss.top_k_percent}: hard-pixel mining is implemented '
+                    'for the semantic loss only; set 1.0')
   solver = trainer.solver_options
   sfield = f'{field}.solver_options'
-  check.require(solver.learning_policy in _LEARNING_POLICIES,
+  check.require(solver.learning_policy in schedules.LEARNING_POLICIES,
                 f'{sfield}.learning_policy',
                 f'"{solver.learning_policy}" is not one of '
-                f'{_LEARNING_POLICIES}')
-  check.require(solver.optimizer in _OPTIMIZERS, f'{sfield}.optimizer',
-                f'"{solver.optimizer}" is not one of {_OPTIMIZERS}')
+                f'{schedules.LEARNING_POLICIES}')
+  names = optimizers.OPTIMIZERS.names()
+  check.require(solver.optimizer in names, f'{sfield}.optimizer',
+                f'"{solver.optimizer}" is not one of {tuple(names)}')
   check.require(solver.base_learning_rate > 0, f'{sfield}.base_learning_rate',
                 f'must be positive, got {solver.base_learning_rate}')
+  check.require(solver.poly_learning_power > 0,
+                f'{sfield}.poly_learning_power',
+                f'must be positive, got {solver.poly_learning_power}')
+  check.require(0 <= solver.poly_end_learning_rate <= solver.base_learning_rate,
+                f'{sfield}.poly_end_learning_rate',
+                f'{solver.poly_end_learning_rate} must be in [0, '
+                f'base_learning_rate={solver.base_learning_rate}]')
   check.require(solver.training_number_of_steps > 0,
                 f'{sfield}.training_number_of_steps',
                 f'must be positive, got {solver.training_number_of_steps}')
@@ -210,12 +496,35 @@ def _check_trainer(check, trainer):
   check.require(0 < solver.batchnorm_momentum < 1,
                 f'{sfield}.batchnorm_momentum',
                 f'must be in (0, 1), got {solver.batchnorm_momentum}')
+  check.require(solver.batchnorm_epsilon > 0, f'{sfield}.batchnorm_epsilon',
+                f'must be positive, got {solver.batchnorm_epsilon}')
+  check.require(solver.weight_decay >= 0, f'{sfield}.weight_decay',
+                f'must be >= 0, got {solver.weight_decay}')
+  check.require(solver.adamw_weight_decay >= 0,
+                f'{sfield}.adamw_weight_decay',
+                f'must be >= 0, got {solver.adamw_weight_decay}')
+  decoupled = optimizers.uses_decoupled_weight_decay(solver.optimizer)
+  check.require(decoupled or not solver.adamw_weight_decay,
+                f'{sfield}.adamw_weight_decay',
+                f'applies to optimizer "adamw" only, not '
+                f'"{solver.optimizer}"; use weight_decay (an L2 loss term)')
+  check.require(not decoupled or not solver.weight_decay,
+                f'{sfield}.weight_decay',
+                'optimizer "adamw" decays the weights itself; use '
+                'adamw_weight_decay')
+  if solver.use_gradient_clipping:
+    check.require(solver.clip_gradient_norm > 0,
+                  f'{sfield}.clip_gradient_norm',
+                  f'must be positive, got {solver.clip_gradient_norm}')
 
 
 def _check_evaluator(check, evaluator):
   field = 'evaluator_options'
   check.require(evaluator.eval_interval > 0, f'{field}.eval_interval',
                 f'must be positive, got {evaluator.eval_interval}')
+  check.require(evaluator.eval_steps == -1 or evaluator.eval_steps > 0,
+                f'{field}.eval_steps',
+                f'must be positive or -1 (all), got {evaluator.eval_steps}')
   check.require(evaluator.nms_kernel > 0 and evaluator.nms_kernel % 2 == 1,
                 f'{field}.nms_kernel',
                 f'must be a positive odd number, got {evaluator.nms_kernel}')

@@ -28,7 +28,7 @@ TOTAL_LOSS = 'total_loss'
 
 @dataclasses.dataclass(frozen=True)
 class LossOptions:
-  """Plain loss values (TrainerOptions.loss_options in the config)."""
+  """Plain loss values (the config's LossOptions, read by deeplab2.config)."""
   ignore_label: int
   semantic_loss_name: str = 'softmax_cross_entropy'
   semantic_weight: float = 1.0

@@ -1,1 +1,2 @@
-"""Panoptic-DeepLab networks: backbones, layers, the model and its factory."""
+"""Panoptic-DeepLab networks: backbones, layers and the model (plain values
+in; the config is read by deeplab2.config)."""

@@ -1,19 +1,16 @@
 """Builds a restored model from an experiment config, then exports or
-converts it."""
+converts it. The config is read through `deeplab2.config` only."""
 
 import os
 
 import tensorflow as tf
 
 from deeplab2 import config as config_lib
-from deeplab2.modeling import factory
 from deeplab2.modeling import weights
-from deeplab2.postprocessing import post_processor
 from deeplab2.serving import export
-from deeplab2.training import builders
 
 
-def _restored_model(config, checkpoint_path):
+def _restored_model(parts, checkpoint_path):
   """The config's model with `checkpoint_path` restored into it.
 
   `checkpoint_path` may be a checkpoint prefix (`.../ckpt-3000`), ours or
@@ -24,13 +21,7 @@ def _restored_model(config, checkpoint_path):
     if latest is None:
       raise FileNotFoundError(f'No checkpoint in {checkpoint_path}.')
     checkpoint_path = latest
-  crop = (config.eval_dataset_options.crop_size or
-          config.train_dataset_options.crop_size)
-  model = factory.build_model(
-      config.model_options,
-      factory.bn_options_from_solver(config.trainer_options.solver_options,
-                                     synchronized=False),
-      crop_size=tuple(crop))
+  model = parts.build_model(num_replicas=1)
   weights.restore_weights(model, checkpoint_path)
   return model
 
@@ -38,13 +29,10 @@ def _restored_model(config, checkpoint_path):
 def export_from_config(config_path, checkpoint_path, output_path,
                        overwrite=False):
   """Restores `checkpoint_path` into the config's model and exports it."""
-  config, descriptors = config_lib.load_and_validate(config_path)
-  descriptor = descriptors.get('eval') or descriptors['train']
-  model = _restored_model(config, checkpoint_path)
-  processor = post_processor.PanopticDeepLabPostProcessor(
-      builders.post_processor_options(config.evaluator_options, descriptor))
+  parts = config_lib.load_experiment(config_path)
+  model = _restored_model(parts, checkpoint_path)
   return export.export_saved_model(
-      model, processor, config.model_options.backbone.output_stride,
+      model, parts.build_post_processor(), parts.export_options.output_stride,
       output_path, overwrite)
 
 
@@ -64,8 +52,8 @@ def convert_checkpoint(config_path, checkpoint_path, output_prefix,
   if tf.io.gfile.exists(output_prefix + '.index') and not overwrite:
     raise FileExistsError(f'{output_prefix}.index exists; pass overwrite=True '
                           '(--overwrite) to replace it.')
-  config, _ = config_lib.load_and_validate(config_path)
-  model = _restored_model(config, checkpoint_path)
+  parts = config_lib.load_experiment(config_path)
+  model = _restored_model(parts, checkpoint_path)
   directory = os.path.dirname(output_prefix)
   if directory:
     os.makedirs(directory, exist_ok=True)

@@ -7,16 +7,11 @@ import logging
 import os
 import time
 
-import keras
 import tensorflow as tf
 
 from deeplab2 import config as config_lib
 from deeplab2.data import input_pipeline
-from deeplab2.losses import panoptic_deeplab_loss
-from deeplab2.modeling import factory
 from deeplab2.modeling import weights
-from deeplab2.postprocessing import post_processor
-from deeplab2.training import builders
 from deeplab2.training import evaluator as evaluator_lib
 from deeplab2.training import trainer as trainer_lib
 
@@ -71,32 +66,25 @@ class Experiment:
   def __init__(self, config_path, model_dir, strategy=None):
     self.strategy = strategy or create_strategy()
     self.model_dir = model_dir
-    self.config, self.descriptors = config_lib.load_and_validate(
-        config_path, num_replicas=self.strategy.num_replicas_in_sync)
-    c = self.config
-    self.total_steps = c.trainer_options.solver_options.training_number_of_steps
-    crop = (c.train_dataset_options.crop_size or
-            c.eval_dataset_options.crop_size)
+    num_replicas = self.strategy.num_replicas_in_sync
+    self.parts = config_lib.load_experiment(config_path,
+                                            num_replicas=num_replicas)
+    _log.info('experiment "%s" from %s on %d replica(s)',
+              self.parts.experiment_name, config_path, num_replicas)
+    self.train_schedule = self.parts.train_schedule
+    self.eval_schedule = self.parts.eval_schedule
+    self.total_steps = self.train_schedule.total_steps
     with self.strategy.scope():
-      self.model = factory.build_model(
-          c.model_options,
-          factory.bn_options_from_solver(
-              c.trainer_options.solver_options,
-              synchronized=(c.trainer_options.solver_options.use_sync_batchnorm
-                            and self.strategy.num_replicas_in_sync > 1)),
-          crop_size=tuple(crop))
-      self.optimizer = builders.optimizer(c.trainer_options.solver_options)
-      if c.model_options.dtype_policy == 'mixed_float16':
-        # float16 gradients underflow without loss scaling.
-        self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
+      self.model = self.parts.build_model(num_replicas=num_replicas)
+      self.optimizer = self.parts.build_optimizer()
       self.optimizer.build(self.model.trainable_variables)
     self.checkpoint = tf.train.Checkpoint(model=self.model,
                                           optimizer=self.optimizer)
     self.checkpoint_manager = tf.train.CheckpointManager(
         self.checkpoint, model_dir,
-        max_to_keep=c.trainer_options.num_checkpoints_to_keep,
+        max_to_keep=self.train_schedule.num_checkpoints_to_keep,
         step_counter=self.optimizer.iterations,
-        checkpoint_interval=c.trainer_options.save_checkpoints_steps)
+        checkpoint_interval=self.train_schedule.save_checkpoints_steps)
     self._trainer = None
     self._train_iterator = None
     self._summary_writer = None
@@ -112,41 +100,29 @@ class Experiment:
     if path:
       self.checkpoint.restore(path).assert_existing_objects_matched()
       _log.info('Restored %s at step %d.', path, self.global_step)
-    elif self.config.model_options.initial_checkpoint:
-      options = self.config.model_options
-      weights.restore_weights(
-          self.model, options.initial_checkpoint,
-          options.restore_semantic_last_layer_from_initial_checkpoint,
-          options.restore_instance_last_layer_from_initial_checkpoint)
+    elif self.parts.initial_checkpoint.path:
+      initial = self.parts.initial_checkpoint
+      weights.restore_weights(self.model, initial.path,
+                              initial.restore_semantic_last_layer,
+                              initial.restore_instance_last_layer)
     return path
 
   def _dataset(self, split):
     """The distributed dataset of 'train' or 'eval'."""
-    field = f'{split}_dataset_options'
-    if not self.config.HasField(field):
-      raise ValueError(f'The config has no {field}.')
-    options = builders.pipeline_options(
-        getattr(self.config, field), self.descriptors[split],
-        is_training=split == 'train',
-        num_replicas=self.strategy.num_replicas_in_sync)
+    options = self.parts.pipeline_options(
+        split, num_replicas=self.strategy.num_replicas_in_sync)
     return self.strategy.distribute_datasets_from_function(
         lambda context: input_pipeline.make_dataset(options, context))
 
   def evaluate(self):
     """Evaluates the current weights; writes and returns (metrics, path)."""
-    c = self.config
     if self._evaluator is None:
-      descriptor = self.descriptors['eval']
       self._evaluator = evaluator_lib.Evaluator(
-          self.strategy, self.model,
-          post_processor.PanopticDeepLabPostProcessor(
-              builders.post_processor_options(c.evaluator_options,
-                                              descriptor)),
-          descriptor)
-    evaluator = self._evaluator
+          self.strategy, self.model, self.parts.build_post_processor(),
+          self.parts.descriptor('eval').label_spec)
     start = time.time()
-    metrics = evaluator.evaluate(self._dataset('eval'),
-                                 c.evaluator_options.eval_steps)
+    metrics = self._evaluator.evaluate(self._dataset('eval'),
+                                       self.eval_schedule.eval_steps)
     step = self.global_step
     path = write_metrics(self.model_dir, step, metrics)
     writer = tf.summary.create_file_writer(os.path.join(self.model_dir,
@@ -166,18 +142,14 @@ class Experiment:
 
   def train(self, until_step):
     """Trains from the current step up to `until_step`, saving checkpoints."""
-    c = self.config.trainer_options
+    c = self.train_schedule
     if self._trainer is None:
       # Built once per experiment: the train tf.function and the input
       # pipeline then survive the evaluations of train_and_eval.
-      loss_fn = panoptic_deeplab_loss.PanopticDeepLabLoss(
-          builders.loss_options(c, self.descriptors['train']),
-          has_instance_branch=self.model.has_instance_branch)
       self._trainer = trainer_lib.Trainer(
-          self.strategy, self.model, loss_fn, self.optimizer,
-          self.config.train_dataset_options.batch_size,
-          weight_decay=(c.solver_options.weight_decay
-                        if c.solver_options.optimizer != 'adamw' else 0.0))
+          self.strategy, self.model, self.parts.build_loss(), self.optimizer,
+          self.parts.train_batch_size,
+          weight_decay=self.parts.l2_weight_decay)
       self._train_iterator = iter(self._dataset('train'))
       self._summary_writer = tf.summary.create_file_writer(
           os.path.join(self.model_dir, 'train'))
@@ -236,8 +208,8 @@ def run(mode, config_path, model_dir, strategy=None):
   """
   if mode not in MODES:
     raise ValueError(f'Unknown mode "{mode}"; valid: {", ".join(MODES)}.')
-  os.makedirs(model_dir, exist_ok=True)
   experiment = Experiment(config_path, model_dir, strategy)
+  os.makedirs(model_dir, exist_ok=True)
   if mode == 'continuous_eval':
     return _continuous_eval(experiment)
   restored = experiment.restore()
@@ -251,7 +223,7 @@ def run(mode, config_path, model_dir, strategy=None):
       _log.info('Training already finished at step %d.', experiment.global_step)
     experiment.train(total)
     return None
-  interval = experiment.config.evaluator_options.eval_interval
+  interval = experiment.eval_schedule.eval_interval
   metrics = None
   if experiment.global_step >= total:
     _log.info('Training already finished at step %d.', experiment.global_step)
@@ -265,10 +237,10 @@ def run(mode, config_path, model_dir, strategy=None):
 
 
 def _continuous_eval(experiment):
-  timeout = experiment.config.evaluator_options.continuous_eval_timeout
   metrics = None
   for path in tf.train.checkpoints_iterator(
-      experiment.model_dir, timeout=None if timeout < 0 else timeout):
+      experiment.model_dir,
+      timeout=experiment.eval_schedule.continuous_eval_timeout):
     experiment.restore(path)
     metrics = experiment.evaluate()[0]
     if experiment.global_step >= experiment.total_steps:

@@ -22,10 +22,11 @@ def _synthetic_text():
 
 
 def test_synthetic_config_loads_and_validates():
-  config, descriptors = config_lib.load_and_validate(SYNTHETIC_CONFIG)
-  assert config.model_options.backbone.output_stride == 16
-  assert descriptors['train'].name == 'synthetic_panoptic'
-  assert descriptors['eval'].num_classes == 5
+  parts = config_lib.load_experiment(SYNTHETIC_CONFIG)
+  assert parts.export_options.output_stride == 16
+  assert parts.descriptor('train').name == 'synthetic_panoptic'
+  assert parts.descriptor('eval').num_classes == 5
+  assert parts.warnings == ()
 
 
 @pytest.mark.parametrize('manifest', sorted(glob.glob(
@@ -47,7 +48,7 @@ def test_unknown_field_lists_valid_fields(tmp_path):
                      r'unknown field "output_strid" in '
                      r'deeplab2.ModelOptions.BackboneOptions; valid fields: '
                      r'.*\bname, output_stride\b'):
-    config_lib.load_and_validate(path)
+    config_lib.load_experiment(path)
 
 
 def test_wrong_type_names_file_and_line(tmp_path):
@@ -57,14 +58,14 @@ def test_wrong_type_names_file_and_line(tmp_path):
   with pytest.raises(config_lib.ConfigError,
                      match=rf'experiment.textproto:{line}: .*Couldn\'t parse '
                      r'integer: "eight"'):
-    config_lib.load_and_validate(path)
+    config_lib.load_experiment(path)
 
 
 def test_syntax_error_names_line(tmp_path):
   path = _write(tmp_path, 'experiment_name: "x"\nmodel_options {\n')
   with pytest.raises(config_lib.ConfigError,
                      match=r'experiment.textproto:2: Expected "}"'):
-    config_lib.load_and_validate(path)
+    config_lib.load_experiment(path)
 
 
 def test_crop_size_must_be_stride_multiple_plus_one(tmp_path):
@@ -77,7 +78,7 @@ def test_crop_size_must_be_stride_multiple_plus_one(tmp_path):
                      r'train_dataset_options.crop_size: \[128, 129\]: each '
                      r'side must be output_stride \* k \+ 1 \(output_stride '
                      r'16'):
-    config_lib.load_and_validate(path)
+    config_lib.load_experiment(path)
 
 
 def test_semantic_classes_must_match_dataset(tmp_path):
@@ -89,7 +90,7 @@ def test_semantic_classes_must_match_dataset(tmp_path):
                      r'semantic_head.output_channels: 19 classes, but '
                      r'train_dataset_options.dataset "synthetic_panoptic" '
                      r'has 5'):
-    config_lib.load_and_validate(path)
+    config_lib.load_experiment(path)
 
 
 def test_batch_size_divisible_by_replicas(tmp_path):
@@ -98,8 +99,8 @@ def test_batch_size_divisible_by_replicas(tmp_path):
   with pytest.raises(config_lib.ConfigError,
                      match=r'train_dataset_options.batch_size: 6 is not '
                      r'divisible by the 4 replicas'):
-    config_lib.load_and_validate(path, num_replicas=4)
-  config_lib.load_and_validate(path, num_replicas=2)
+    config_lib.load_experiment(path, num_replicas=4)
+  config_lib.load_experiment(path, num_replicas=2)
 
 
 def test_unknown_dataset_lists_valid_names(tmp_path):
@@ -108,7 +109,7 @@ def test_unknown_dataset_lists_valid_names(tmp_path):
   with pytest.raises(config_lib.ConfigError,
                      match=r'train_dataset_options.dataset: Unknown dataset '
                      r'"synthtic"; valid names: .*synthetic_panoptic'):
-    config_lib.load_and_validate(_write(tmp_path, text))
+    config_lib.load_experiment(_write(tmp_path, text))
 
 
 def test_descriptor_json_as_dataset(tmp_path):
@@ -118,8 +119,8 @@ def test_descriptor_json_as_dataset(tmp_path):
       str(descriptor_path))
   text = _synthetic_text().replace('dataset: "synthetic_panoptic"',
                                    f'dataset: "{descriptor_path}"')
-  _, descriptors = config_lib.load_and_validate(_write(tmp_path, text))
-  assert descriptors['train'].thing_class_ids == (2, 3, 4)
+  parts = config_lib.load_experiment(_write(tmp_path, text))
+  assert parts.descriptor('train').thing_class_ids == (2, 3, 4)
 
 
 @pytest.mark.parametrize('old,new,field', [
@@ -136,9 +137,9 @@ def test_impossible_values(tmp_path, old, new, field):
   line = [i for i, l in enumerate(text.splitlines(), 1)
           if l.strip() == new][0]
   with pytest.raises(config_lib.ConfigError, match=rf':{line}: {field}: '):
-    config_lib.load_and_validate(_write(tmp_path, text))
+    config_lib.load_experiment(_write(tmp_path, text))
 
 
 def test_missing_file_is_a_config_error(tmp_path):
   with pytest.raises(config_lib.ConfigError, match=r'cannot read config'):
-    config_lib.load_and_validate(str(tmp_path / 'nope.textproto'))
+    config_lib.load_experiment(str(tmp_path / 'nope.textproto'))

@@ -40,7 +40,8 @@ def test_every_zoo_row_has_a_config():
 
 @pytest.mark.parametrize('path', _CONFIGS, ids=[_key(p) for p in _CONFIGS])
 def test_zoo_config_is_deeplab2s(path):
-  config, descriptors = config_lib.load_and_validate(path, num_replicas=1)
+  parts = config_lib.load_experiment(path, num_replicas=1)
+  config = parts.config
   key = _key(path)
   manifest_name, backbone = _SIBLINGS.get(
       key, (key.replace('/', '_'), None))
@@ -54,7 +55,7 @@ def test_zoo_config_is_deeplab2s(path):
   assert config.model_options == reference.model_options
   assert config.trainer_options == reference.trainer_options
   assert config.evaluator_options == reference.evaluator_options
-  descriptor = descriptors['train']
+  descriptor = parts.descriptor('train')
   assert descriptor.num_classes == manifest['num_classes']
   assert descriptor.ignore_label == manifest['ignore_label']
   assert descriptor.label_divisor == manifest['panoptic_label_divisor']
@@ -73,21 +74,19 @@ def test_coco_panoptic_descriptor_numbers_categories_like_deeplab2():
 
 def test_coco_input_options_reach_the_pipeline():
   """deeplab2's 641-pixel resize and AutoAugment policy are applied."""
-  from deeplab2.training import builders  # pylint: disable=g-import-not-at-top
   path = os.path.join(_ROOT, 'configs', 'coco', 'panoptic_deeplab',
                       'resnet50_os32.textproto')
-  config, descriptors = config_lib.load_and_validate(path, num_replicas=1)
-  train = builders.pipeline_options(config.train_dataset_options,
-                                    descriptors['train'], is_training=True)
+  parts = config_lib.load_experiment(path, num_replicas=1)
+  train = parts.pipeline_options('train')
   assert train.autoaugment_policy_name == (
       'simple_classification_policy_magnitude_scale_0.2')
   assert (train.min_resize_value, train.max_resize_value) == (641, 641)
-  evaluation = builders.pipeline_options(config.eval_dataset_options,
-                                         descriptors['eval'],
-                                         is_training=False)
+  evaluation = parts.pipeline_options('eval')
   assert evaluation.autoaugment_policy_name == ''
-  options = config.train_dataset_options
-  options.augmentations.autoaugment_policy_name = 'rand_augment'
-  with pytest.raises(ValueError, match='autoaugment_policy_name: unknown '
-                     '"rand_augment"'):
-    builders.pipeline_options(options, descriptors['train'], is_training=True)
+  config = parts.config
+  config.train_dataset_options.augmentations.autoaugment_policy_name = (
+      'rand_augment')
+  with pytest.raises(config_lib.ConfigError,
+                     match='autoaugment_policy_name: unknown policy '
+                     '"rand_augment"; valid: .*simple_classification_policy'):
+    config_lib.from_message(config)

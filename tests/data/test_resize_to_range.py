@@ -11,9 +11,7 @@ from deeplab2 import config as config_lib
 from deeplab2.data import augmentation
 from deeplab2.data import input_pipeline
 from deeplab2.postprocessing import post_processor
-from deeplab2.training import builders
 from deeplab2.training import evaluator as evaluator_lib
-from deeplab2.modeling import factory
 from conftest import tiny_config_text
 
 
@@ -37,9 +35,8 @@ def _options(data_dir, min_resize, is_training, batch_size=1):
   options.min_resize_value[:] = [min_resize]
   options.max_resize_value[:] = [min_resize]
   options.batch_size = batch_size
-  from deeplab2.data import dataset_descriptor  # pylint: disable=g-import-not-at-top
-  synthetic = dataset_descriptor.get_descriptor('synthetic_panoptic')
-  return config, builders.pipeline_options(options, synthetic, is_training)
+  parts = config_lib.from_message(config)
+  return parts, parts.pipeline_options('train' if is_training else 'eval')
 
 
 def test_training_resizes_before_the_crop(tiny_dataset_dir):
@@ -53,30 +50,27 @@ def test_training_resizes_before_the_crop(tiny_dataset_dir):
 
 
 def test_evaluation_scores_predictions_resized_back(tiny_dataset_dir):
-  config, options = _options(tiny_dataset_dir, 17, is_training=False)
+  parts, options = _options(tiny_dataset_dir, 17, is_training=False)
   dataset = input_pipeline.make_dataset(options)
   batch = next(iter(dataset))
   assert tuple(batch[common.IMAGE_SIZE].numpy()[0]) == (17, 17)
   assert tuple(batch[common.LABEL_SIZE].numpy()[0]) == (33, 33)
   assert batch[common.PANOPTIC_LABEL].shape == (1, 33, 33)   # original
-  from deeplab2.data import dataset_descriptor  # pylint: disable=g-import-not-at-top
-  descriptor = dataset_descriptor.get_descriptor('synthetic_panoptic')
-  model = factory.build_model(config.model_options,
-                              factory.bn_options_from_solver(
-                                  config.trainer_options.solver_options),
-                              crop_size=(33, 33))
+  model = parts.build_model()
   strategy = tf.distribute.get_strategy()
-  processor = post_processor.PanopticDeepLabPostProcessor(
-      builders.post_processor_options(config.evaluator_options, descriptor))
-  evaluator = evaluator_lib.Evaluator(strategy, model, processor, descriptor)
+  evaluator = evaluator_lib.Evaluator(strategy, model,
+                                      parts.build_post_processor(),
+                                      parts.label_spec)
   metrics = evaluator.evaluate(dataset)
   assert metrics['num_images'] == 4
   assert 0.0 <= metrics['miou'] <= 1.0
 
 
 def test_evaluation_resize_needs_one_image_per_replica(tiny_dataset_dir):
-  with pytest.raises(ValueError, match='evaluation with min_resize_value / '
-                     'max_resize_value scores original labels'):
+  with pytest.raises(config_lib.ConfigError,
+                     match='eval_dataset_options.batch_size: evaluation with '
+                     'min_resize_value / max_resize_value scores original '
+                     'labels'):
     _options(tiny_dataset_dir, 17, is_training=False, batch_size=2)
 
 

@@ -7,7 +7,6 @@ import tensorflow as tf
 from deeplab2 import config as config_lib
 from deeplab2.modeling import deeplab2_checkpoint
 from deeplab2.modeling import deeplab2_names
-from deeplab2.modeling import factory
 from deeplab2.modeling.layers import normalization
 from deeplab2.training import experiment
 from conftest import tiny_config_text
@@ -19,7 +18,7 @@ def _model(num_classes=5):
   config = config_lib.parse_experiment_text(tiny_config_text('/unused'))
   config.model_options.panoptic_deeplab.semantic_head.output_channels = (
       num_classes)
-  return factory.build_model(config.model_options, BN, crop_size=(33, 33))
+  return config_lib.build_model(config.model_options, BN, input_size=(33, 33))
 
 
 def _write(model, prefix, keep=lambda key: True, seed=0):

@@ -23,8 +23,8 @@ from PIL import Image
 
 from deeplab2 import common
 from deeplab2 import config as config_lib
+from deeplab2 import label_spec
 from deeplab2.modeling import deeplab2_checkpoint
-from deeplab2.modeling import factory
 from deeplab2.modeling.layers import normalization
 from deeplab2.postprocessing import post_processor
 from conftest import TEST_DATA
@@ -72,9 +72,9 @@ def test_float_outputs_match_deeplab2(manifest_path, tmp_path):
     manifest = json.load(f)
   name = manifest['name']
   config = config_lib.parse_experiment_text(manifest['config_text'])
-  model = factory.build_model(config.model_options,
-                              normalization.BatchNormOptions(),
-                              crop_size=tuple(manifest['crop_size_hw']))
+  model = config_lib.build_model(config.model_options,
+                                 normalization.BatchNormOptions(),
+                                 input_size=tuple(manifest['crop_size_hw']))
   prefix = write_reference_checkpoint(manifest, str(tmp_path / 'ckpt-1'))
   report = deeplab2_checkpoint.restore(model, prefix)
   assert len(report.restored) == manifest['num_model_keys']
@@ -120,10 +120,11 @@ def _post_processor(config, manifest):
   evaluator = config.evaluator_options
   return post_processor.PanopticDeepLabPostProcessor(
       post_processor.PostProcessorOptions(
-          num_classes=manifest['num_classes'],
-          thing_class_ids=tuple(manifest['class_has_instances_list']),
-          label_divisor=manifest['panoptic_label_divisor'],
-          ignore_label=manifest['ignore_label'],
+          label_spec=label_spec.LabelSpec(
+              num_classes=manifest['num_classes'],
+              ignore_label=manifest['ignore_label'],
+              label_divisor=manifest['panoptic_label_divisor'],
+              thing_class_ids=tuple(manifest['class_has_instances_list'])),
           center_score_threshold=evaluator.center_score_threshold,
           nms_kernel=evaluator.nms_kernel,
           keep_k_centers=evaluator.keep_k_centers,
@@ -138,9 +139,9 @@ def test_a_checkpoint_of_another_network_is_refused(tmp_path):
       'manifest_cityscapes_resnet50_os32_merge_with_pure_tf_func.json']) as f:
     plain = json.load(f)
   config = config_lib.parse_experiment_text(plain['config_text'])
-  model = factory.build_model(config.model_options,
-                              normalization.BatchNormOptions(),
-                              crop_size=(65, 129))
+  model = config_lib.build_model(config.model_options,
+                                 normalization.BatchNormOptions(),
+                                 input_size=(65, 129))
   prefix = write_reference_checkpoint(beta, str(tmp_path / 'ckpt-1'))
   with pytest.raises(ValueError, match=r'model variables have no entry, e.g. '
                      r"\['encoder/_stem/_conv/kernel"):

@@ -7,7 +7,6 @@ import pytest
 from google.protobuf import text_format
 
 from deeplab2 import config as config_lib
-from deeplab2.modeling import factory
 from deeplab2.modeling import keras_applications
 from deeplab2.modeling.layers import normalization
 from deeplab2.training import experiment
@@ -44,8 +43,8 @@ def test_resnet50_weights_land_in_the_mapped_variables(tmp_path):
   _randomise(reference, 0)
   path = str(tmp_path / 'resnet50.weights.h5')
   reference.save_weights(path)
-  model = factory.build_model(_config('resnet50').model_options, BN,
-                              crop_size=(33, 33))
+  model = config_lib.build_model(_config('resnet50').model_options, BN,
+                                 input_size=(33, 33))
   report = keras_applications.restore(model, path)
   assert report.application == 'ResNet50'
   assert report.ignored == ['predictions/kernel', 'predictions/bias']
@@ -95,8 +94,8 @@ def test_mobilenet_v3_weights_land_in_the_mapped_variables(
   _randomise(reference, 2)
   path = str(tmp_path / 'mobilenet.weights.h5')
   reference.save_weights(path)
-  model = factory.build_model(_config(backbone).model_options, BN,
-                              crop_size=(33, 33))
+  model = config_lib.build_model(_config(backbone).model_options, BN,
+                                 input_size=(33, 33))
   report = keras_applications.restore(model, path)
   assert len(report.restored) + len(report.ignored) == len(reference.weights)
   assert report.ignored == ['conv_2/kernel', 'conv_2/bias', 'logits/kernel',
@@ -135,12 +134,12 @@ def test_weights_of_another_network_are_refused(tmp_path):
   reference = keras.applications.MobileNetV3Small(weights=None)
   path = str(tmp_path / 'small.weights.h5')
   reference.save_weights(path)
-  model = factory.build_model(_config('mobilenet_v3_large').model_options,
-                              BN, crop_size=(33, 33))
+  model = config_lib.build_model(_config('mobilenet_v3_large').model_options,
+                                 BN, input_size=(33, 33))
   with pytest.raises(ValueError, match='not a MobileNetV3Large weights file'):
     keras_applications.restore(model, path)
-  beta = factory.build_model(_config('resnet50_beta').model_options, BN,
-                             crop_size=(33, 33))
+  beta = config_lib.build_model(_config('resnet50_beta').model_options, BN,
+                                input_size=(33, 33))
   with pytest.raises(ValueError, match='Keras Applications weights fit '
                      'backbones mobilenet_v3_large, mobilenet_v3_small, '
                      'resnet50, not "resnet50_beta"'):
@@ -157,8 +156,8 @@ def test_legacy_h5_files_as_keras_applications_publish_them(tmp_path):
   path = str(tmp_path / 'weights_mobilenet_v3_small_224_1.0_float_no_top.h5')
   with h5py.File(path, 'w') as f:
     legacy_h5_format.save_weights_to_hdf5_group(f, reference)
-  model = factory.build_model(_config('mobilenet_v3_small').model_options,
-                              BN, crop_size=(33, 33))
+  model = config_lib.build_model(_config('mobilenet_v3_small').model_options,
+                                 BN, input_size=(33, 33))
   report = keras_applications.restore(model, path)
   assert report.ignored == []
   np.testing.assert_array_equal(

@@ -9,7 +9,6 @@ import tensorflow as tf
 from deeplab2 import common
 from deeplab2 import config as config_lib
 from deeplab2.modeling import backbones
-from deeplab2.modeling import factory
 from deeplab2.modeling.layers import aspp
 from deeplab2.modeling.layers import convolutions
 from deeplab2.modeling.layers import decoder
@@ -245,7 +244,7 @@ def test_unknown_backbone_lists_valid_names():
 
 def _synthetic_model():
   config, _ = config_lib.load_experiment_config(SYNTHETIC_CONFIG)
-  return factory.build_model(config.model_options, BN)
+  return config_lib.build_model(config.model_options, BN)
 
 
 @pytest.mark.parametrize('height,width', [(33, 65), (40, 51)])
@@ -273,7 +272,7 @@ def test_model_get_config_round_trip():
 def test_semantic_only_model():
   config, _ = config_lib.load_experiment_config(SYNTHETIC_CONFIG)
   config.model_options.panoptic_deeplab.instance.enable = False
-  model = factory.build_model(config.model_options, BN)
+  model = config_lib.build_model(config.model_options, BN)
   outputs = model(tf.zeros([1, 33, 33, 3]))
   assert set(outputs) == {common.PRED_SEMANTIC_LOGITS}
   assert not keras.ops.any(keras.ops.isnan(outputs[

@@ -10,7 +10,6 @@ import pytest
 import tensorflow as tf
 
 from deeplab2 import config as config_lib
-from deeplab2.modeling import factory
 from deeplab2.modeling.layers import normalization
 from deeplab2.training import experiment
 from conftest import tiny_config_text
@@ -27,14 +26,14 @@ def _model_options(policy):
 @pytest.mark.parametrize('policy,compute', [('mixed_bfloat16', 'bfloat16'),
                                             ('mixed_float16', 'float16')])
 def test_layers_compute_in_half_precision_and_return_float32(policy, compute):
-  model = factory.build_model(_model_options(policy), BN, crop_size=(33, 33))
+  model = config_lib.build_model(_model_options(policy), BN, input_size=(33, 33))
   assert keras.config.dtype_policy().name == 'float32'   # restored
   convs = [layer for layer in model._flatten_layers()  # pylint: disable=protected-access
            if isinstance(layer, keras.layers.Conv2D)]
   assert convs and all(layer.compute_dtype == compute for layer in convs)
   assert all(v.dtype == tf.float32 for v in model.weights)
-  reference = factory.build_model(_model_options('float32'), BN,
-                                  crop_size=(33, 33))
+  reference = config_lib.build_model(_model_options('float32'), BN,
+                                     input_size=(33, 33))
   reference.set_weights(model.get_weights())
   images = tf.random.uniform([1, 33, 33, 3], 0, 255, seed=1)
   outputs = model(images, training=False)
@@ -56,7 +55,7 @@ def test_an_unknown_policy_names_the_field(tmp_path):
   with pytest.raises(config_lib.ConfigError,
                      match=r'model_options.dtype_policy: "float8" is not one '
                      r'of'):
-    config_lib.load_and_validate(str(path), num_replicas=1)
+    config_lib.load_experiment(str(path), num_replicas=1)
 
 
 def test_mixed_float16_trains_with_loss_scaling(tiny_dataset_dir, tmp_path):
@@ -85,19 +84,13 @@ def test_mixed_float16_trains_with_loss_scaling(tiny_dataset_dir, tmp_path):
 
 
 def test_a_bfloat16_model_exports_and_serves_float32(tmp_path):
-  from deeplab2.data import dataset_descriptor  # pylint: disable=g-import-not-at-top
-  from deeplab2.postprocessing import post_processor  # pylint: disable=g-import-not-at-top
   from deeplab2.serving import export  # pylint: disable=g-import-not-at-top
-  from deeplab2.training import builders  # pylint: disable=g-import-not-at-top
   config = config_lib.parse_experiment_text(tiny_config_text('/unused'))
   config.model_options.dtype_policy = 'mixed_bfloat16'
-  model = factory.build_model(config.model_options, BN, crop_size=(33, 33))
-  descriptor = dataset_descriptor.get_descriptor('synthetic_panoptic')
-  processor = post_processor.PanopticDeepLabPostProcessor(
-      builders.post_processor_options(config.evaluator_options, descriptor))
+  parts = config_lib.from_message(config)
   path = str(tmp_path / 'export')
-  export.export_saved_model(model, processor,
-                            config.model_options.backbone.output_stride, path)
+  export.export_saved_model(parts.build_model(), parts.build_post_processor(),
+                            parts.export_options.output_stride, path)
   serve = tf.saved_model.load(path).signatures['serving_default']
   outputs = serve(image=tf.zeros([37, 41, 3], tf.uint8))
   assert outputs['panoptic_pred'].shape == (37, 41)

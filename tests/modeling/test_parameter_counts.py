@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from deeplab2 import config as config_lib
-from deeplab2.modeling import factory
 from deeplab2.modeling.layers import normalization
 from conftest import TEST_DATA
 
@@ -30,9 +29,9 @@ def test_parameter_counts_equal_deeplab2(manifest):
   with open(manifest) as f:
     reference = json.load(f)
   config = config_lib.parse_experiment_text(reference['config_text'])
-  model = factory.build_model(config.model_options,
-                              normalization.BatchNormOptions(),
-                              crop_size=tuple(reference['crop_size_hw']))
+  model = config_lib.build_model(config.model_options,
+                                 normalization.BatchNormOptions(),
+                                 input_size=tuple(reference['crop_size_hw']))
   trainable = sum(int(np.prod(v.shape)) for v in model.trainable_weights)
   total = sum(int(np.prod(v.shape)) for v in model.weights)
   assert trainable == reference['trainable_params']

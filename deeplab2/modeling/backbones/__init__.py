@@ -7,6 +7,7 @@ from deeplab2.modeling.backbones import swidernet
 from deeplab2.modeling.backbones import xception
 # pylint: enable=unused-import
 from deeplab2.modeling.backbones.base import BACKBONES
+from deeplab2.modeling.backbones.base import BackboneEntry
 from deeplab2.modeling.backbones.base import BackboneOptions
 from deeplab2.modeling.backbones.base import build_backbone
 from deeplab2.modeling.backbones.base import EndpointSpec

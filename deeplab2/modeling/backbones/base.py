@@ -48,34 +48,95 @@ class BackboneOptions:
   use_sac_beyond_stride: int = -1
 
 
-def refuse_unsupported(name, options, **supported):
-  """Fails on BackboneOptions a backbone would otherwise ignore.
+# The BackboneOptions fields a backbone may or may not apply (output_stride
+# is always applied, within the backbone's own OUTPUT_STRIDES).
+OPTIONAL_FIELDS = ('stem_width_multiplier', 'width_multiplier',
+                   'layer_multiplier', 'use_squeeze_and_excite',
+                   'drop_path_keep_prob', 'drop_path_schedule',
+                   'use_sac_beyond_stride')
+# Every backbone here publishes these endpoints (their channels and strides
+# are in the built backbone's `endpoint_specs`).
+ENDPOINTS = ('res1', 'res2', 'res3', 'res4', 'res5')
+
+
+@dataclasses.dataclass(frozen=True)
+class BackboneEntry:
+  """What a registered backbone says about itself before it is built.
+
+  Attributes:
+    build: callable(options, bn_options, **kwargs) -> the backbone layer.
+    output_strides: the output strides it can be built with.
+    endpoints: the names of the endpoints its call returns.
+    applied_options: the OPTIONAL_FIELDS of BackboneOptions it applies; a
+      non-default value of any other is refused.
+  """
+  build: object
+  output_strides: tuple
+  endpoints: tuple
+  applied_options: frozenset
+
+
+def register_backbone(name, output_strides, applied_options,
+                      endpoints=ENDPOINTS):
+  """Decorator: registers a build function as backbone `name`."""
+  def register(build):
+    BACKBONES.register(name, BackboneEntry(
+        build, tuple(output_strides), tuple(endpoints),
+        frozenset(applied_options)))
+    return build
+  return register
+
+
+def non_default_option(options, applied_options):
+  """The first option set away from its default that is not applied.
+
+  Returns:
+    (field, value), or None when every set option is applied.
+  """
+  defaults = BackboneOptions()
+  for field in OPTIONAL_FIELDS:
+    value = getattr(options, field)
+    if field in applied_options or value == getattr(defaults, field):
+      continue
+    if field == 'use_sac_beyond_stride' and value <= 0:
+      continue                          # 0 and -1 both mean off
+    return field, value
+  return None
+
+
+def check_options(name, options, output_strides, applied_options):
+  """Fails on options a backbone cannot apply.
 
   Args:
     name: the backbone, for the message.
     options: BackboneOptions.
-    **supported: field=True for each option this backbone applies.
+    output_strides: the output strides it supports.
+    applied_options: the OPTIONAL_FIELDS it applies.
 
   Raises:
-    ValueError: naming the first option set to a non-default value that the
-      backbone does not apply.
+    ValueError: an output stride it cannot do, or an option set to a
+      non-default value that it would otherwise ignore.
   """
-  defaults = BackboneOptions()
-  for field in ('stem_width_multiplier', 'width_multiplier',
-                'layer_multiplier', 'use_squeeze_and_excite',
-                'drop_path_keep_prob', 'drop_path_schedule',
-                'use_sac_beyond_stride'):
-    value = getattr(options, field)
-    if not supported.get(field) and value != getattr(defaults, field):
-      if field == 'use_sac_beyond_stride' and value <= 0:
-        continue                        # 0 and -1 both mean off
-      raise ValueError(f'Backbone "{name}" does not apply {field} '
-                       f'(got {value!r}); leave it at its default.')
+  if options.output_stride not in output_strides:
+    raise ValueError(f'Backbone "{name}": output_stride must be one of '
+                     f'{tuple(output_strides)}, got {options.output_stride}.')
+  unapplied = non_default_option(options, applied_options)
+  if unapplied:
+    field, value = unapplied
+    raise ValueError(f'Backbone "{name}" does not apply {field} '
+                     f'(got {value!r}); leave it at its default.')
 
 
 def build_backbone(name, options, bn_options, **kwargs):
-  """Builds the backbone registered as `name` (KeyError lists valid names)."""
-  return BACKBONES.get(name)(options, bn_options, **kwargs)
+  """Builds the backbone registered as `name`.
+
+  Raises:
+    KeyError: an unknown name (the message lists the valid ones).
+    ValueError: options the backbone cannot apply.
+  """
+  entry = BACKBONES.get(name)
+  check_options(name, options, entry.output_strides, entry.applied_options)
+  return entry.build(options, bn_options, **kwargs)
 
 
 class BackboneConfigMixin:

@@ -159,6 +159,11 @@ class MobileNetV3(base.BackboneConfigMixin, keras.layers.Layer):
   Input float [B, H, W, 3], already normalised to [-1, 1].
   """
 
+  OUTPUT_STRIDES = (4, 8, 16, 32)
+  # Squeeze-and-excite is part of the block table (deeplab2 requires
+  # use_squeeze_and_excite: true, which changes nothing).
+  APPLIED_OPTIONS = ('width_multiplier', 'use_squeeze_and_excite')
+
   def __init__(self, variant='small', options=None, bn_options=None,
                **kwargs):
     super().__init__(**kwargs)
@@ -168,16 +173,10 @@ class MobileNetV3(base.BackboneConfigMixin, keras.layers.Layer):
                        'large, small.')
     self.variant = variant
     self.options = options or base.BackboneOptions()
-    # Squeeze-and-excite is part of the block table (deeplab2 requires
-    # use_squeeze_and_excite: true, which changes nothing).
-    base.refuse_unsupported(f'mobilenet_v3_{variant}', self.options,
-                            width_multiplier=True,
-                            use_squeeze_and_excite=True)
+    base.check_options(f'mobilenet_v3_{variant}', self.options,
+                       self.OUTPUT_STRIDES, self.APPLIED_OPTIONS)
     self.bn_options = bn_options or normalization.BatchNormOptions()
     output_stride = self.options.output_stride
-    if output_stride not in (4, 8, 16, 32):
-      raise ValueError(f'output_stride must be 4, 8, 16 or 32, got '
-                       f'{output_stride}.')
     blocks, endpoint_names = [], []
     self.endpoint_specs = {}
     current_stride, rate, in_filters = 1, 1, 3
@@ -255,13 +254,15 @@ class MobileNetV3(base.BackboneConfigMixin, keras.layers.Layer):
     return config
 
 
-@base.BACKBONES.register('mobilenet_v3_small')
+@base.register_backbone('mobilenet_v3_small', MobileNetV3.OUTPUT_STRIDES,
+                        MobileNetV3.APPLIED_OPTIONS)
 def build_mobilenet_v3_small(options, bn_options, **kwargs):
   return MobileNetV3('small', options, bn_options, name='mobilenet_v3_small',
                      **kwargs)
 
 
-@base.BACKBONES.register('mobilenet_v3_large')
+@base.register_backbone('mobilenet_v3_large', MobileNetV3.OUTPUT_STRIDES,
+                        MobileNetV3.APPLIED_OPTIONS)
 def build_mobilenet_v3_large(options, bn_options, **kwargs):
   return MobileNetV3('large', options, bn_options, name='mobilenet_v3_large',
                      **kwargs)

@@ -202,6 +202,9 @@ class ResidualNetwork(base.BackboneConfigMixin, keras.layers.Layer):
   Input float [B, H, W, 3], already normalised to [-1, 1].
   """
 
+  OUTPUT_STRIDES = (4, 8, 16, 32)
+  APPLIED_OPTIONS = base.OPTIONAL_FIELDS
+
   def __init__(self, backbone_type='resnet', num_blocks=(3, 4, 6, 3),
                options=None, bn_options=None, drop_path_beyond_stride=16,
                **kwargs):
@@ -215,9 +218,8 @@ class ResidualNetwork(base.BackboneConfigMixin, keras.layers.Layer):
     self.bn_options = bn_options or normalization.BatchNormOptions()
     self.drop_path_beyond_stride = drop_path_beyond_stride
     opts, bn = self.options, self.bn_options
-    if opts.output_stride not in (4, 8, 16, 32):
-      raise ValueError(f'output_stride must be 4, 8, 16 or 32, got '
-                       f'{opts.output_stride}.')
+    base.check_options(self.name, opts, self.OUTPUT_STRIDES,
+                       self.APPLIED_OPTIONS)
     stem_width = int(round(64 * opts.stem_width_multiplier))
     if backbone_type == 'resnet':
       self.stem = (convolutions.ConvBnAct(stem_width, 7, strides=2,
@@ -238,7 +240,7 @@ class ResidualNetwork(base.BackboneConfigMixin, keras.layers.Layer):
     counts = [int(n * opts.layer_multiplier) for n in self.num_blocks]
     if min(counts) < 1:
       raise ValueError(
-          f'backbone_layer_multiplier {opts.layer_multiplier} leaves a stage '
+          f'backbone_layer_multiplier {opts.layer_multiplier:g} leaves a stage '
           f'without blocks ({self.num_blocks} -> {counts}).')
     first_stage = 0
     if backbone_type == 'wider_resnet':

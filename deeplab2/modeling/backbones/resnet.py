@@ -7,13 +7,16 @@ from deeplab2.modeling.backbones import residual
 _RESNET50_BLOCKS = (3, 4, 6, 3)
 
 
-@base.BACKBONES.register('resnet50')
+@base.register_backbone('resnet50', residual.ResidualNetwork.OUTPUT_STRIDES,
+                        residual.ResidualNetwork.APPLIED_OPTIONS)
 def build_resnet50(options, bn_options, **kwargs):
   return residual.ResidualNetwork('resnet', _RESNET50_BLOCKS, options,
                                   bn_options, name='resnet50', **kwargs)
 
 
-@base.BACKBONES.register('resnet50_beta')
+@base.register_backbone('resnet50_beta',
+                        residual.ResidualNetwork.OUTPUT_STRIDES,
+                        residual.ResidualNetwork.APPLIED_OPTIONS)
 def build_resnet50_beta(options, bn_options, **kwargs):
   return residual.ResidualNetwork('resnet_beta', _RESNET50_BLOCKS, options,
                                   bn_options, name='resnet50_beta', **kwargs)

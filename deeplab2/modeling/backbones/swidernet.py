@@ -23,5 +23,7 @@ def _build(name):
   return build
 
 
-base.BACKBONES.register('wide_resnet41')(_build('wide_resnet41'))
-base.BACKBONES.register('swidernet')(_build('swidernet'))
+for _name in ('wide_resnet41', 'swidernet'):
+  base.register_backbone(_name, residual.ResidualNetwork.OUTPUT_STRIDES,
+                         residual.ResidualNetwork.APPLIED_OPTIONS)(
+                             _build(_name))

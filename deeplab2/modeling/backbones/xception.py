@@ -134,16 +134,19 @@ class Xception(base.BackboneConfigMixin, keras.layers.Layer):
   Input float [B, H, W, 3], already normalised to [-1, 1].
   """
 
+  # Output stride 4 would need atrous convs in the entry flow's second
+  # block, which also feeds res2 at stride 4; the paper uses 16.
+  OUTPUT_STRIDES = (8, 16, 32)
+  APPLIED_OPTIONS = ('stem_width_multiplier', 'width_multiplier',
+                     'layer_multiplier')
+
   def __init__(self, options=None, bn_options=None, **kwargs):
     super().__init__(**kwargs)
     self.options = options or base.BackboneOptions()
     self.bn_options = bn_options or normalization.BatchNormOptions()
     opts, bn = self.options, self.bn_options
-    base.refuse_unsupported('xception_71', opts, stem_width_multiplier=True,
-                            width_multiplier=True, layer_multiplier=True)
-    if opts.output_stride not in (8, 16, 32):
-      raise ValueError(f'output_stride must be 8, 16 or 32, got '
-                       f'{opts.output_stride}.')
+    base.check_options('xception_71', opts, self.OUTPUT_STRIDES,
+                       self.APPLIED_OPTIONS)
 
     def width(channels, multiplier=opts.width_multiplier):
       return max(8, int(round(channels * multiplier)))
@@ -164,7 +167,7 @@ class Xception(base.BackboneConfigMixin, keras.layers.Layer):
         repeats = int(spec.repeats * opts.layer_multiplier)
         if repeats < 1:
           raise ValueError(f'backbone_layer_multiplier '
-                           f'{opts.layer_multiplier} leaves the middle flow '
+                           f'{opts.layer_multiplier:g} leaves the middle flow '
                            'without blocks.')
       depths = tuple(width(d) for d in spec.depths)
       for unit in range(repeats):
@@ -226,6 +229,7 @@ class Xception(base.BackboneConfigMixin, keras.layers.Layer):
     return config
 
 
-@base.BACKBONES.register('xception_71')
+@base.register_backbone('xception_71', Xception.OUTPUT_STRIDES,
+                        Xception.APPLIED_OPTIONS)
 def build_xception_71(options, bn_options, **kwargs):
   return Xception(options, bn_options, name='xception_71', **kwargs)

@@ -13,6 +13,10 @@ from deeplab2.modeling.layers import normalization
 from deeplab2.modeling.layers import switchable_atrous as sac
 
 
+# The config's `*_conv_type` names (SeparableConvBnAct's conv_type).
+CONV_TYPES = ('depthwise_separable_conv', 'standard_conv')
+
+
 def fixed_padding(inputs, kernel_size, dilation_rate=1):
   """Zero-pads H and W of float [B, H, W, C] for a 'valid' strided conv."""
   effective = kernel_size + (kernel_size - 1) * (dilation_rate - 1)
@@ -193,7 +197,7 @@ class SeparableConvBnAct(normalization.BatchNormConfigMixin,
                                  name='pointwise')
     else:
       raise ValueError(f'Unknown conv_type "{conv_type}"; valid: '
-                       'depthwise_separable_conv, standard_conv.')
+                       f'{", ".join(CONV_TYPES)}.')
 
   def build(self, input_shape):
     if self.conv_type == 'standard_conv':

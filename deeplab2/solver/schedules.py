@@ -5,6 +5,9 @@ import math
 import keras
 import tensorflow as tf
 
+# The `SolverOptions.learning_policy` names.
+LEARNING_POLICIES = ('poly', 'cosine')
+
 
 @keras.saving.register_keras_serializable(package='deeplab2')
 class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
@@ -18,9 +21,9 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
 
   def __init__(self, policy, base_rate, total_steps, warmup_steps=0,
                power=0.9, end_rate=0.0):
-    if policy not in ('poly', 'cosine'):
-      raise ValueError(f'Unknown learning policy "{policy}"; valid: poly, '
-                       'cosine.')
+    if policy not in LEARNING_POLICIES:
+      raise ValueError(f'Unknown learning policy "{policy}"; valid: '
+                       f'{", ".join(LEARNING_POLICIES)}.')
     self.policy = policy
     self.base_rate = base_rate
     self.total_steps = total_steps
@@ -47,19 +50,3 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
             'total_steps': self.total_steps,
             'warmup_steps': self.warmup_steps, 'power': self.power,
             'end_rate': self.end_rate}
-
-
-def build_optimizer(name, learning_rate, weight_decay=0.0,
-                    clip_gradient_norm=None):
-  """Adam, SGD (momentum 0.9) or AdamW, with optional global-norm clipping."""
-  kwargs = {}
-  if clip_gradient_norm:
-    kwargs['global_clipnorm'] = clip_gradient_norm
-  if name == 'adam':
-    return keras.optimizers.Adam(learning_rate, **kwargs)
-  if name == 'sgd':
-    return keras.optimizers.SGD(learning_rate, momentum=0.9, **kwargs)
-  if name == 'adamw':
-    return keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay,
-                                  **kwargs)
-  raise ValueError(f'Unknown optimizer "{name}"; valid: adam, sgd, adamw.')

@@ -1,0 +1,215 @@
+"""Bad configs: each is one ConfigError line naming file, line and field.
+
+The valid values in the messages come from the code they govern (the
+backbone registry, each backbone's strides and endpoints, the AutoAugment
+policies, the optimizer registry, the learning policies); the command line
+prints the same line, without a traceback, and creates nothing.
+"""
+
+import logging
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from deeplab2 import config as config_lib
+from conftest import REPO_ROOT, SYNTHETIC_CONFIG
+
+_XCEPTION = os.path.join(REPO_ROOT, 'configs', 'cityscapes', 'panoptic_deeplab',
+                         'xception71_os16.textproto')
+_COCO = os.path.join(REPO_ROOT, 'configs', 'coco', 'panoptic_deeplab',
+                     'resnet50_os32.textproto')
+
+
+def _read(path):
+  with open(path) as f:
+    return f.read()
+
+
+def _edit(base, old, new, count=1):
+  text = _read(base)
+  assert old in text, old
+  return text.replace(old, new, count)
+
+
+# (id, base config, old text, new text, the line's text, field, message).
+BAD_CONFIGS = [
+    ('unknown_backbone', SYNTHETIC_CONFIG, 'name: "resnet50"',
+     'name: "resnet51"', 'name: "resnet51"', 'model_options.backbone.name',
+     r'unknown backbone "resnet51"; valid: mobilenet_v3_large, '
+     r'mobilenet_v3_small, resnet50, resnet50_beta, swidernet, '
+     r'wide_resnet41, xception_71'),
+    ('stride_the_backbone_cannot_do', _XCEPTION, 'output_stride: 16',
+     'output_stride: 4', 'output_stride: 4',
+     'model_options.backbone.output_stride',
+     r'4: backbone "xception_71" can be built with output strides '
+     r'\(8, 16, 32\)'),
+    ('option_the_backbone_ignores', _XCEPTION, 'name: "xception_71"',
+     'name: "xception_71"\n    drop_path_keep_prob: 0.8',
+     'drop_path_keep_prob: 0.8', 'model_options.backbone.drop_path_keep_prob',
+     r'backbone "xception_71" does not apply drop_path_keep_prob'),
+    ('missing_initial_checkpoint', SYNTHETIC_CONFIG,
+     'model_options {', 'model_options {\n  initial_checkpoint: "/nope/ckpt"',
+     'initial_checkpoint: "/nope/ckpt"', 'model_options.initial_checkpoint',
+     r'"/nope/ckpt" is neither a weights file nor a checkpoint prefix'),
+    ('unknown_decoder_endpoint', SYNTHETIC_CONFIG, 'feature_key: "res5"',
+     'feature_key: "res6"', 'feature_key: "res6"',
+     'model_options.decoder.feature_key',
+     r'"res6" is not an endpoint of the backbone; it has res1, res2, res3, '
+     r'res4, res5'),
+    ('unknown_low_level_endpoint', SYNTHETIC_CONFIG,
+     'feature_key: "res2"', 'feature_key: "stem"', 'feature_key: "stem"',
+     'model_options.panoptic_deeplab.low_level.feature_key',
+     r'"stem" is not an endpoint of the backbone'),
+    ('unknown_autoaugment_policy', SYNTHETIC_CONFIG,
+     'scale_factor_step_size: 0.25',
+     'scale_factor_step_size: 0.25\n    autoaugment_policy_name: "rand"',
+     'autoaugment_policy_name: "rand"',
+     'train_dataset_options.augmentations.autoaugment_policy_name',
+     r'unknown policy "rand"; valid: simple_classification_policy'),
+    ('unknown_optimizer', SYNTHETIC_CONFIG, 'base_learning_rate: 0.002',
+     'base_learning_rate: 0.002\n    optimizer: "adagrad"',
+     'optimizer: "adagrad"', 'trainer_options.solver_options.optimizer',
+     r'"adagrad" is not one of \(\'adam\', \'adamw\', \'sgd\'\)'),
+    ('unknown_schedule', SYNTHETIC_CONFIG, 'base_learning_rate: 0.002',
+     'base_learning_rate: 0.002\n    learning_policy: "step"',
+     'learning_policy: "step"',
+     'trainer_options.solver_options.learning_policy',
+     r'"step" is not one of \(\'poly\', \'cosine\'\)'),
+    ('two_resize_values', SYNTHETIC_CONFIG, 'batch_size: 8',
+     'batch_size: 8\n  min_resize_value: 65\n  min_resize_value: 97',
+     'min_resize_value: 65', 'train_dataset_options.min_resize_value',
+     r'one value \(the shorter or longer side\), got \[65, 97\]'),
+    ('max_resize_below_min', SYNTHETIC_CONFIG, 'batch_size: 8',
+     'batch_size: 8\n  min_resize_value: 97\n  max_resize_value: 65',
+     'max_resize_value: 65', 'train_dataset_options.max_resize_value',
+     r'65 is smaller than min_resize_value 97'),
+    ('resize_factor_without_resize', SYNTHETIC_CONFIG, 'batch_size: 8',
+     'batch_size: 8\n  resize_factor: 16', 'resize_factor: 16',
+     'train_dataset_options.resize_factor',
+     r'applies to a resize: set min_resize_value or max_resize_value too'),
+    ('eval_scales_not_implemented', SYNTHETIC_CONFIG, 'nms_kernel: 7',
+     'nms_kernel: 7\n  eval_scales: 0.5\n  eval_scales: 1.0',
+     'eval_scales: 0.5', 'evaluator_options.eval_scales',
+     r'multi-scale test-time augmentation is not implemented yet'),
+    ('flipped_images_not_implemented', SYNTHETIC_CONFIG, 'nms_kernel: 7',
+     'nms_kernel: 7\n  add_flipped_images: true', 'add_flipped_images: true',
+     'evaluator_options.add_flipped_images',
+     r'flipped test-time augmentation is not implemented yet'),
+    ('pretrained_weights_not_read', SYNTHETIC_CONFIG, 'name: "resnet50"',
+     'name: "resnet50"\n    pretrained_weights: "imagenet.h5"',
+     'pretrained_weights: "imagenet.h5"',
+     'model_options.backbone.pretrained_weights',
+     r'is not read here; give ImageNet weights as '
+     r'model_options.initial_checkpoint'),
+    ('adamw_decay_with_adam', SYNTHETIC_CONFIG, 'base_learning_rate: 0.002',
+     'base_learning_rate: 0.002\n    adamw_weight_decay: 0.01',
+     'adamw_weight_decay: 0.01',
+     'trainer_options.solver_options.adamw_weight_decay',
+     r'applies to optimizer "adamw" only, not "adam"'),
+    ('top_k_on_center_loss', SYNTHETIC_CONFIG, 'weight: 200',
+     'weight: 200\n      top_k_percent: 0.5', 'top_k_percent: 0.5',
+     'trainer_options.loss_options.center_loss.top_k_percent',
+     r'hard-pixel mining is implemented for the semantic loss only'),
+]
+
+
+def _bad_config(tmp_path, case):
+  name, base, old, new, line_text, _, _ = case
+  text = _edit(base, old, new)
+  path = tmp_path / f'{name}.textproto'
+  path.write_text(text)
+  lines = [i for i, line in enumerate(text.splitlines(), 1)
+           if line.strip() == line_text]
+  assert lines, line_text
+  return str(path), lines[0]
+
+
+@pytest.mark.parametrize('case', BAD_CONFIGS, ids=[c[0] for c in BAD_CONFIGS])
+def test_bad_config_is_one_located_config_error(tmp_path, case):
+  path, line = _bad_config(tmp_path, case)
+  field, message = case[5], case[6]
+  with pytest.raises(config_lib.ConfigError) as info:
+    config_lib.load_experiment(path)
+  error = info.value
+  assert (error.path, error.line, error.field) == (path, line, field)
+  assert '\n' not in str(error)
+  assert str(error).startswith(f'{path}:{line}: {field}: ')
+  assert re.search(message, error.reason), error.reason
+
+
+def test_a_layer_multiplier_the_backbone_cannot_build_is_a_config_error(
+    tmp_path):
+  """Caught when the backbone is built: still a ConfigError, not a trace."""
+  text = _edit(SYNTHETIC_CONFIG, 'backbone_layer_multiplier: 0.5',
+               'backbone_layer_multiplier: 0.1')
+  path = tmp_path / 'thin.textproto'
+  path.write_text(text)
+  parts = config_lib.load_experiment(str(path))
+  line = text.splitlines().index('  backbone {') + 1
+  with pytest.raises(config_lib.ConfigError,
+                     match=rf'thin.textproto:{line}: model_options.backbone: '
+                     r'backbone_layer_multiplier 0.1 leaves a stage without '
+                     r'blocks'):
+    parts.build_model(input_size=(33, 33))
+
+
+def test_set_fields_with_no_meaning_here_give_one_warning_line_each(
+    tmp_path, caplog):
+  text = _edit(SYNTHETIC_CONFIG, 'nms_kernel: 7',
+               'nms_kernel: 7\n  save_predictions: true\n'
+               '  merge_semantic_and_instance_with_tf_op: true')
+  path = tmp_path / 'warn.textproto'
+  path.write_text(text)
+  with caplog.at_level(logging.WARNING, logger='deeplab2'):
+    parts = config_lib.load_experiment(str(path))
+  lines = text.splitlines()
+  save = lines.index('  save_predictions: true') + 1
+  merge = lines.index('  merge_semantic_and_instance_with_tf_op: true') + 1
+  assert list(parts.warnings) == [
+      f'{path}:{save}: evaluator_options.save_predictions: evaluation writes '
+      'no prediction files yet; ignored',
+      f'{path}:{merge}: evaluator_options.'
+      'merge_semantic_and_instance_with_tf_op: there is no custom merge op '
+      'here; the pure-TF merge runs (same result)']
+  logged = [r.getMessage() for r in caplog.records if r.name == 'deeplab2']
+  assert logged == [f'config: {w}' for w in parts.warnings]
+
+
+def test_set_fields_asking_for_nothing_are_quiet(tmp_path):
+  text = _edit(SYNTHETIC_CONFIG, 'nms_kernel: 7',
+               'nms_kernel: 7\n  add_flipped_images: false\n'
+               '  eval_scales: 1.0\n  save_predictions: false\n'
+               '  merge_semantic_and_instance_with_tf_op: false')
+  path = tmp_path / 'quiet.textproto'
+  path.write_text(text)
+  assert config_lib.load_experiment(str(path)).warnings == ()
+
+
+def test_shipped_coco_config_warns_about_save_predictions_only():
+  parts = config_lib.load_experiment(_COCO)
+  assert [w.split(': ')[1] for w in parts.warnings] == [
+      'evaluator_options.save_predictions']
+
+
+def test_train_prints_each_config_error_as_one_line(tmp_path):
+  """`python trainer/train.py` on every bad config of the table: one
+  `error:` line on stderr, exit status 1, no traceback, no model_dir."""
+  runs = []
+  for case in BAD_CONFIGS:
+    path, line = _bad_config(tmp_path, case)
+    runs.append((path, line, case[5], str(tmp_path / f'{case[0]}_dir')))
+  for path, line, field, model_dir in runs:
+    result = subprocess.run(
+        [sys.executable, os.path.join(REPO_ROOT, 'trainer', 'train.py'),
+         f'--config_file={path}', '--mode=train', f'--model_dir={model_dir}'],
+        capture_output=True, text=True, cwd=str(tmp_path), timeout=300,
+        check=False)
+    assert result.returncode == 1, result.stderr
+    assert 'Traceback' not in result.stderr + result.stdout
+    errors = [l for l in result.stderr.splitlines() if l.startswith('error:')]
+    assert len(errors) == 1, result.stderr
+    assert errors[0].startswith(f'error: {path}:{line}: {field}: ')
+    assert not os.path.exists(model_dir)
