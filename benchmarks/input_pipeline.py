@@ -49,15 +49,12 @@ def pipeline_rate(directory, batches):
   import dataclasses  # pylint: disable=g-import-not-at-top
   from deeplab2 import common  # pylint: disable=g-import-not-at-top
   from deeplab2 import config as config_lib  # pylint: disable=g-import-not-at-top
-  from deeplab2.data import dataset_descriptor  # pylint: disable=g-import-not-at-top
   from deeplab2.data import input_pipeline  # pylint: disable=g-import-not-at-top
   config, _ = config_lib.load_experiment_config(_CONFIG)
   options = config.train_dataset_options
   del options.file_pattern[:]
   options.file_pattern.append(os.path.join(directory, 'train-*.tfrecord'))
-  descriptor = dataset_descriptor.get_descriptor('synthetic_panoptic')
-  pipeline = config_lib.ExperimentParts(
-      config, {'train': descriptor}).pipeline_options('train')
+  pipeline = config_lib.from_message(config).pipeline_options('train')
   pipeline = dataclasses.replace(pipeline, batch_size=1)
   iterator = iter(input_pipeline.make_dataset(pipeline))
   for _ in range(4):                          # warm-up

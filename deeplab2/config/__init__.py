@@ -14,4 +14,3 @@ from deeplab2.config.parts import build_model
 from deeplab2.config.parts import ExperimentParts
 from deeplab2.config.parts import from_message
 from deeplab2.config.parts import load_experiment
-from deeplab2.config.validation import validate_experiment

@@ -123,12 +123,10 @@ def build_model(model_options, bn_options, input_size=None):
     }
     instance = pdl.instance
     if instance.enable:
-      parts['instance_decoder'] = _decoder(
-          instance.instance_decoder_override
-          if instance.HasField('instance_decoder_override')
-          else model_options.decoder,
-          instance.low_level_override or pdl.low_level, bn_options,
-          'instance_decoder')
+      decoder_options, _, low_levels, _ = validation.instance_branch_inputs(
+          model_options)
+      parts['instance_decoder'] = _decoder(decoder_options, low_levels,
+                                           bn_options, 'instance_decoder')
       parts['center_head'] = _head(instance.center_head, bn_options,
                                    'center_head')
       parts['offset_head'] = _head(instance.regression_head, bn_options,
@@ -179,27 +177,35 @@ def load_experiment(path, num_replicas=1):
     ConfigError: the file cannot be read or parsed, or a value cannot work.
   """
   config, text = loader.load_experiment_config(path)
+  return from_message(
+      config, num_replicas,
+      descriptor_base_dir=os.path.dirname(os.path.abspath(path)), path=path,
+      text=text)
+
+
+def from_message(config, num_replicas=1, descriptor_base_dir=None, path=None,
+                 text=None):
+  """Validates an ExperimentOptions (e.g. built in code); returns its parts.
+
+  Each warning of validation is logged once (logger 'deeplab2').
+
+  Args:
+    config: config_pb2.ExperimentOptions.
+    num_replicas: replicas the experiment runs on.
+    descriptor_base_dir: where relative descriptor paths are looked up.
+    path: the file it came from, for messages.
+    text: its text, to locate fields in messages (by field only without).
+
+  Raises:
+    ConfigError: a value that cannot work.
+  """
   descriptors, warnings = validation.validate_experiment(
       config, path=path, text=text, num_replicas=num_replicas,
-      descriptor_base_dir=os.path.dirname(os.path.abspath(path)))
+      descriptor_base_dir=descriptor_base_dir)
   for warning in warnings:
     _log.warning('config: %s', warning)
   return ExperimentParts(config, descriptors, path=path, warnings=warnings,
                          text=text)
-
-
-def from_message(config, num_replicas=1, descriptor_base_dir=None):
-  """Validates an ExperimentOptions built in code; returns its parts.
-
-  Raises:
-    ConfigError: a value that cannot work (located by field only).
-  """
-  descriptors, warnings = validation.validate_experiment(
-      config, num_replicas=num_replicas,
-      descriptor_base_dir=descriptor_base_dir)
-  for warning in warnings:
-    _log.warning('config: %s', warning)
-  return ExperimentParts(config, descriptors, warnings=warnings)
 
 
 class ExperimentParts:

@@ -142,6 +142,30 @@ def backbone_options(proto):
          for plain, field in _BACKBONE_FIELDS.items()})
 
 
+def instance_branch_inputs(model_options):
+  """What the instance decoder is built from, with the fields that say so.
+
+  The instance branch takes `instance_decoder_override` and
+  `low_level_override` when set, else the semantic branch's decoder and
+  low-level options.
+
+  Returns:
+    (decoder options, its dotted field, low-level options, their field).
+  """
+  pdl = model_options.panoptic_deeplab
+  prefix = 'model_options.panoptic_deeplab.instance'
+  decoder, decoder_field = model_options.decoder, 'model_options.decoder'
+  if pdl.instance.HasField('instance_decoder_override'):
+    decoder = pdl.instance.instance_decoder_override
+    decoder_field = f'{prefix}.instance_decoder_override'
+  low_levels = pdl.low_level
+  low_level_field = 'model_options.panoptic_deeplab.low_level'
+  if pdl.instance.low_level_override:
+    low_levels = pdl.instance.low_level_override
+    low_level_field = f'{prefix}.low_level_override'
+  return decoder, decoder_field, low_levels, low_level_field
+
+
 def single_resize_value(values):
   """The one non-zero value of a repeated resize field, or 0."""
   values = [v for v in values if v]
@@ -221,18 +245,10 @@ def validate_experiment(config, path=None, text=None, num_replicas=1,
               'model_options.panoptic_deeplab.semantic_head')
   if pdl.instance.enable:
     prefix = 'model_options.panoptic_deeplab.instance'
-    decoder = (pdl.instance.instance_decoder_override
-               if pdl.instance.HasField('instance_decoder_override')
-               else model.decoder)
-    low_levels, low_level_field = pdl.low_level, (
-        'model_options.panoptic_deeplab.low_level')
-    if pdl.instance.low_level_override:
-      low_levels = pdl.instance.low_level_override
-      low_level_field = f'{prefix}.low_level_override'
-    _check_decoder(check, decoder, low_levels, entry,
-                   f'{prefix}.instance_decoder_override'
-                   if pdl.instance.HasField('instance_decoder_override')
-                   else 'model_options.decoder', low_level_field)
+    decoder, decoder_field, low_levels, low_level_field = (
+        instance_branch_inputs(model))
+    _check_decoder(check, decoder, low_levels, entry, decoder_field,
+                   low_level_field)
     _check_head(check, pdl.instance.center_head, f'{prefix}.center_head',
                 expected_outputs=1)
     _check_head(check, pdl.instance.regression_head,
