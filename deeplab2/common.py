@@ -25,6 +25,7 @@ PANOPTIC_LABEL = 'panoptic_gt'              # int32 [B, H, W], -1 = no label
 IMAGE_SIZE = 'image_size'                   # int32 [B, 2], (H, W) unpadded
 LABEL_SIZE = 'label_size'                   # int32 [B, 2], original label
 FILENAME = 'filename'                       # string [B]
+IS_VALID = 'is_valid'                       # bool [B], False on eval padding
 
 # Training targets (targets.make_targets).
 GT_SEMANTIC = 'semantic_gt'                 # int32 [B, H, W]

@@ -2,6 +2,11 @@
 
   python trainer/train.py --config_file=configs/synthetic/resnet_mini_os16.textproto \
       --mode=train_and_eval --model_dir=runs/synthetic
+
+The strategy: --num_gpus=N (MirroredStrategy over N GPUs; 0: the CPU),
+--master=TPU (TPUStrategy), or a TF_CONFIG naming several workers
+(MultiWorkerMirroredStrategy, this command started once per host). The
+config's batch sizes are global.
 """
 
 import argparse
@@ -20,12 +25,22 @@ def main(argv=None):
   parser.add_argument('--config_file', required=True)
   parser.add_argument('--mode', required=True, choices=experiment.MODES)
   parser.add_argument('--model_dir', required=True)
+  parser.add_argument('--num_gpus', type=int, default=None,
+                      help='GPUs to mirror over (0: CPU). Default: all.')
+  parser.add_argument('--master', default='',
+                      help='TPU name or grpc:// address ("local": this '
+                      'host\'s TPU).')
   args = parser.parse_args(argv)
   logging.basicConfig(level=logging.WARNING, stream=sys.stdout,
                       format='%(asctime)s %(message)s', datefmt='%H:%M:%S')
   logging.getLogger('deeplab2').setLevel(logging.INFO)
   try:
-    metrics = experiment.run(args.mode, args.config_file, args.model_dir)
+    strategy = experiment.create_strategy(args.num_gpus, args.master)
+  except ValueError as e:     # flags that this host cannot satisfy
+    sys.exit(f'error: {e}')
+  try:
+    metrics = experiment.run(args.mode, args.config_file, args.model_dir,
+                             strategy)
   except (config_lib.ConfigError, FileNotFoundError, FileExistsError,
           FloatingPointError) as e:
     # Config problems name file, line and field; the others name the file

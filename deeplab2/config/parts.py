@@ -65,10 +65,12 @@ class EvalSchedule:
     eval_interval: train_and_eval evaluates every this many steps.
     continuous_eval_timeout: seconds continuous_eval waits for a new
       checkpoint; None waits forever.
+    num_vis_samples: eval images drawn into TensorBoard at each evaluation.
   """
   eval_steps: int
   eval_interval: int
   continuous_eval_timeout: object
+  num_vis_samples: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -285,7 +287,13 @@ class ExperimentParts:
     return EvalSchedule(eval_steps=evaluator.eval_steps,
                         eval_interval=evaluator.eval_interval,
                         continuous_eval_timeout=None if timeout < 0
-                        else timeout)
+                        else timeout,
+                        num_vis_samples=evaluator.num_vis_samples)
+
+  @property
+  def seed(self):
+    """The config's seed, or None: runs then differ."""
+    return self.config.seed if self.config.HasField('seed') else None
 
   @property
   def initial_checkpoint(self):
@@ -411,7 +419,8 @@ class ExperimentParts:
     aug = options.augmentations
     return input_pipeline.PipelineOptions(
         file_patterns=tuple(options.file_pattern),
-        batch_size=options.batch_size // num_replicas,
+        # Train batches are validated divisible; eval batches round up.
+        batch_size=-(-options.batch_size // num_replicas),
         crop_size=tuple(options.crop_size),
         is_training=is_training,
         target_options=self.target_options(split),

@@ -108,9 +108,6 @@ FIELD_USE = {
     f'{_E}.convert_raw_to_eval_ids': FieldUse(NO_MEANING_HERE, _always,
                                               _NO_FILES),
     f'{_E}.override_save_dir': FieldUse(NO_MEANING_HERE, _always, _NO_FILES),
-    f'{_E}.num_vis_samples': FieldUse(
-        NO_MEANING_HERE, _always,
-        'evaluation draws no pictures yet; ignored'),
     f'{_E}.detailed_ap_metrics': FieldUse(
         NO_MEANING_HERE, _true, 'mask AP is not computed yet; ignored'),
     f'{_E}.use_tf_function': FieldUse(
@@ -389,8 +386,11 @@ def _check_dataset(check, options, field, split, output_stride,
                 'needs at least one TFRecord glob pattern')
   check.require(options.batch_size > 0, f'{field}.batch_size',
                 f'must be positive, got {options.batch_size}')
+  # An eval batch of any size works: each replica takes ceil(batch /
+  # replicas) images and the last global batch is padded.
   check.require(
-      options.batch_size % num_replicas == 0, f'{field}.batch_size',
+      split != 'train' or options.batch_size % num_replicas == 0,
+      f'{field}.batch_size',
       f'{options.batch_size} is not divisible by the {num_replicas} replicas')
   crop = list(options.crop_size)
   check.require(len(crop) == 2, f'{field}.crop_size',
@@ -400,7 +400,7 @@ def _check_dataset(check, options, field, split, output_stride,
         size > 1 and (size - 1) % output_stride == 0, f'{field}.crop_size',
         f'{crop}: each side must be output_stride * k + 1 '
         f'(output_stride {output_stride}, e.g. {output_stride * 4 + 1})')
-  _check_resize(check, options, field, split, num_replicas)
+  _check_resize(check, options, field)
   aug = options.augmentations
   aug_field = f'{field}.augmentations'
   check.require(0 < aug.min_scale_factor <= aug.max_scale_factor,
@@ -432,7 +432,7 @@ def _check_dataset(check, options, field, split, output_stride,
   return descriptor
 
 
-def _check_resize(check, options, field, split, num_replicas):
+def _check_resize(check, options, field):
   for name in ('min_resize_value', 'max_resize_value'):
     values = list(getattr(options, name))
     check.require(all(v >= 0 for v in values), f'{field}.{name}',
@@ -450,13 +450,6 @@ def _check_resize(check, options, field, split, num_replicas):
                 f'{field}.resize_factor',
                 'applies to a resize: set min_resize_value or '
                 'max_resize_value too')
-  if split == 'eval' and (min_resize or max_resize):
-    per_replica = options.batch_size // num_replicas
-    check.require(
-        per_replica == 1, f'{field}.batch_size',
-        'evaluation with min_resize_value / max_resize_value scores '
-        f'original labels of any size, one image per replica; got '
-        f'{per_replica} per replica')
 
 
 def _check_trainer(check, trainer):
@@ -502,6 +495,11 @@ def _check_trainer(check, trainer):
                 f'{sfield}.poly_end_learning_rate',
                 f'{solver.poly_end_learning_rate} must be in [0, '
                 f'base_learning_rate={solver.base_learning_rate}]')
+  if solver.learning_policy == 'cosine':
+    for name in ('poly_end_learning_rate', 'poly_learning_power'):
+      if solver.HasField(name):
+        check.warn(f'{sfield}.{name}',
+                   'the cosine policy decays to 0 (as deeplab2); ignored')
   check.require(solver.training_number_of_steps > 0,
                 f'{sfield}.training_number_of_steps',
                 f'must be positive, got {solver.training_number_of_steps}')
@@ -536,6 +534,8 @@ def _check_trainer(check, trainer):
 
 def _check_evaluator(check, evaluator):
   field = 'evaluator_options'
+  check.require(evaluator.num_vis_samples >= 0, f'{field}.num_vis_samples',
+                f'must be >= 0, got {evaluator.num_vis_samples}')
   check.require(evaluator.eval_interval > 0, f'{field}.eval_interval',
                 f'must be positive, got {evaluator.eval_interval}')
   check.require(evaluator.eval_steps == -1 or evaluator.eval_steps > 0,

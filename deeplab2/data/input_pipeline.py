@@ -103,7 +103,7 @@ def _eval_sample(example, options):
       t.label_spec.void_label)
   sample = targets.make_targets(label, t)
   sample[common.IMAGE] = tf.ensure_shape(image, list(options.crop_size) + [3])
-  # With a resize, the metrics use the original label (batch size 1).
+  # With a resize, the metrics use the original label.
   sample[common.PANOPTIC_LABEL] = original_label if options.resizes else label
   sample[common.IMAGE_SIZE] = size
   sample[common.LABEL_SIZE] = tf.shape(original_label)
@@ -111,43 +111,93 @@ def _eval_sample(example, options):
   return sample
 
 
-def make_dataset(options, input_context=None):
-  """Builds the dataset of one replica.
-
-  Args:
-    options: PipelineOptions.
-    input_context: tf.distribute.InputContext, to shard files per worker.
-
-  Returns:
-    tf.data.Dataset of dicts keyed by deeplab2.common constants; training
-    repeats forever, evaluation runs once.
-  """
-  files = list_files(options.file_patterns)
-  dataset = tf.data.Dataset.from_tensor_slices(files)
+def _shard(dataset, input_context):
   if input_context and input_context.num_input_pipelines > 1:
-    dataset = dataset.shard(input_context.num_input_pipelines,
-                            input_context.input_pipeline_id)
-  if options.is_training:
-    dataset = dataset.shuffle(len(files), seed=options.seed)
+    return dataset.shard(input_context.num_input_pipelines,
+                         input_context.input_pipeline_id)
+  return dataset
+
+
+def _eval_records(files, options, input_context):
+  """(serialized example, is_valid) pairs of this input pipeline.
+
+  The records are read in file order and padded with copies of the first
+  one (is_valid False) up to a multiple of the global batch, then dealt out
+  to the input pipelines: every pipeline gets the same number of full
+  batches, and across them every image appears exactly once as valid.
+  """
+  global_batch = options.batch_size * (
+      input_context.num_replicas_in_sync if input_context else 1)
+  records = tf.data.TFRecordDataset(files)
+  valid = records.map(lambda r: (r, True))
+  if global_batch > 1:
+    padding = records.take(1).map(lambda r: (r, False)).repeat(
+        global_batch - 1)
+    valid = valid.concatenate(padding).batch(
+        global_batch, drop_remainder=True).unbatch()
+  return _shard(valid, input_context)
+
+
+def _eval_dataset(files, options, input_context):
+  def sample(record, is_valid):
+    example = _eval_sample(tfrecord.parse_example(record), options)
+    example[common.IS_VALID] = is_valid
+    return example
+  dataset = _eval_records(files, options, input_context).map(
+      sample, num_parallel_calls=tf.data.AUTOTUNE)
+  # Resized evaluation keeps original labels of different sizes: they are
+  # padded to the largest of the batch (LABEL_SIZE gives each one's size).
+  dataset = dataset.padded_batch(options.batch_size, drop_remainder=True)
+  return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _train_dataset(files, options, input_context):
+  seed = options.seed
+  num_pipelines = input_context.num_input_pipelines if input_context else 1
+  if seed is not None and input_context:
+    # Each host augments its own shard with its own stream.
+    seed += 1000003 * input_context.input_pipeline_id
+  dataset = tf.data.Dataset.from_tensor_slices(files)
+  # Whole files per host when there are enough of them, else every host
+  # reads all files and keeps its share of the records.
+  by_file = len(files) >= num_pipelines
+  if by_file:
+    dataset = _shard(dataset, input_context)
+  dataset = dataset.shuffle(len(files), seed=seed)
   dataset = dataset.interleave(
       tf.data.TFRecordDataset, cycle_length=min(len(files), 4),
-      num_parallel_calls=tf.data.AUTOTUNE,
-      deterministic=options.seed is not None or not options.is_training)
-  if options.is_training:
-    dataset = dataset.shuffle(256, seed=options.seed).repeat()
+      num_parallel_calls=tf.data.AUTOTUNE, deterministic=seed is not None)
+  if not by_file:
+    dataset = _shard(dataset, input_context)
+  dataset = dataset.shuffle(256, seed=seed).repeat()
   dataset = dataset.map(tfrecord.parse_example,
                         num_parallel_calls=tf.data.AUTOTUNE)
-  if options.is_training:
-    # One stateless seed pair per sample: with options.seed the augmented
-    # stream repeats exactly, without it each run differs.
-    seeds = tf.data.Dataset.random(seed=options.seed).batch(2)
-    dataset = tf.data.Dataset.zip((dataset, seeds)).map(
-        lambda e, seed: _train_sample(e, seed, options),
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=options.seed is not None)
-  else:
-    dataset = dataset.map(lambda e: _eval_sample(e, options),
-                          num_parallel_calls=tf.data.AUTOTUNE)
-  dataset = dataset.batch(options.batch_size,
-                          drop_remainder=options.is_training)
+  # One stateless seed pair per sample: with options.seed the augmented
+  # stream repeats exactly, without it each run differs.
+  seeds = tf.data.Dataset.random(seed=seed).batch(2)
+  dataset = tf.data.Dataset.zip((dataset, seeds)).map(
+      lambda e, s: _train_sample(e, s, options),
+      num_parallel_calls=tf.data.AUTOTUNE, deterministic=seed is not None)
+  dataset = dataset.batch(options.batch_size, drop_remainder=True)
   return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def make_dataset(options, input_context=None):
+  """Builds the dataset of one input pipeline (one host).
+
+  Args:
+    options: PipelineOptions (batch_size per replica).
+    input_context: tf.distribute.InputContext: the host's share and the
+      replica count.
+
+  Returns:
+    tf.data.Dataset of dicts keyed by deeplab2.common constants, in batches
+    of options.batch_size. Training repeats forever. Evaluation runs once
+    over full batches: the last global batch is completed with copies of
+    the first image whose IS_VALID is False, so every replica gets the same
+    number of batches and no image is scored twice.
+  """
+  files = list_files(options.file_patterns)
+  if options.is_training:
+    return _train_dataset(files, options, input_context)
+  return _eval_dataset(files, options, input_context)

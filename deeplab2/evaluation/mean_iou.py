@@ -21,6 +21,13 @@ class MeanIoU:
         gt[valid] * self.num_classes + pred,
         minlength=self.num_classes ** 2).reshape(self.num_classes, -1)
 
+  def state(self):
+    """The confusion matrix (int64), summable across hosts; see add_state."""
+    return {'confusion': self.confusion.copy()}
+
+  def add_state(self, state):
+    self.confusion += state['confusion']
+
   def result(self):
     """{'miou': mean over classes present in gt or prediction, 'per_class'}."""
     inter = np.diag(self.confusion).astype(np.float64)

@@ -10,6 +10,13 @@
 import numpy as np
 
 _OFFSET = 2 ** 31  # > any panoptic id; keys gt * offset + pred stay in int64.
+# A matched IoU lies in (0.5, 1]: as a float64 it is an exact multiple of
+# 2**-53. Summing those multiples as integers makes the IoU sums exact and
+# independent of the order of the images, so any split of the eval set
+# across replicas and hosts gives the same bits as one device.
+_IOU_UNIT = 2.0 ** 53
+_LIMB_BITS = 31
+_NUM_LIMBS = 3   # sums of up to 2**40 matches per class travel as int64s
 
 
 class PanopticQuality:
@@ -27,10 +34,37 @@ class PanopticQuality:
     self.reset()
 
   def reset(self):
-    self.iou_sum = np.zeros(self.num_classes, np.float64)
+    self._iou_units = [0] * self.num_classes     # Python ints, exact
     self.tp = np.zeros(self.num_classes, np.int64)
     self.fp = np.zeros(self.num_classes, np.int64)
     self.fn = np.zeros(self.num_classes, np.int64)
+
+  @property
+  def iou_sum(self):
+    """float64 [num_classes]: each class's IoU sum, correctly rounded."""
+    return np.array([float(units) / _IOU_UNIT for units in self._iou_units],
+                    np.float64)
+
+  def state(self):
+    """The accumulated statistics as int64 arrays, to be summed elementwise
+    with other instances' (e.g. across hosts) and loaded by add_state."""
+    mask = (1 << _LIMB_BITS) - 1
+    limbs = np.array([[(units >> (_LIMB_BITS * i)) & mask
+                       for i in range(_NUM_LIMBS)]
+                      for units in self._iou_units], np.int64)
+    if any(units >> (_LIMB_BITS * _NUM_LIMBS) for units in self._iou_units):
+      raise OverflowError('Too many matched segments to transport.')
+    return {'tp': self.tp.copy(), 'fp': self.fp.copy(), 'fn': self.fn.copy(),
+            'iou_limbs': limbs}
+
+  def add_state(self, state):
+    """Adds statistics given by state() (or sums of them)."""
+    self.tp += state['tp']
+    self.fp += state['fp']
+    self.fn += state['fn']
+    for c, limbs in enumerate(np.asarray(state['iou_limbs'])):
+      self._iou_units[c] += sum(int(limb) << (_LIMB_BITS * i)
+                                for i, limb in enumerate(limbs))
 
   def update(self, groundtruth, prediction):
     """Adds one image.
@@ -79,7 +113,7 @@ class PanopticQuality:
       if iou > 0.5:
         c = semantic(g)
         self.tp[c] += 1
-        self.iou_sum[c] += iou
+        self._iou_units[c] += int(iou * _IOU_UNIT)
         matched_gt.add(g)
         matched_pred.add(p)
 
@@ -108,8 +142,9 @@ class PanopticQuality:
     """
     denominator = self.tp + 0.5 * self.fp + 0.5 * self.fn
     with np.errstate(divide='ignore', invalid='ignore'):
-      pq = np.where(denominator > 0, self.iou_sum / denominator, 0.0)
-      sq = np.where(self.tp > 0, self.iou_sum / np.maximum(self.tp, 1), 0.0)
+      iou_sum = self.iou_sum
+      pq = np.where(denominator > 0, iou_sum / denominator, 0.0)
+      sq = np.where(self.tp > 0, iou_sum / np.maximum(self.tp, 1), 0.0)
       rq = np.where(denominator > 0, self.tp / denominator, 0.0)
     present = denominator > 0
     classes = np.arange(self.num_classes)

@@ -6,23 +6,52 @@ from deeplab2 import registry
 
 OPTIMIZERS = registry.Registry('optimizer')
 
+# Batch-norm scales and offsets and biases are never decayed (as the L2 loss
+# decays kernels only).
+NOT_DECAYED = ('gamma', 'beta', 'bias')
+
+
+class _SummedGradients:
+  """Takes gradients that the caller already summed across replicas.
+
+  Keras 3 sums the gradients across replicas after it clips them (so the
+  clipping threshold would change with the replica count), and its
+  LossScaleOptimizer checks only the first replica's gradients for
+  overflow. Our trainer all-reduces first; this mixin keeps Keras from
+  summing again.
+  """
+
+  def _all_reduce_sum_gradients(self, grads_and_vars):
+    return list(grads_and_vars)
+
+
+def _summed(keras_class):
+  return type(keras_class.__name__, (_SummedGradients, keras_class), {})
+
+
+Adam = _summed(keras.optimizers.Adam)
+SGD = _summed(keras.optimizers.SGD)
+AdamW = _summed(keras.optimizers.AdamW)
+
 
 @OPTIMIZERS.register('adam')
 def _adam(learning_rate, decoupled_weight_decay, **kwargs):
   del decoupled_weight_decay  # Adam's decay is the L2 term of the loss.
-  return keras.optimizers.Adam(learning_rate, **kwargs)
+  return Adam(learning_rate, **kwargs)
 
 
 @OPTIMIZERS.register('sgd')
 def _sgd(learning_rate, decoupled_weight_decay, **kwargs):
   del decoupled_weight_decay
-  return keras.optimizers.SGD(learning_rate, momentum=0.9, **kwargs)
+  return SGD(learning_rate, momentum=0.9, **kwargs)
 
 
 @OPTIMIZERS.register('adamw')
 def _adamw(learning_rate, decoupled_weight_decay, **kwargs):
-  return keras.optimizers.AdamW(
-      learning_rate, weight_decay=decoupled_weight_decay, **kwargs)
+  optimizer = AdamW(learning_rate, weight_decay=decoupled_weight_decay,
+                    **kwargs)
+  optimizer.exclude_from_weight_decay(var_names=list(NOT_DECAYED))
+  return optimizer
 
 
 def uses_decoupled_weight_decay(name):
@@ -32,7 +61,8 @@ def uses_decoupled_weight_decay(name):
 
 def build_optimizer(name, learning_rate, decoupled_weight_decay=0.0,
                     clip_gradient_norm=None, loss_scaling=False):
-  """A Keras optimizer by config name.
+  """A Keras optimizer by config name, for gradients already summed across
+  replicas (see _SummedGradients): clipping sees the global gradient.
 
   Args:
     name: a name of OPTIMIZERS ('adam', 'sgd' with momentum 0.9, 'adamw').

@@ -11,12 +11,14 @@ LEARNING_POLICIES = ('poly', 'cosine')
 
 @keras.saving.register_keras_serializable(package='deeplab2')
 class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
-  """Linear warm-up from 0, then poly (power) or cosine decay to end_rate.
+  """deeplab2's schedule: linear warm-up from 0, then poly or cosine decay,
+  both computed over all `total_steps` (not only those after the warm-up).
 
-  lr(step) = base * step / warmup                      for step < warmup
-           = end + (base - end) * (1 - t) ** power     poly
-           = end + (base - end) * 0.5 * (1 + cos(pi t)) cosine
-  with t = (step - warmup) / (total - warmup), clipped to [0, 1].
+  lr(step) = base * step / warmup                         for step < warmup
+           = end + (base - end) * (1 - t) ** power         poly
+           = base * 0.5 * (1 + cos(pi t))                   cosine (to 0)
+  with t = min(step, total) / total. At step == warmup the rate is the
+  decay's value there, as in deeplab2 (a small step down from base).
   """
 
   def __init__(self, policy, base_rate, total_steps, warmup_steps=0,
@@ -33,13 +35,12 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
 
   def __call__(self, step):
     step = tf.cast(step, tf.float32)
-    decay_steps = max(self.total_steps - self.warmup_steps, 1)
-    t = tf.clip_by_value((step - self.warmup_steps) / decay_steps, 0.0, 1.0)
+    t = tf.minimum(step, float(self.total_steps)) / max(self.total_steps, 1)
     if self.policy == 'poly':
-      factor = tf.pow(1.0 - t, self.power)
+      rate = self.end_rate + (self.base_rate - self.end_rate) * tf.pow(
+          1.0 - t, self.power)
     else:
-      factor = 0.5 * (1.0 + tf.cos(math.pi * t))
-    rate = self.end_rate + (self.base_rate - self.end_rate) * factor
+      rate = self.base_rate * 0.5 * (1.0 + tf.cos(math.pi * t))
     if self.warmup_steps > 0:
       warmup = self.base_rate * step / self.warmup_steps
       rate = tf.where(step < self.warmup_steps, warmup, rate)

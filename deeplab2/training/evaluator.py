@@ -1,4 +1,5 @@
-"""Evaluation: model -> post-processing -> PQ / SQ / RQ and mIoU."""
+"""Evaluation: model -> post-processing -> PQ / SQ / RQ and mIoU, exact
+under every tf.distribute strategy."""
 
 import numpy as np
 import tensorflow as tf
@@ -6,28 +7,41 @@ import tensorflow as tf
 from deeplab2 import common
 from deeplab2.evaluation import mean_iou
 from deeplab2.evaluation import panoptic_quality
+from deeplab2.training import distribution
 from deeplab2.utils import resize
+from deeplab2.utils import visualization
 
 
 class Evaluator:
-  """Evaluates a model on a (finite) dataset of padded eval batches.
+  """Evaluates a model on a finite dataset of padded eval batches.
 
   Each image's outputs are cropped to its original size before
   post-processing, exactly as the exported SavedModel does, and compared
-  with its original, unresized label.
+  with its original, unresized label. Images whose IS_VALID is False (the
+  padding that completes the last global batch) are not scored. Every
+  host scores the images of its own replicas; the integer statistics
+  (PQ's matches and IoU sums, the confusion matrix) are then summed across
+  hosts, so the metrics do not depend on how the images were split.
 
   Args:
     strategy: tf.distribute.Strategy the model runs under.
     model: the Keras model (image batch -> deeplab2.common PRED_* outputs).
     post_processor: PanopticDeepLabPostProcessor.
     label_spec: label_spec.LabelSpec of the eval dataset.
+    num_vis_samples: pictures of this many of the first images (this
+      host's) are kept in `samples` at each evaluation.
   """
 
-  def __init__(self, strategy, model, post_processor, label_spec):
+  def __init__(self, strategy, model, post_processor, label_spec,
+               num_vis_samples=0):
     self.strategy = strategy
     self.model = model
     self.post_processor = post_processor
     self.label_spec = label_spec
+    self.num_vis_samples = num_vis_samples
+    # [{name: uint8 [H, W, 3]}] of the last evaluation: input, panoptic
+    # prediction, center heatmap and offsets (colour wheel).
+    self.samples = []
     self._predict = tf.function(self._predict_impl)
     self._post_process = tf.function(post_processor.__call__,
                                      reduce_retracing=True)
@@ -37,48 +51,94 @@ class Evaluator:
       return self.model(images, training=False)
     return self.strategy.run(replica_fn, args=(batch[common.IMAGE],))
 
-  def _local(self, value):
-    parts = self.strategy.experimental_local_results(value)
-    return np.concatenate([np.asarray(p) for p in parts], axis=0)
+  def _per_replica(self, value):
+    """A dict of (per-replica) tensors -> one dict of NumPy arrays per local
+    replica."""
+    local = {k: self.strategy.experimental_local_results(v)
+             for k, v in value.items()}
+    count = len(next(iter(local.values())))
+    return [{k: np.asarray(v[i]) for k, v in local.items()}
+            for i in range(count)]
+
+  def _score(self, outputs, batch, pq, miou):
+    """Scores the valid images of one replica's batch; returns their count."""
+    spec = self.label_spec
+    labels = batch[common.PANOPTIC_LABEL]
+    valid = batch.get(common.IS_VALID,
+                      np.ones(len(labels), bool))
+    count = 0
+    for i, (height, width) in enumerate(batch[common.IMAGE_SIZE]):
+      if not valid[i]:
+        continue
+      single = {k: v[i:i + 1, :height, :width] for k, v in outputs.items()}
+      predictions = self._post_process(single)
+      label_height, label_width = batch[common.LABEL_SIZE][i]
+      label = labels[i, :label_height, :label_width]
+      panoptic = predictions[common.PRED_PANOPTIC]
+      semantic = predictions[common.PRED_SEMANTIC]
+      if (label_height, label_width) != (height, width):
+        # The input was resized to a range: predictions go back to the
+        # original label's size (nearest, align corners), as deeplab2.
+        size = tf.constant([label_height, label_width], tf.int32)
+        panoptic = resize.resize_nearest(panoptic[..., None], size)[..., 0]
+        semantic = resize.resize_nearest(semantic[..., None], size)[..., 0]
+      pq.update(label, panoptic.numpy()[0])
+      miou.update(spec.semantic_label(label), semantic.numpy()[0])
+      count += 1
+      if len(self.samples) < self.num_vis_samples:
+        self.samples.append(self._pictures(
+            batch[common.IMAGE][i, :height, :width],
+            predictions[common.PRED_PANOPTIC].numpy()[0], single))
+    return count
+
+  def _pictures(self, image, panoptic, outputs):
+    pictures = {
+        'image': np.clip(image, 0, 255).astype(np.uint8),
+        'panoptic': visualization.colorize_panoptic(panoptic,
+                                                    self.label_spec)}
+    if common.PRED_CENTER_HEATMAP in outputs:
+      pictures['center_heatmap'] = visualization.colorize_scalar(
+          outputs[common.PRED_CENTER_HEATMAP][0])
+    if common.PRED_OFFSET_MAP in outputs:
+      pictures['offset_map'] = visualization.colorize_offsets(
+          outputs[common.PRED_OFFSET_MAP][0])
+    return pictures
 
   def evaluate(self, dataset, eval_steps=-1):
-    """Runs the dataset once (or `eval_steps` batches).
+    """Runs the dataset once (or its first `eval_steps` global batches).
 
     Args:
-      dataset: distributed dataset of eval batches.
-      eval_steps: number of batches, -1 for all.
+      dataset: a (distributed) dataset of eval batches, from
+        input_pipeline.make_dataset.
+      eval_steps: number of global batches, -1 for all.
 
     Returns:
       dict of metrics: pq/sq/rq for all/things/stuff, miou, per-class
-      values and num_images.
+      values and num_images (the same on every host).
     """
     spec = self.label_spec
     pq = panoptic_quality.PanopticQuality(spec)
     miou = mean_iou.MeanIoU(spec.num_classes, spec.ignore_label)
     num_images = 0
+    self.samples = []
     for step, batch in enumerate(dataset):
       if 0 <= eval_steps <= step:
         break
-      outputs = {k: self._local(v) for k, v in self._predict(batch).items()}
-      labels = self._local(batch[common.PANOPTIC_LABEL])
-      sizes = self._local(batch[common.IMAGE_SIZE])
-      label_sizes = self._local(batch[common.LABEL_SIZE])
-      for i, (height, width) in enumerate(sizes):
-        single = {k: v[i:i + 1, :height, :width] for k, v in outputs.items()}
-        predictions = self._post_process(single)
-        label_height, label_width = label_sizes[i]
-        label = labels[i, :label_height, :label_width]
-        panoptic = predictions[common.PRED_PANOPTIC]
-        semantic = predictions[common.PRED_SEMANTIC]
-        if (label_height, label_width) != (height, width):
-          # The input was resized to a range: predictions go back to the
-          # original label's size (nearest, align corners), as deeplab2.
-          size = tf.constant([label_height, label_width], tf.int32)
-          panoptic = resize.resize_nearest(panoptic[..., None], size)[..., 0]
-          semantic = resize.resize_nearest(semantic[..., None], size)[..., 0]
-        pq.update(label, panoptic.numpy()[0])
-        miou.update(spec.semantic_label(label), semantic.numpy()[0])
-        num_images += 1
+      outputs = self._predict(batch)
+      for replica_outputs, replica_batch in zip(
+          self._per_replica(outputs), self._per_replica(batch)):
+        num_images += self._score(replica_outputs, replica_batch, pq, miou)
+    if distribution.num_workers(self.strategy) > 1:
+      local = {'num_images': np.array([num_images], np.int64),
+               **{f'pq/{k}': v for k, v in pq.state().items()},
+               **{f'miou/{k}': v for k, v in miou.state().items()}}
+      total = distribution.sum_over_workers(self.strategy, local)
+      pq = panoptic_quality.PanopticQuality(spec)
+      miou = mean_iou.MeanIoU(spec.num_classes, spec.ignore_label)
+      pq.add_state({k[3:]: v for k, v in total.items() if k.startswith('pq/')})
+      miou.add_state({k[5:]: v for k, v in total.items()
+                      if k.startswith('miou/')})
+      num_images = int(total['num_images'][0])
     if num_images == 0:
       raise ValueError('The eval dataset produced no images.')
     metrics = pq.result()

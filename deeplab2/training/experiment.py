@@ -7,24 +7,19 @@ import logging
 import os
 import time
 
+import keras
 import tensorflow as tf
 
 from deeplab2 import config as config_lib
 from deeplab2.data import input_pipeline
 from deeplab2.modeling import weights
+from deeplab2.training import distribution
 from deeplab2.training import evaluator as evaluator_lib
 from deeplab2.training import trainer as trainer_lib
 
 MODES = ('train', 'eval', 'train_and_eval', 'continuous_eval')
 _log = logging.getLogger('deeplab2')
-
-
-def create_strategy():
-  """MirroredStrategy over all GPUs when there are several, else default."""
-  gpus = tf.config.list_logical_devices('GPU')
-  if len(gpus) > 1:
-    return tf.distribute.MirroredStrategy()
-  return tf.distribute.get_strategy()
+create_strategy = distribution.create_strategy
 
 
 # Steps in a row a loss-scaling optimizer may skip before training fails.
@@ -57,6 +52,10 @@ def write_metrics(model_dir, step, metrics):
 class Experiment:
   """Everything built from one config, ready to train or evaluate.
 
+  Only the chief host writes metrics, summaries and checkpoints into
+  model_dir; the other hosts of a multi-worker run save theirs (which
+  TF's collective saving needs) into a temporary folder they then delete.
+
   Args:
     config_path: the experiment textproto.
     model_dir: checkpoints, summaries and metrics go here.
@@ -66,7 +65,9 @@ class Experiment:
   def __init__(self, config_path, model_dir, strategy=None):
     self.strategy = strategy or create_strategy()
     self.model_dir = model_dir
+    self.is_chief = distribution.is_chief(self.strategy)
     num_replicas = self.strategy.num_replicas_in_sync
+    _log.info('strategy: %s', distribution.describe(self.strategy))
     self.parts = config_lib.load_experiment(config_path,
                                             num_replicas=num_replicas)
     _log.info('experiment "%s" from %s on %d replica(s)',
@@ -74,15 +75,24 @@ class Experiment:
     self.train_schedule = self.parts.train_schedule
     self.eval_schedule = self.parts.eval_schedule
     self.total_steps = self.train_schedule.total_steps
+    if self.parts.seed is not None:
+      # Weight initialisation; the data order takes the seed separately.
+      keras.utils.set_random_seed(self.parts.seed)
     with self.strategy.scope():
       self.model = self.parts.build_model(num_replicas=num_replicas)
       self.optimizer = self.parts.build_optimizer()
       self.optimizer.build(self.model.trainable_variables)
     self.checkpoint = tf.train.Checkpoint(model=self.model,
                                           optimizer=self.optimizer)
+    if self.is_chief:
+      self._checkpoint_dir = model_dir
+    else:
+      self._checkpoint_dir = os.path.join(
+          model_dir, f'.worker-{distribution.task_id(self.strategy)}-tmp')
     self.checkpoint_manager = tf.train.CheckpointManager(
-        self.checkpoint, model_dir,
-        max_to_keep=self.train_schedule.num_checkpoints_to_keep,
+        self.checkpoint, self._checkpoint_dir,
+        max_to_keep=(self.train_schedule.num_checkpoints_to_keep
+                     if self.is_chief else 1),
         step_counter=self.optimizer.iterations,
         checkpoint_interval=self.train_schedule.save_checkpoints_steps)
     self._trainer = None
@@ -96,7 +106,7 @@ class Experiment:
 
   def restore(self, checkpoint_path=None):
     """Restores `checkpoint_path`, or the latest in model_dir; returns it."""
-    path = checkpoint_path or self.checkpoint_manager.latest_checkpoint
+    path = checkpoint_path or tf.train.latest_checkpoint(self.model_dir)
     if path:
       self.checkpoint.restore(path).assert_existing_objects_matched()
       _log.info('Restored %s at step %d.', path, self.global_step)
@@ -110,34 +120,47 @@ class Experiment:
   def _dataset(self, split):
     """The distributed dataset of 'train' or 'eval'."""
     options = self.parts.pipeline_options(
-        split, num_replicas=self.strategy.num_replicas_in_sync)
+        split, num_replicas=self.strategy.num_replicas_in_sync,
+        seed=self.parts.seed if split == 'train' else None)
     return self.strategy.distribute_datasets_from_function(
         lambda context: input_pipeline.make_dataset(options, context))
 
+  def _summary_writer_of(self, name):
+    if not self.is_chief:
+      return tf.summary.create_noop_writer()
+    return tf.summary.create_file_writer(os.path.join(self.model_dir, name))
+
   def evaluate(self):
-    """Evaluates the current weights; writes and returns (metrics, path)."""
+    """Evaluates the current weights; writes (on the chief) and returns
+    (metrics, metrics path)."""
     if self._evaluator is None:
       self._evaluator = evaluator_lib.Evaluator(
           self.strategy, self.model, self.parts.build_post_processor(),
-          self.parts.descriptor('eval').label_spec)
+          self.parts.descriptor('eval').label_spec,
+          num_vis_samples=self.eval_schedule.num_vis_samples)
     start = time.time()
     metrics = self._evaluator.evaluate(self._dataset('eval'),
                                        self.eval_schedule.eval_steps)
     step = self.global_step
-    path = write_metrics(self.model_dir, step, metrics)
-    writer = tf.summary.create_file_writer(os.path.join(self.model_dir,
-                                                        'eval'))
+    path = metrics_path(self.model_dir, step)
+    if self.is_chief:
+      write_metrics(self.model_dir, step, metrics)
+    writer = self._summary_writer_of('eval')
     with writer.as_default(step=step):
-      for name in ('pq_all', 'sq_all', 'rq_all', 'pq_things', 'pq_stuff',
-                   'miou'):
-        tf.summary.scalar(f'eval/{name}', metrics[name])
+      for name, value in sorted(metrics.items()):
+        if isinstance(value, (int, float)):
+          tf.summary.scalar(f'eval/{name}', value)
+      for i, sample in enumerate(self._evaluator.samples):
+        for name, picture in sample.items():
+          tf.summary.image(f'eval_images/{i}/{name}', picture[None])
     writer.flush()
     _log.info('eval at step %d on %d images (%.1fs): PQ %.4f (things %.4f, '
               'stuff %.4f) SQ %.4f RQ %.4f mIoU %.4f', step,
               metrics['num_images'], time.time() - start, metrics['pq_all'],
               metrics['pq_things'], metrics['pq_stuff'], metrics['sq_all'],
               metrics['rq_all'], metrics['miou'])
-    _log.info('metrics written to %s', path)
+    if self.is_chief:
+      _log.info('metrics written to %s', path)
     return metrics, path
 
   def train(self, until_step):
@@ -151,8 +174,7 @@ class Experiment:
           self.parts.train_batch_size,
           weight_decay=self.parts.l2_weight_decay)
       self._train_iterator = iter(self._dataset('train'))
-      self._summary_writer = tf.summary.create_file_writer(
-          os.path.join(self.model_dir, 'train'))
+      self._summary_writer = self._summary_writer_of('train')
     trainer, iterator = self._trainer, self._train_iterator
     writer = self._summary_writer
     start_step = step = self.global_step
@@ -192,8 +214,13 @@ class Experiment:
           tf.summary.scalar('learning_rate', learning_rate)
           tf.summary.scalar('steps_per_second', rate)
         writer.flush()
-      self.checkpoint_manager.save(checkpoint_number=step,
-                                   check_interval=step != until_step)
+      self._save(step, check_interval=step != until_step)
+
+  def _save(self, step, check_interval):
+    saved = self.checkpoint_manager.save(checkpoint_number=step,
+                                         check_interval=check_interval)
+    if saved and not self.is_chief:
+      tf.io.gfile.rmtree(self._checkpoint_dir)
 
 
 def run(mode, config_path, model_dir, strategy=None):
@@ -237,12 +264,24 @@ def run(mode, config_path, model_dir, strategy=None):
 
 
 def _continuous_eval(experiment):
+  """Evaluates each new checkpoint once; a checkpoint deleted (by the
+  trainer's num_checkpoints_to_keep) before it is read is skipped."""
   metrics = None
-  for path in tf.train.checkpoints_iterator(
-      experiment.model_dir,
-      timeout=experiment.eval_schedule.continuous_eval_timeout):
-    experiment.restore(path)
+  timeout = experiment.eval_schedule.continuous_eval_timeout
+  evaluated = 0
+  for path in tf.train.checkpoints_iterator(experiment.model_dir,
+                                            timeout=timeout):
+    try:
+      experiment.restore(path)
+    except (tf.errors.NotFoundError, tf.errors.DataLossError) as e:
+      _log.warning('Skipped %s, gone before it could be read (%s).', path,
+                   type(e).__name__)
+      continue
     metrics = experiment.evaluate()[0]
+    evaluated += 1
     if experiment.global_step >= experiment.total_steps:
       break
+  else:
+    _log.info('No new checkpoint in %s within %ss; stopping after %d '
+              'evaluation(s).', experiment.model_dir, timeout, evaluated)
   return metrics

@@ -6,12 +6,23 @@ from deeplab2 import common
 from deeplab2.losses import panoptic_deeplab_loss
 
 
+def _all_reduce_sum(gradients):
+  """Sums gradients across replicas (in a replica context); None stays."""
+  present = [g for g in gradients if g is not None]
+  summed = iter(tf.distribute.get_replica_context().all_reduce(
+      tf.distribute.ReduceOp.SUM, present))
+  return [None if g is None else next(summed) for g in gradients]
+
+
 class Trainer:
   """Runs training steps of one model under a tf.distribute strategy.
 
   The global step is `optimizer.iterations`, saved with the checkpoint.
-  A keras.optimizers.LossScaleOptimizer (for mixed_float16) scales the loss
-  before the gradients and unscales them in apply_gradients.
+  The gradients are summed across replicas here, before the optimizer sees
+  them (solver.optimizers takes them so): gradient clipping then acts on
+  the global gradient, and a keras.optimizers.LossScaleOptimizer (for
+  mixed_float16, which scales the loss and unscales the gradients) sees an
+  overflow of any replica on every replica and skips the step on all.
   """
 
   def __init__(self, strategy, model, loss_fn, optimizer, global_batch_size,
@@ -45,6 +56,8 @@ class Trainer:
         total = self.optimizer.scale_loss(total)
     variables = self.model.trainable_variables
     gradients = tape.gradient(total, variables)
+    if self.strategy.num_replicas_in_sync > 1:
+      gradients = _all_reduce_sum(gradients)
     self.optimizer.apply_gradients(zip(gradients, variables))
     return scaled
 

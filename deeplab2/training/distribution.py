@@ -1,0 +1,133 @@
+"""The tf.distribute strategy of a run, and what depends on a run's hosts:
+which one is the chief, and sums across hosts."""
+
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+
+
+def _tf_config_tasks():
+  """The number of chief + worker tasks named by TF_CONFIG (0 when unset)."""
+  text = os.environ.get('TF_CONFIG', '')
+  if not text:
+    return 0
+  try:
+    cluster = json.loads(text).get('cluster', {})
+  except ValueError as e:
+    raise ValueError(f'TF_CONFIG is not valid JSON: {e}') from None
+  return sum(len(cluster.get(job, [])) for job in ('chief', 'worker'))
+
+
+def create_strategy(num_gpus=None, master=''):
+  """The strategy deeplab2's flags choose.
+
+  Args:
+    num_gpus: None: every GPU (MirroredStrategy when there are several,
+      else the default strategy); 0: the CPU; 1: the first GPU; N > 1:
+      MirroredStrategy over the first N GPUs.
+    master: a TPU name or grpc:// address: TPUStrategy. 'local' for a TPU
+      on this host.
+
+  A TF_CONFIG naming more than one worker gives MultiWorkerMirroredStrategy
+  (one process per host, each with its local GPUs, or its CPU).
+
+  Raises:
+    ValueError: more GPUs asked for than this host has, or flags that
+      contradict each other.
+  """
+  workers = _tf_config_tasks()
+  if master:
+    if workers > 1:
+      raise ValueError('--master (a TPU) and a multi-worker TF_CONFIG '
+                       'exclude each other.')
+    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
+        tpu='' if master == 'local' else master)
+    tf.config.experimental_connect_to_cluster(resolver)
+    tf.tpu.experimental.initialize_tpu_system(resolver)
+    return tf.distribute.TPUStrategy(resolver)
+  if workers > 1:
+    return tf.distribute.MultiWorkerMirroredStrategy()
+  gpus = tf.config.list_logical_devices('GPU')
+  if num_gpus is None:
+    if len(gpus) > 1:
+      return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+  if num_gpus < 0 or num_gpus > len(gpus):
+    raise ValueError(f'--num_gpus={num_gpus}, but this host has '
+                     f'{len(gpus)} GPU(s).')
+  if num_gpus == 0:
+    return tf.distribute.OneDeviceStrategy('/cpu:0')
+  if num_gpus == 1:
+    return tf.distribute.OneDeviceStrategy(gpus[0].name)
+  return tf.distribute.MirroredStrategy([g.name for g in gpus[:num_gpus]])
+
+
+def describe(strategy):
+  """One line: the strategy's class, its replicas and hosts."""
+  name = type(strategy).__name__
+  if name == '_DefaultDistributionStrategy':
+    name, devices = 'default strategy', 'the default device'
+  else:
+    devices = ', '.join(strategy.extended.worker_devices)
+  return (f'{name}: {strategy.num_replicas_in_sync} replica(s) on '
+          f'{num_workers(strategy)} host(s); this host: {devices}')
+
+
+def num_workers(strategy):
+  """Hosts (processes) of the strategy, each with its own input pipeline
+  and its own Python loop (a TPU pod has one client: 1)."""
+  if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    return 1
+  cluster = strategy.cluster_resolver.cluster_spec().as_dict()
+  return max(1, sum(len(cluster.get(job, [])) for job in ('chief', 'worker')))
+
+
+def is_chief(strategy):
+  """Whether this process writes metrics, summaries and checkpoints."""
+  if num_workers(strategy) == 1:
+    return True
+  resolver = strategy.cluster_resolver
+  task_type, task_id = resolver.task_type, resolver.task_id
+  if task_type == 'chief' or task_type is None:
+    return True
+  has_chief = 'chief' in resolver.cluster_spec().as_dict()
+  return task_type == 'worker' and task_id == 0 and not has_chief
+
+
+def task_id(strategy):
+  """This host's task id (0 on one host)."""
+  if num_workers(strategy) == 1:
+    return 0
+  return strategy.cluster_resolver.task_id or 0
+
+
+def sum_over_workers(strategy, arrays):
+  """Sums a dict of int64 NumPy arrays elementwise across hosts.
+
+  Every host must call it with arrays of the same shapes (a collective
+  all-reduce under MultiWorkerMirroredStrategy).
+  """
+  names = sorted(arrays)
+  flat = np.concatenate([np.asarray(arrays[n], np.int64).ravel()
+                         for n in names])
+  given = []
+
+  def value(context):
+    del context
+    # Only the first local replica carries this host's numbers.
+    first = not given
+    given.append(True)
+    return tf.constant(flat if first else np.zeros_like(flat))
+
+  per_replica = strategy.experimental_distribute_values_from_function(value)
+  total = strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica,
+                          axis=None).numpy()
+  result, offset = {}, 0
+  for n in names:
+    shape = np.shape(arrays[n])
+    size = int(np.prod(shape))
+    result[n] = total[offset:offset + size].reshape(shape)
+    offset += size
+  return result

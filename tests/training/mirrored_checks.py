@@ -1,0 +1,212 @@
+"""Runs a tiny model under MirroredStrategy over 2 logical CPU devices and
+under one device, and writes what the tests compare to a JSON file.
+
+  python tests/training/mirrored_checks.py WORK_DIR OUT_JSON
+
+A separate process: logical devices must be set before TensorFlow starts.
+"""
+
+import json
+import os
+import sys
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
+import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+_CPU = tf.config.list_physical_devices('CPU')[0]
+tf.config.set_logical_device_configuration(
+    _CPU, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from conftest import tiny_config_text
+from deeplab2 import common
+from deeplab2 import config as config_lib
+from deeplab2.data import build_synthetic
+from deeplab2.data import input_pipeline
+from deeplab2.data import synthetic
+from deeplab2.data import tfrecord
+from deeplab2.training import evaluator as evaluator_lib
+from deeplab2.training import trainer as trainer_lib
+# pylint: enable=g-import-not-at-top,wrong-import-position
+
+ONE = tf.distribute.get_strategy()
+TWO = tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1'])
+# Two steps of SGD: one-device and two-replica sync batch norm round
+# differently (1e-8); a random tiny net amplifies that ~100x per step, and
+# Adam's first updates (about lr * sign(gradient)) amplify it further.
+TRAIN_STEPS = 2
+
+
+def _write_datasets(work_dir):
+  """3 val images of 33 x 33, and 3 of different sizes for resized eval."""
+  data_dir = os.path.join(work_dir, 'data')
+  build_synthetic.write_synthetic_dataset(
+      data_dir, num_train=4, num_val=3, seed=5, num_shards=1,
+      image_size=33)
+  sizes = [(33, 33), (25, 33), (33, 21)]
+  with tfrecord.ShardedWriter(data_dir, 'sized', 1) as writer:
+    for (height, width), (name, image, panoptic, _) in zip(
+        sizes, synthetic.generate_split(9, 'val', 3, 33)):
+      writer.write(tfrecord.make_example(
+          tfrecord.encode_png(image[:height, :width]), 'png', height, width,
+          name + '.png', panoptic[:height, :width]))
+    writer.commit()
+  return data_dir
+
+
+def _parts(data_dir, num_replicas, eval_batch=1, eval_files='val',
+           resize=0, policy='float32'):
+  config = config_lib.parse_experiment_text(tiny_config_text(data_dir))
+  config.model_options.dtype_policy = policy
+  config.trainer_options.solver_options.use_sync_batchnorm = True
+  config.trainer_options.solver_options.optimizer = 'sgd'
+  config.train_dataset_options.batch_size = 4
+  eval_options = config.eval_dataset_options
+  eval_options.batch_size = eval_batch
+  eval_options.file_pattern[:] = [
+      os.path.join(data_dir, f'{eval_files}-*.tfrecord')]
+  if resize:
+    eval_options.max_resize_value[:] = [resize]
+  return config_lib.from_message(config, num_replicas=num_replicas)
+
+
+def _train(strategy, parts, initial_weights, batch):
+  """Trains TRAIN_STEPS steps on the same global batch; returns the losses
+  of each step and the final weights."""
+  num_replicas = strategy.num_replicas_in_sync
+  with strategy.scope():
+    model = parts.build_model(num_replicas=num_replicas)
+    optimizer = parts.build_optimizer()
+    optimizer.build(model.trainable_variables)
+  model.set_weights(initial_weights)
+  # experimental_distribute_dataset splits each global batch in order:
+  # replica 0 takes its first half.
+  dataset = tf.data.Dataset.from_tensor_slices(batch).batch(
+      parts.train_batch_size).repeat()
+  iterator = iter(strategy.experimental_distribute_dataset(dataset))
+  trainer = trainer_lib.Trainer(strategy, model, parts.build_loss(),
+                                optimizer, parts.train_batch_size)
+  losses = [trainer.train(iterator, 1) for _ in range(TRAIN_STEPS)]
+  return losses, [w.tolist() for w in model.get_weights()], model
+
+
+def check_training(data_dir):
+  parts_one = _parts(data_dir, 1)
+  parts_two = _parts(data_dir, 2)
+  options = parts_one.pipeline_options('train', seed=7)
+  batch = next(iter(input_pipeline.make_dataset(options)))
+  batch = {k: v for k, v in batch.items()}
+  reference = parts_one.build_model()
+  initial = reference.get_weights()
+  one_losses, one_weights, one_model = _train(ONE, parts_one, initial, batch)
+  two_losses, two_weights, _ = _train(TWO, parts_two, initial, batch)
+  return {'one_losses': one_losses, 'two_losses': two_losses,
+          'one_weights': one_weights, 'two_weights': two_weights,
+          'weight_names': [w.path for w in one_model.weights],
+          'sync_batchnorm': any(
+              getattr(layer, 'synchronized', False)
+              for layer in _layers(parts_two))}
+
+
+def _layers(parts):
+  with TWO.scope():
+    model = parts.build_model(num_replicas=2)
+  return model._flatten_layers()  # pylint: disable=protected-access
+
+
+def _evaluate(strategy, parts, weights):
+  num_replicas = strategy.num_replicas_in_sync
+  with strategy.scope():
+    model = parts.build_model(num_replicas=num_replicas)
+  model.set_weights(weights)
+  options = parts.pipeline_options('eval', num_replicas=num_replicas)
+  dataset = strategy.distribute_datasets_from_function(
+      lambda context: input_pipeline.make_dataset(options, context))
+  evaluator = evaluator_lib.Evaluator(strategy, model,
+                                      parts.build_post_processor(),
+                                      parts.label_spec)
+  return evaluator.evaluate(dataset)
+
+
+def check_evaluation(data_dir):
+  weights = _parts(data_dir, 1).build_model().get_weights()
+  results = {}
+  for name, files, resize in (('plain', 'val', 0), ('resized', 'sized', 29)):
+    results[name] = {
+        'one': _evaluate(ONE, _parts(data_dir, 1, 1, files, resize), weights)}
+    for eval_batch in (1, 2, 3):
+      results[name][f'two_batch{eval_batch}'] = _evaluate(
+          TWO, _parts(data_dir, 2, eval_batch, files, resize), weights)
+  return results
+
+
+class _InfOnReplicaOne:
+  """The loss, plus a term whose gradient is inf on replica 1 only (its
+  value is 0, so every loss stays finite)."""
+
+  def __init__(self, loss_fn, model):
+    self.loss_fn = loss_fn
+    self.loss_names = loss_fn.loss_names
+    self.variable = model.trainable_variables[0]
+
+  def __call__(self, outputs, batch):
+    losses = dict(self.loss_fn(outputs, batch))
+    replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+    scale = tf.where(tf.equal(replica, 1), np.inf, 0.0)
+
+    @tf.custom_gradient
+    def poisoned(x):
+      return tf.zeros([]), lambda dy: dy * scale * tf.ones_like(x)
+
+    extra = poisoned(self.variable)
+    losses[list(losses)[0]] += extra
+    return {k: v for k, v in losses.items()}
+
+
+def check_overflow(data_dir):
+  parts = _parts(data_dir, 2, policy='mixed_float16')
+  batch = next(iter(input_pipeline.make_dataset(
+      parts.pipeline_options('train', seed=7))))
+  with TWO.scope():
+    model = parts.build_model(num_replicas=2)
+    optimizer = parts.build_optimizer()
+    optimizer.build(model.trainable_variables)
+  before = [v.numpy().copy() for v in model.trainable_variables]
+  scale_before = float(optimizer.dynamic_scale.numpy())
+  dataset = tf.data.Dataset.from_tensor_slices(batch).batch(4).repeat()
+  iterator = iter(TWO.experimental_distribute_dataset(dataset))
+  trainer = trainer_lib.Trainer(
+      TWO, model, _InfOnReplicaOne(parts.build_loss(), model), optimizer,
+      parts.train_batch_size)
+  losses = trainer.train(iterator, 1)
+  changed = {}
+  for replica, device in enumerate(('/cpu:0', '/cpu:1')):
+    del device
+    changed[replica] = sum(
+        int(not np.array_equal(
+            TWO.experimental_local_results(v.value)[replica].numpy(), b))
+        for v, b in zip(model.trainable_variables, before))
+  return {'losses': losses, 'iterations': int(optimizer.iterations.numpy()),
+          'scale_before': scale_before,
+          'scale_after': float(optimizer.dynamic_scale.numpy()),
+          'variables_changed_per_replica': changed}
+
+
+CHECKS = {'training': check_training, 'evaluation': check_evaluation,
+          'overflow': check_overflow}
+
+
+def main(work_dir, out_path, names=None):
+  data_dir = _write_datasets(work_dir)
+  results = {name: CHECKS[name](data_dir)
+             for name in (names.split(',') if names else CHECKS)}
+  with open(out_path, 'w') as f:
+    json.dump(results, f)
+
+
+if __name__ == '__main__':
+  main(*sys.argv[1:4])
