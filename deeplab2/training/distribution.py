@@ -66,11 +66,17 @@ def create_strategy(num_gpus=None, master=''):
 
 def describe(strategy):
   """One line: the strategy's class, its replicas and hosts."""
-  name = type(strategy).__name__
-  if name == '_DefaultDistributionStrategy':
-    name, devices = 'default strategy', 'the default device'
-  else:
+  # Public names: TF's class of MultiWorkerMirroredStrategy has another.
+  public = [name for name in ('MultiWorkerMirroredStrategy',
+                              'MirroredStrategy', 'TPUStrategy',
+                              'OneDeviceStrategy')
+            if isinstance(strategy, getattr(tf.distribute, name))]
+  if public:
+    name = public[0]
     devices = ', '.join(strategy.extended.worker_devices)
+  else:
+    name, devices = 'default strategy', 'the default device'
+
   return (f'{name}: {strategy.num_replicas_in_sync} replica(s) on '
           f'{num_workers(strategy)} host(s); this host: {devices}')
 

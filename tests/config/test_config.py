@@ -143,3 +143,30 @@ def test_impossible_values(tmp_path, old, new, field):
 def test_missing_file_is_a_config_error(tmp_path):
   with pytest.raises(config_lib.ConfigError, match=r'cannot read config'):
     config_lib.load_experiment(str(tmp_path / 'nope.textproto'))
+
+
+_ALL_CONFIGS = sorted(glob.glob(os.path.join(
+    os.path.dirname(os.path.dirname(SYNTHETIC_CONFIG)), '**', '*.textproto'),
+                                recursive=True))
+
+
+@pytest.mark.parametrize('num_replicas', [1, 2, 4, 8])
+def test_every_config_validates_on_1_to_8_replicas(num_replicas):
+  assert len(_ALL_CONFIGS) > 10
+  for path in _ALL_CONFIGS:
+    parts = config_lib.load_experiment(path, num_replicas=num_replicas)
+    for split in ('train', 'eval'):
+      if parts.has_split(split):
+        options = parts.pipeline_options(split, num_replicas=num_replicas)
+        assert options.batch_size >= 1, (path, split)
+
+
+def test_an_eval_batch_of_any_size_rounds_up_per_replica(tmp_path):
+  from google.protobuf import text_format  # pylint: disable=g-import-not-at-top
+  config = config_lib.parse_experiment_text(_synthetic_text())
+  config.eval_dataset_options.batch_size = 3
+  path = _write(tmp_path, text_format.MessageToString(config))
+  parts = config_lib.load_experiment(path, num_replicas=2)
+  assert parts.config.eval_dataset_options.batch_size == 3
+  assert parts.pipeline_options('eval', num_replicas=2).batch_size == 2
+  assert parts.pipeline_options('train', num_replicas=2).batch_size == 4

@@ -66,12 +66,21 @@ def test_evaluation_scores_predictions_resized_back(tiny_dataset_dir):
   assert 0.0 <= metrics['miou'] <= 1.0
 
 
-def test_evaluation_resize_needs_one_image_per_replica(tiny_dataset_dir):
-  with pytest.raises(config_lib.ConfigError,
-                     match='eval_dataset_options.batch_size: evaluation with '
-                     'min_resize_value / max_resize_value scores original '
-                     'labels'):
-    _options(tiny_dataset_dir, 17, is_training=False, batch_size=2)
+def test_resized_evaluation_takes_batches_of_any_size(tiny_dataset_dir):
+  parts, options = _options(tiny_dataset_dir, 17, is_training=False,
+                            batch_size=3)
+  batches = list(input_pipeline.make_dataset(options))
+  # 4 images in batches of 3: the last batch is completed by padding.
+  assert [b[common.IS_VALID].numpy().tolist() for b in batches] == [
+      [True, True, True], [True, False, False]]
+  model = parts.build_model()
+  strategy = tf.distribute.get_strategy()
+  evaluate = evaluator_lib.Evaluator(strategy, model,
+                                     parts.build_post_processor(),
+                                     parts.label_spec).evaluate
+  _, single = _options(tiny_dataset_dir, 17, is_training=False)
+  assert evaluate(input_pipeline.make_dataset(options)) == evaluate(
+      input_pipeline.make_dataset(single))
 
 
 def test_a_seeded_training_pipeline_repeats_itself(tiny_dataset_dir):
