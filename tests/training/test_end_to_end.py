@@ -49,8 +49,24 @@ def test_train_and_eval_writes_checkpoints_summaries_and_metrics(trained):
   with open(experiment.metrics_path(model_dir, 6)) as f:
     saved = json.load(f)
   assert saved['step'] == 6 and saved['pq_all'] == metrics['pq_all']
-  assert glob.glob(os.path.join(model_dir, 'train', 'events.out.tfevents.*'))
-  assert glob.glob(os.path.join(model_dir, 'eval', 'events.out.tfevents.*'))
+  train_tags, eval_tags = (_summary_tags(os.path.join(model_dir, split))
+                           for split in ('train', 'eval'))
+  assert {'losses/total_loss', 'losses/semantic_loss', 'losses/center_loss',
+          'losses/regression_loss', 'learning_rate',
+          'steps_per_second'} <= train_tags
+  assert {'eval/pq_all', 'eval/sq_things', 'eval/rq_stuff', 'eval/miou',
+          'eval/num_images'} <= eval_tags
+  for picture in ('image', 'panoptic', 'center_heatmap', 'offset_map'):
+    assert f'eval_images/0/{picture}' in eval_tags
+    assert f'eval_images/3/{picture}' in eval_tags
+
+
+def _summary_tags(directory):
+  tags = set()
+  for path in glob.glob(os.path.join(directory, 'events.out.tfevents.*')):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      tags.update(value.tag for value in event.summary.value)
+  return tags
 
 
 def test_a_finished_run_trains_no_more(trained):

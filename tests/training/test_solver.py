@@ -1,0 +1,61 @@
+"""The solver as deeplab2 defines it: warm-up then poly / cosine over all
+steps, and no weight decay on batch-norm parameters or biases."""
+
+import keras
+import numpy as np
+import pytest
+
+from deeplab2 import config as config_lib
+from deeplab2.modeling.layers import normalization
+from deeplab2.solver import optimizers
+from deeplab2.solver import schedules
+from conftest import tiny_config_text
+
+
+@pytest.mark.parametrize('step', [0, 1, 250, 999, 1000, 4321, 9999, 10000,
+                                  12000])
+def test_poly_after_warmup_is_keras_polynomial_decay_over_all_steps(step):
+  ours = schedules.WarmupDecay('poly', 0.01, 10000, warmup_steps=1000,
+                               power=0.9, end_rate=0.001)
+  decay = keras.optimizers.schedules.PolynomialDecay(
+      0.01, decay_steps=10000, end_learning_rate=0.001, power=0.9)
+  expected = 0.01 * step / 1000 if step < 1000 else float(decay(step))
+  assert float(ours(step)) == pytest.approx(expected, rel=1e-6, abs=1e-12)
+
+
+@pytest.mark.parametrize('step', [0, 300, 5000, 9999, 10000, 11000])
+def test_cosine_is_keras_cosine_decay_to_zero(step):
+  ours = schedules.WarmupDecay('cosine', 0.01, 10000)
+  decay = keras.optimizers.schedules.CosineDecay(0.01, decay_steps=10000,
+                                                 alpha=0.0)
+  assert float(ours(step)) == pytest.approx(float(decay(step)), rel=1e-6,
+                                            abs=1e-9)
+  assert float(schedules.WarmupDecay('cosine', 0.01, 10000)(10000)) == (
+      pytest.approx(0.0, abs=1e-9))
+
+
+def test_adamw_never_decays_batch_norm_parameters_or_biases():
+  config = config_lib.parse_experiment_text(tiny_config_text('/unused'))
+  model = config_lib.build_model(config.model_options,
+                                 normalization.BatchNormOptions(),
+                                 input_size=(33, 33))
+  optimizer = optimizers.build_optimizer('adamw', 1e-3,
+                                         decoupled_weight_decay=1e-4)
+  optimizer.build(model.trainable_variables)
+  decayed = {v.path.rsplit('/', 1)[-1] for v in model.trainable_variables
+             if optimizer._use_weight_decay(v)}  # pylint: disable=protected-access
+  kept = {v.path.rsplit('/', 1)[-1] for v in model.trainable_variables
+          if not optimizer._use_weight_decay(v)}  # pylint: disable=protected-access
+  assert 'kernel' in decayed and decayed <= {'kernel', 'depthwise_kernel'}
+  assert {'gamma', 'beta', 'bias'} == kept
+
+
+def test_gradient_clipping_and_loss_scaling_wrap_the_summed_gradients():
+  optimizer = optimizers.build_optimizer('sgd', 0.1, clip_gradient_norm=1.0,
+                                         loss_scaling=True)
+  assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+  inner = optimizer.inner_optimizer
+  assert inner.global_clipnorm == 1.0
+  pairs = [(np.ones(2, np.float32), 'v')]
+  # Gradients arrive summed across replicas: no second sum.
+  assert inner._all_reduce_sum_gradients(pairs) == pairs  # pylint: disable=protected-access
