@@ -26,7 +26,7 @@ class Trainer:
   """
 
   def __init__(self, strategy, model, loss_fn, optimizer, global_batch_size,
-               weight_decay=0.0):
+               weight_decay=0.0, jit_compile=False):
     self.strategy = strategy
     self.model = model
     self.loss_fn = loss_fn
@@ -34,12 +34,17 @@ class Trainer:
     self.global_batch_size = global_batch_size
     self.weight_decay = weight_decay
     self._train_steps = tf.function(self._train_steps_impl)
+    # XLA compiles the forward and backward pass of one replica; the
+    # all-reduce and the optimizer update stay outside it.
+    self._compiled_losses_and_gradients = (
+        tf.function(self._losses_and_gradients, jit_compile=True)
+        if jit_compile else None)
 
   @property
   def global_step(self):
     return self.optimizer.iterations
 
-  def _replica_step(self, batch):
+  def _losses_and_gradients(self, batch):
     with tf.GradientTape() as tape:
       outputs = self.model(batch[common.IMAGE], training=True)
       losses = self.loss_fn(outputs, batch)
@@ -54,8 +59,15 @@ class Trainer:
         total += l2 / self.strategy.num_replicas_in_sync
       if hasattr(self.optimizer, 'scale_loss'):
         total = self.optimizer.scale_loss(total)
+    gradients = tape.gradient(total, self.model.trainable_variables)
+    return scaled, gradients
+
+  def _replica_step(self, batch):
+    if self._compiled_losses_and_gradients is not None:
+      scaled, gradients = self._compiled_losses_and_gradients(batch)
+    else:
+      scaled, gradients = self._losses_and_gradients(batch)
     variables = self.model.trainable_variables
-    gradients = tape.gradient(total, variables)
     if self.strategy.num_replicas_in_sync > 1:
       gradients = _all_reduce_sum(gradients)
     self.optimizer.apply_gradients(zip(gradients, variables))

@@ -59,3 +59,17 @@ def test_gradient_clipping_and_loss_scaling_wrap_the_summed_gradients():
   pairs = [(np.ones(2, np.float32), 'v')]
   # Gradients arrive summed across replicas: no second sum.
   assert inner._all_reduce_sum_gradients(pairs) == pairs  # pylint: disable=protected-access
+
+
+def test_poly_fields_with_the_cosine_policy_are_one_warning_each(tmp_path):
+  from google.protobuf import text_format  # pylint: disable=g-import-not-at-top
+  config = config_lib.parse_experiment_text(tiny_config_text('/unused'))
+  solver = config.trainer_options.solver_options
+  solver.learning_policy = 'cosine'
+  solver.poly_end_learning_rate = 1e-5
+  path = tmp_path / 'cosine.textproto'
+  path.write_text(text_format.MessageToString(config))
+  warnings = config_lib.load_experiment(str(path)).warnings
+  assert [w for w in warnings if 'poly_end_learning_rate: the cosine '
+          'policy decays to 0 (as deeplab2); ignored' in w]
+  assert not [w for w in warnings if 'poly_learning_power' in w]
