@@ -48,7 +48,7 @@ def _parts(records_dir, dtype_policy):
   return config_lib.from_message(config)
 
 
-def run_variant(records_dir, variant, steps, warmup):
+def run_variant(records_dir, variant, steps, warmup, breakdown=False):
   """Times one variant in this process; returns a dict of results."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from deeplab2.data import input_pipeline  # pylint: disable=g-import-not-at-top
@@ -74,8 +74,26 @@ def run_variant(records_dir, variant, steps, warmup):
     if step >= warmup:
       times.append(time.perf_counter() - start)
   peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-  return {'variant': variant, 'seconds_per_step': statistics.median(times),
-          'peak_gib': peak_kib / 2 ** 20}
+  result = {'variant': variant, 'seconds_per_step': statistics.median(times),
+            'peak_gib': peak_kib / 2 ** 20}
+  if breakdown:
+    # Where the step goes: the forward pass alone, and forward + loss +
+    # gradients (no optimizer update), on the same batch.
+    batch = next(iterator)
+    forward = tf.function(lambda images: model(images, training=True))
+    gradients = tf.function(
+        trainer._losses_and_gradients,  # pylint: disable=protected-access
+        jit_compile=jit_compile)
+    for name, fn, arg in (('forward', forward, batch['image']),
+                          ('forward_backward', gradients, batch)):
+      samples = []
+      for step in range(warmup + steps):
+        start = time.perf_counter()
+        tf.nest.map_structure(lambda t: t.numpy(), fn(arg))
+        if step >= warmup:
+          samples.append(time.perf_counter() - start)
+      result[f'{name}_seconds'] = statistics.median(samples)
+  return result
 
 
 def _write_records(directory, num_images=8):
@@ -89,13 +107,16 @@ def main():
   parser.add_argument('--steps', type=int, default=5)
   parser.add_argument('--warmup', type=int, default=2)
   parser.add_argument('--variants', default=','.join(VARIANTS))
+  parser.add_argument('--breakdown', action='store_true',
+                      help='Also time the forward pass alone and forward + '
+                      'backward without the update.')
   parser.add_argument('--records_dir', default='',
                       help='Reuse records written by an earlier run.')
   parser.add_argument('--_child', default='', help=argparse.SUPPRESS)
   args = parser.parse_args()
   if args._child:  # pylint: disable=protected-access
     print(json.dumps(run_variant(args.records_dir, args._child,  # pylint: disable=protected-access
-                                 args.steps, args.warmup)))
+                                 args.steps, args.warmup, args.breakdown)))
     return
   records_dir = args.records_dir or tempfile.mkdtemp(prefix='train_speed_')
   if not args.records_dir:
@@ -103,18 +124,26 @@ def main():
   print(f'ResNet-50 Panoptic-DeepLab ({os.path.basename(_CONFIG)}), crop '
         f'{_CROP[0]} x {_CROP[1]}, global batch {_BATCH}, median of '
         f'{args.steps} steps after {args.warmup} warm-up steps')
-  print(f'{"variant":<28} {"s/step":>8} {"peak GiB":>9}')
+  header = f'{"variant":<28} {"s/step":>8} {"peak GiB":>9}'
+  if args.breakdown:
+    header += f' {"forward s":>10} {"fwd+bwd s":>10}'
+  print(header)
   for variant in args.variants.split(','):
     process = subprocess.run(
         [sys.executable, __file__, f'--records_dir={records_dir}',
          f'--steps={args.steps}', f'--warmup={args.warmup}',
-         f'--_child={variant}'], capture_output=True, text=True)
+         f'--_child={variant}'] + (['--breakdown'] if args.breakdown else []),
+        capture_output=True, text=True)
     if process.returncode != 0:
       print(f'{variant:<28} failed: {process.stderr.strip().splitlines()[-1]}')
       continue
     row = json.loads(process.stdout.strip().splitlines()[-1])
-    print(f'{variant:<28} {row["seconds_per_step"]:>8.2f} '
-          f'{row["peak_gib"]:>9.2f}')
+    line = (f'{variant:<28} {row["seconds_per_step"]:>8.2f} '
+            f'{row["peak_gib"]:>9.2f}')
+    if args.breakdown:
+      line += (f' {row["forward_seconds"]:>10.2f} '
+               f'{row["forward_backward_seconds"]:>10.2f}')
+    print(line, flush=True)
 
 
 if __name__ == '__main__':

@@ -135,13 +135,14 @@ def test_continuous_eval_beside_training_evaluates_each_checkpoint_once(
   assert evaluator.returncode == 0, log[-4000:]
   evaluated = [int(line.split('eval at step ')[1].split()[0])
                for line in log.splitlines() if 'eval at step ' in line]
-  assert evaluated, log[-3000:]
-  assert len(evaluated) == len(set(evaluated)), evaluated
-  assert evaluated == sorted(evaluated) and evaluated[-1] == 8
-  assert set(evaluated) <= {2, 4, 6, 8}
+  context = f'evaluated {evaluated}; log:\n{log[-3000:]}'
+  assert evaluated, context
+  assert len(evaluated) == len(set(evaluated)), context
+  assert evaluated == sorted(evaluated) and evaluated[-1] == 8, context
+  assert set(evaluated) <= {2, 4, 6, 8}, context
   metric_files = sorted(glob.glob(os.path.join(model_dir, 'eval',
                                                'metrics-*.json')))
-  assert [int(p[-13:-5]) for p in metric_files] == evaluated
+  assert [int(p[-13:-5]) for p in metric_files] == evaluated, context
 
 
 def test_continuous_eval_skips_a_checkpoint_deleted_before_it_is_read(
