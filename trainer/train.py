@@ -36,6 +36,7 @@ def main(argv=None):
   logging.getLogger('deeplab2').setLevel(logging.INFO)
   try:
     strategy = experiment.create_strategy(args.num_gpus, args.master)
+    experiment.check_mode(args.mode, strategy)
   except ValueError as e:     # flags that this host cannot satisfy
     sys.exit(f'error: {e}')
   try:

@@ -217,6 +217,8 @@ def validate_experiment(config, path=None, text=None, num_replicas=1,
   """
   check = _Checker(path, text)
   _check_field_use(check, config, '')
+  check.require(not config.HasField('seed') or 0 <= config.seed < 2 ** 32,
+                'seed', f'must be in [0, 2**32), got {config.seed}')
   model = config.model_options
   check.require(model.HasField('panoptic_deeplab'),
                 'model_options.panoptic_deeplab',

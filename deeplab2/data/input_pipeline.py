@@ -152,24 +152,7 @@ def _eval_dataset(files, options, input_context):
 
 
 def _train_dataset(files, options, input_context):
-  seed = options.seed
-  num_pipelines = input_context.num_input_pipelines if input_context else 1
-  if seed is not None and input_context:
-    # Each host augments its own shard with its own stream.
-    seed += 1000003 * input_context.input_pipeline_id
-  dataset = tf.data.Dataset.from_tensor_slices(files)
-  # Whole files per host when there are enough of them, else every host
-  # reads all files and keeps its share of the records.
-  by_file = len(files) >= num_pipelines
-  if by_file:
-    dataset = _shard(dataset, input_context)
-  dataset = dataset.shuffle(len(files), seed=seed)
-  dataset = dataset.interleave(
-      tf.data.TFRecordDataset, cycle_length=min(len(files), 4),
-      num_parallel_calls=tf.data.AUTOTUNE, deterministic=seed is not None)
-  if not by_file:
-    dataset = _shard(dataset, input_context)
-  dataset = dataset.shuffle(256, seed=seed).repeat()
+  dataset, seed = _train_records(files, options, input_context)
   dataset = dataset.map(tfrecord.parse_example,
                         num_parallel_calls=tf.data.AUTOTUNE)
   # One stateless seed pair per sample: with options.seed the augmented
@@ -180,6 +163,34 @@ def _train_dataset(files, options, input_context):
       num_parallel_calls=tf.data.AUTOTUNE, deterministic=seed is not None)
   dataset = dataset.batch(options.batch_size, drop_remainder=True)
   return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _train_records(files, options, input_context):
+  """This host's endless, shuffled stream of serialized training records,
+  and the seed of its shuffling and augmentation (None: unseeded)."""
+  num_pipelines = input_context.num_input_pipelines if input_context else 1
+  # Whole files per host when there are enough of them, else every host
+  # reads all files in one shared order and keeps every n-th record.
+  by_file = len(files) >= num_pipelines
+  seed = options.seed
+  shared_seed = seed if seed is not None else 0
+  if seed is not None and input_context:
+    # Each host shuffles and augments its share with its own stream.
+    seed += 1000003 * input_context.input_pipeline_id
+  dataset = tf.data.Dataset.from_tensor_slices(files)
+  if by_file:
+    dataset = _shard(dataset, input_context)
+    dataset = dataset.shuffle(len(files), seed=seed)
+  else:
+    dataset = dataset.shuffle(len(files), seed=shared_seed,
+                              reshuffle_each_iteration=False)
+  dataset = dataset.interleave(
+      tf.data.TFRecordDataset, cycle_length=min(len(files), 4),
+      num_parallel_calls=tf.data.AUTOTUNE,
+      deterministic=seed is not None or not by_file)
+  if not by_file:
+    dataset = _shard(dataset, input_context)
+  return dataset.shuffle(256, seed=seed).repeat(), seed
 
 
 def make_dataset(options, input_context=None):

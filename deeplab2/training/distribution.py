@@ -27,8 +27,8 @@ def create_strategy(num_gpus=None, master=''):
     num_gpus: None: every GPU (MirroredStrategy when there are several,
       else the default strategy); 0: the CPU; 1: the first GPU; N > 1:
       MirroredStrategy over the first N GPUs.
-    master: a TPU name or grpc:// address: TPUStrategy. 'local' for a TPU
-      on this host.
+    master: a TPU name or grpc:// address: TPUStrategy; 'local' for the
+      TPU of this TPU VM.
 
   A TF_CONFIG naming more than one worker gives MultiWorkerMirroredStrategy
   (one process per host, each with its local GPUs, or its CPU).
@@ -42,12 +42,18 @@ def create_strategy(num_gpus=None, master=''):
     if workers > 1:
       raise ValueError('--master (a TPU) and a multi-worker TF_CONFIG '
                        'exclude each other.')
-    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
-        tpu='' if master == 'local' else master)
-    tf.config.experimental_connect_to_cluster(resolver)
+    if num_gpus is not None:
+      raise ValueError('--num_gpus and --master (a TPU) exclude each other.')
+    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=master)
+    if master != 'local':        # a TPU VM's own TPU needs no connection
+      tf.config.experimental_connect_to_cluster(resolver)
     tf.tpu.experimental.initialize_tpu_system(resolver)
     return tf.distribute.TPUStrategy(resolver)
   if workers > 1:
+    if num_gpus is not None:
+      raise ValueError('--num_gpus does not apply to a multi-worker '
+                       'TF_CONFIG: each worker mirrors over its own GPUs '
+                       '(set CUDA_VISIBLE_DEVICES to choose them).')
     return tf.distribute.MultiWorkerMirroredStrategy()
   gpus = tf.config.list_logical_devices('GPU')
   if num_gpus is None:

@@ -46,10 +46,10 @@ class Evaluator:
     self._post_process = tf.function(post_processor.__call__,
                                      reduce_retracing=True)
 
-  def _predict_impl(self, batch):
-    def replica_fn(images):
-      return self.model(images, training=False)
-    return self.strategy.run(replica_fn, args=(batch[common.IMAGE],))
+  def _predict_impl(self, images):
+    def replica_fn(replica_images):
+      return self.model(replica_images, training=False)
+    return self.strategy.run(replica_fn, args=(images,))
 
   def _per_replica(self, value):
     """A dict of (per-replica) tensors -> one dict of NumPy arrays per local
@@ -124,7 +124,8 @@ class Evaluator:
     for step, batch in enumerate(dataset):
       if 0 <= eval_steps <= step:
         break
-      outputs = self._predict(batch)
+      # Images only: the labels' padded shapes must not retrace the model.
+      outputs = self._predict(batch[common.IMAGE])
       for replica_outputs, replica_batch in zip(
           self._per_replica(outputs), self._per_replica(batch)):
         num_images += self._score(replica_outputs, replica_batch, pq, miou)

@@ -5,6 +5,7 @@ continuous_eval, with checkpoints, summaries and metric files in model_dir.
 import json
 import logging
 import os
+import tempfile
 import time
 
 import keras
@@ -54,7 +55,8 @@ class Experiment:
 
   Only the chief host writes metrics, summaries and checkpoints into
   model_dir; the other hosts of a multi-worker run save theirs (which
-  TF's collective saving needs) into a temporary folder they then delete.
+  TF's collective saving needs) into a temporary folder of their own
+  machine, deleted after each save.
 
   Args:
     config_path: the experiment textproto.
@@ -87,8 +89,9 @@ class Experiment:
     if self.is_chief:
       self._checkpoint_dir = model_dir
     else:
-      self._checkpoint_dir = os.path.join(
-          model_dir, f'.worker-{distribution.task_id(self.strategy)}-tmp')
+      # Outside model_dir: a crashed worker leaves nothing in it.
+      self._checkpoint_dir = tempfile.mkdtemp(
+          prefix=f'deeplab2-worker{distribution.task_id(self.strategy)}-')
     self.checkpoint_manager = tf.train.CheckpointManager(
         self.checkpoint, self._checkpoint_dir,
         max_to_keep=(self.train_schedule.num_checkpoints_to_keep
@@ -131,8 +134,8 @@ class Experiment:
     return tf.summary.create_file_writer(os.path.join(self.model_dir, name))
 
   def evaluate(self):
-    """Evaluates the current weights; writes (on the chief) and returns
-    (metrics, metrics path)."""
+    """Evaluates the current weights; returns (metrics, the metrics JSON's
+    path), which the chief writes (other hosts: path None)."""
     if self._evaluator is None:
       self._evaluator = evaluator_lib.Evaluator(
           self.strategy, self.model, self.parts.build_post_processor(),
@@ -142,9 +145,9 @@ class Experiment:
     metrics = self._evaluator.evaluate(self._dataset('eval'),
                                        self.eval_schedule.eval_steps)
     step = self.global_step
-    path = metrics_path(self.model_dir, step)
+    path = None
     if self.is_chief:
-      write_metrics(self.model_dir, step, metrics)
+      path = write_metrics(self.model_dir, step, metrics)
     writer = self._summary_writer_of('eval')
     with writer.as_default(step=step):
       for name, value in sorted(metrics.items()):
@@ -223,6 +226,17 @@ class Experiment:
       tf.io.gfile.rmtree(self._checkpoint_dir)
 
 
+def check_mode(mode, strategy):
+  """Raises ValueError for a mode unknown or impossible under `strategy`."""
+  if mode not in MODES:
+    raise ValueError(f'Unknown mode "{mode}"; valid: {", ".join(MODES)}.')
+  if mode == 'continuous_eval' and distribution.num_workers(strategy) > 1:
+    # Each host would wait for checkpoints on its own and they could pick
+    # different ones, then hang in the cross-host sum of the metrics.
+    raise ValueError('continuous_eval runs on one host (one or several '
+                     'GPUs, or a TPU), not under a multi-worker TF_CONFIG.')
+
+
 def run(mode, config_path, model_dir, strategy=None):
   """Runs `mode`; returns the metrics of the last evaluation, if any.
 
@@ -233,8 +247,7 @@ def run(mode, config_path, model_dir, strategy=None):
   continuous_eval: evaluates each new checkpoint until the last step, or
     until no new checkpoint comes within continuous_eval_timeout seconds.
   """
-  if mode not in MODES:
-    raise ValueError(f'Unknown mode "{mode}"; valid: {", ".join(MODES)}.')
+  check_mode(mode, strategy or create_strategy())
   experiment = Experiment(config_path, model_dir, strategy)
   os.makedirs(model_dir, exist_ok=True)
   if mode == 'continuous_eval':

@@ -34,8 +34,9 @@ class Trainer:
     self.global_batch_size = global_batch_size
     self.weight_decay = weight_decay
     self._train_steps = tf.function(self._train_steps_impl)
-    # XLA compiles the forward and backward pass of one replica; the
-    # all-reduce and the optimizer update stay outside it.
+    # XLA compiles the forward and backward pass of one replica (with sync
+    # batch norm's all-reduce); the gradient all-reduce and the optimizer
+    # update stay outside it.
     self._compiled_losses_and_gradients = (
         tf.function(self._losses_and_gradients, jit_compile=True)
         if jit_compile else None)

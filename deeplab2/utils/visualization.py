@@ -4,8 +4,6 @@ No TensorFlow: everything takes and returns NumPy arrays, so it serves the
 target viewer and prediction pictures alike.
 """
 
-import colorsys
-
 import numpy as np
 from PIL import Image
 from PIL import ImageDraw
@@ -43,8 +41,17 @@ def colorize_offsets(offsets, max_norm=None):
   max_norm = max_norm or max(float(norm.max()), 1e-12)
   hue = (np.arctan2(-dy, -dx) / (2 * np.pi)) % 1.0
   value = np.clip(norm / max_norm, 0.0, 1.0)
-  rgb = np.vectorize(colorsys.hsv_to_rgb, otypes=[float] * 3)(
-      hue, np.ones_like(hue), value)
+  # HSV -> RGB at saturation 1, as colorsys.hsv_to_rgb, for whole arrays.
+  sector = np.floor(hue * 6.0)
+  fraction = hue * 6.0 - sector
+  falling, rising = value * (1.0 - fraction), value * fraction
+  zero = np.zeros_like(value)
+  sector = sector.astype(np.int64) % 6
+  choices = [(value, rising, zero), (falling, value, zero),
+             (zero, value, rising), (zero, falling, value),
+             (rising, zero, value), (value, zero, falling)]
+  rgb = [np.choose(sector, [c[channel] for c in choices])
+         for channel in range(3)]
   return (255 * np.stack(rgb, -1)).astype(np.uint8)
 
 

@@ -134,3 +134,24 @@ def test_same_arguments_give_the_same_bytes(tmp_path):
                    'val-00000-of-00001.tfrecord', 'dataset_descriptor.json'):
     assert ((tmp_path / 'a' / filename).read_bytes() ==
             (tmp_path / 'b' / filename).read_bytes())
+
+
+@pytest.mark.parametrize('seed', [None, 5])
+def test_hosts_with_fewer_files_than_hosts_share_out_the_records(
+    tiny_dataset_dir, seed):
+  files = input_pipeline.list_files(
+      [os.path.join(tiny_dataset_dir, 'train-*.tfrecord')])
+  assert len(files) == 2                      # 8 records, 3 hosts
+  options = input_pipeline.PipelineOptions(
+      file_patterns=(), batch_size=1, crop_size=(33, 33), is_training=True,
+      target_options=targets.TargetOptions(DESCRIPTOR.label_spec, sigma=3.0),
+      seed=seed)
+  seen = []
+  for host, count in ((0, 3), (1, 3), (2, 2)):
+    context = tf.distribute.InputContext(num_input_pipelines=3,
+                                         input_pipeline_id=host,
+                                         num_replicas_in_sync=3)
+    records, _ = input_pipeline._train_records(files, options, context)  # pylint: disable=protected-access
+    seen += [tfrecord.parse_example(r)[common.FILENAME].numpy()
+             for r in records.take(count)]
+  assert len(seen) == len(set(seen)) == 8     # one epoch: each record once

@@ -27,6 +27,22 @@ def test_offsets_wheel_and_semantic_colours():
                                              [0, 0, 0]])
 
 
+def test_offset_wheel_is_colorsys_hsv_at_full_saturation():
+  import colorsys  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  offsets = rng.normal(0, 5, (17, 19, 2)).astype(np.float32)
+  offsets[0, :8] = [(0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1),
+                    (-1, 0), (-1, 1)]           # every sector boundary
+  rgb = visualization.colorize_offsets(offsets)
+  norm = np.hypot(offsets[..., 0], offsets[..., 1])
+  for (y, x), _ in np.ndenumerate(norm):
+    dy, dx = offsets[y, x]
+    hue = (np.arctan2(-dy, -dx) / (2 * np.pi)) % 1.0
+    expected = colorsys.hsv_to_rgb(hue, 1.0, min(norm[y, x] / norm.max(), 1))
+    np.testing.assert_array_equal(
+        rgb[y, x], (255 * np.asarray(expected)).astype(np.uint8))
+
+
 def test_panoptic_colours_shift_per_instance_and_keep_void_black():
   spec = label_spec.LabelSpec(3, 255, 1000, (2,), colormap=(
       (10, 20, 30), (40, 50, 60), (100, 100, 100)))

@@ -180,6 +180,26 @@ def test_num_gpus_beyond_this_host_is_one_clear_line(tmp_path,
   assert not os.path.exists(tmp_path / 'model')
 
 
+def test_flags_that_contradict_tf_config_are_errors(monkeypatch):
+  monkeypatch.setenv('TF_CONFIG', json.dumps({
+      'cluster': {'worker': ['localhost:1', 'localhost:2']},
+      'task': {'type': 'worker', 'index': 0}}))
+  with pytest.raises(ValueError, match='--num_gpus does not apply to a '
+                     'multi-worker TF_CONFIG'):
+    distribution.create_strategy(num_gpus=0)
+  with pytest.raises(ValueError, match='--master .* and a multi-worker '
+                     'TF_CONFIG exclude each other'):
+    distribution.create_strategy(master='my-tpu')
+
+
+def test_a_seed_outside_32_bits_is_a_config_error(tmp_path,
+                                                  tiny_dataset_dir):
+  path = _config(tmp_path, tiny_dataset_dir, seed=2 ** 32)
+  with pytest.raises(config_lib.ConfigError,
+                     match=r'seed: must be in \[0, 2\*\*32\), got 4294967296'):
+    config_lib.load_experiment(path)
+
+
 def test_num_gpus_zero_is_the_cpu():
   strategy = distribution.create_strategy(num_gpus=0)
   assert strategy.num_replicas_in_sync == 1
