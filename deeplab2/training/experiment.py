@@ -251,7 +251,9 @@ def run(mode, config_path, model_dir, strategy=None):
   experiment = Experiment(config_path, model_dir, strategy)
   os.makedirs(model_dir, exist_ok=True)
   if mode == 'continuous_eval':
-    return _continuous_eval(experiment)
+    return _continuous_eval(
+        experiment, lambda: Experiment(config_path, model_dir,
+                                       experiment.strategy))
   restored = experiment.restore()
   if mode == 'eval':
     if not restored:
@@ -276,9 +278,13 @@ def run(mode, config_path, model_dir, strategy=None):
   return metrics
 
 
-def _continuous_eval(experiment):
+def _continuous_eval(experiment, rebuild):
   """Evaluates each new checkpoint once; a checkpoint deleted (by the
-  trainer's num_checkpoints_to_keep) before it is read is skipped."""
+  trainer's num_checkpoints_to_keep) before it is read is skipped.
+
+  A restore that fails half-way can leave restorations pending on the
+  model's and optimizer's variables; `rebuild` gives a fresh Experiment so
+  the next checkpoint is read cleanly."""
   metrics = None
   timeout = experiment.eval_schedule.continuous_eval_timeout
   evaluated = 0
@@ -287,8 +293,9 @@ def _continuous_eval(experiment):
     try:
       experiment.restore(path)
     except (tf.errors.NotFoundError, tf.errors.DataLossError) as e:
-      _log.warning('Skipped %s, gone before it could be read (%s).', path,
-                   type(e).__name__)
+      _log.warning('Skipped %s, gone before it could be read (%s: %s).',
+                   path, type(e).__name__, e.message.splitlines()[0][:300])
+      experiment = rebuild()
       continue
     metrics = experiment.evaluate()[0]
     evaluated += 1

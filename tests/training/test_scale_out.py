@@ -162,7 +162,7 @@ def test_continuous_eval_skips_a_checkpoint_deleted_before_it_is_read(
                       restore_after_deletion)
   with caplog.at_level('INFO', logger='deeplab2'):
     assert experiment.run('continuous_eval', config_path, model_dir) is None
-  assert 'ckpt-4, gone before it could be read (NotFoundError)' in caplog.text
+  assert 'ckpt-4, gone before it could be read (NotFoundError: ' in caplog.text
   assert 'stopping after 0 evaluation(s)' in caplog.text
 
 
