@@ -247,7 +247,9 @@ def run(mode, config_path, model_dir, strategy=None):
   continuous_eval: evaluates each new checkpoint until the last step, or
     until no new checkpoint comes within continuous_eval_timeout seconds.
   """
-  check_mode(mode, strategy or create_strategy())
+  # One strategy: a MultiWorkerMirroredStrategy may be created only once.
+  strategy = strategy or create_strategy()
+  check_mode(mode, strategy)
   experiment = Experiment(config_path, model_dir, strategy)
   os.makedirs(model_dir, exist_ok=True)
   if mode == 'continuous_eval':

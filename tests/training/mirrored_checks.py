@@ -190,8 +190,7 @@ def check_overflow(data_dir):
       parts.train_batch_size)
   losses = trainer.train(iterator, 1)
   changed = {}
-  for replica, device in enumerate(('/cpu:0', '/cpu:1')):
-    del device
+  for replica in range(2):
     changed[replica] = sum(
         int(not np.array_equal(
             TWO.experimental_local_results(v.value)[replica].numpy(), b))
