@@ -163,17 +163,23 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tiny_dataset_dir,
   command = [sys.executable, os.path.join(REPO_ROOT, 'trainer', 'train.py'),
              f'--config_file={config_path}', '--mode=train',
              f'--model_dir={model_dir}']
-  process = subprocess.Popen(command, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
-  try:
-    deadline = time.time() + 120
-    while not _checkpoint_steps(str(model_dir)) and time.time() < deadline:
-      time.sleep(0.2)
-  finally:
-    process.kill()
-    process.wait()
+  log_path = tmp_path / 'train.log'
+  with open(log_path, 'w') as log:
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    try:
+      deadline = time.time() + 300
+      # The `checkpoint` state file, written after ckpt-N.index: polling the
+      # index could kill the run between the two.
+      while (tf.train.latest_checkpoint(str(model_dir)) is None
+             and process.poll() is None and time.time() < deadline):
+        time.sleep(0.2)
+    finally:
+      process.kill()
+      process.wait()
   killed_at = tf.train.latest_checkpoint(str(model_dir))
-  assert killed_at is not None, 'no checkpoint before the kill'
+  assert killed_at is not None, (
+      'no checkpoint before the kill; the run printed:\n'
+      + log_path.read_text()[-3000:])
   step_at_kill = int(killed_at.rsplit('-', 1)[1])
   assert step_at_kill < 400, 'the run finished before it was killed'
   resumed = experiment.Experiment(str(config_path), str(model_dir))
