@@ -47,6 +47,18 @@ def tiny_config_text(data_dir, steps=6):
   return text_format.MessageToString(config)
 
 
+def tiny_model(seed=0):
+  """The tiny config's Panoptic-DeepLab, randomly initialised (seeded)."""
+  import keras  # pylint: disable=g-import-not-at-top
+  from deeplab2 import config as config_lib  # pylint: disable=g-import-not-at-top
+  from deeplab2.modeling.layers import normalization  # pylint: disable=g-import-not-at-top
+  keras.utils.set_random_seed(seed)
+  config = config_lib.parse_experiment_text(tiny_config_text('/unused'))
+  return config_lib.build_model(config.model_options,
+                                normalization.BatchNormOptions(),
+                                input_size=(TINY_IMAGE_SIZE, TINY_IMAGE_SIZE))
+
+
 @pytest.fixture(scope='session')
 def tiny_dataset_dir(tmp_path_factory):
   """A synthetic dataset of 33 x 33 images: 8 train, 4 val."""

@@ -66,11 +66,15 @@ class EvalSchedule:
     continuous_eval_timeout: seconds continuous_eval waits for a new
       checkpoint; None waits forever.
     num_vis_samples: eval images drawn into TensorBoard at each evaluation.
+    eval_scales: input scales of test-time augmentation ((1.0,): none).
+    add_flipped_images: test-time augmentation also runs mirrored inputs.
   """
   eval_steps: int
   eval_interval: int
   continuous_eval_timeout: object
   num_vis_samples: int = 0
+  eval_scales: tuple = (1.0,)
+  add_flipped_images: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -288,7 +292,9 @@ class ExperimentParts:
                         eval_interval=evaluator.eval_interval,
                         continuous_eval_timeout=None if timeout < 0
                         else timeout,
-                        num_vis_samples=evaluator.num_vis_samples)
+                        num_vis_samples=evaluator.num_vis_samples,
+                        eval_scales=tuple(evaluator.eval_scales) or (1.0,),
+                        add_flipped_images=evaluator.add_flipped_images)
 
   @property
   def seed(self):

@@ -60,10 +60,6 @@ def _always(value):
   return True
 
 
-def _not_single_scale(scales):
-  return list(scales) not in ([], [1.0])
-
-
 _E = 'deeplab2.EvaluatorOptions'
 _D = 'deeplab2.DatasetOptions'
 _NO_FILES = 'evaluation writes no prediction files yet; ignored'
@@ -71,14 +67,6 @@ _NO_FILES = 'evaluation writes no prediction files yet; ignored'
 # Fields that are not simply read. Every other field of the schema is READ;
 # tests/config/test_field_use.py checks that parts.py reads each of them.
 FIELD_USE = {
-    f'{_E}.eval_scales': FieldUse(
-        NOT_IMPLEMENTED, _not_single_scale,
-        'multi-scale test-time augmentation is not implemented yet; leave '
-        'eval_scales unset (or 1.0)'),
-    f'{_E}.add_flipped_images': FieldUse(
-        NOT_IMPLEMENTED, _true,
-        'flipped test-time augmentation is not implemented yet; set it '
-        'false'),
     f'{_D}.use_two_frames': FieldUse(
         NOT_IMPLEMENTED, _true,
         'two-frame input (Motion-DeepLab) is not supported'),
@@ -554,3 +542,8 @@ def _check_evaluator(check, evaluator):
                 f'must be >= 0, got {evaluator.center_score_threshold}')
   check.require(evaluator.stuff_area_limit >= 0, f'{field}.stuff_area_limit',
                 f'must be >= 0, got {evaluator.stuff_area_limit}')
+  scales = list(evaluator.eval_scales)
+  check.require(all(scale > 0 for scale in scales), f'{field}.eval_scales',
+                f'must all be positive, got {scales}')
+  check.require(len(set(scales)) == len(scales), f'{field}.eval_scales',
+                f'lists a scale twice: {scales}')

@@ -12,7 +12,9 @@ class PanopticDeepLab(keras.Model):
   """Backbone + semantic branch (+ instance branch) with upsampled outputs.
 
   Call with float images [B, H, W, 3] in 0..255 (normalised inside to
-  x / 127.5 - 1). Returns a dict, all float32 at the input size:
+  x / 127.5 - 1). Returns a dict, all float32 at the input size (or at
+  `output_size`, which test-time augmentation uses to bring a scaled
+  input's outputs straight back to the original size):
     semantic_logits [B, H, W, num_classes],
     center_heatmap [B, H, W] (raw regression, no activation),
     offset_map [B, H, W, 2] ((y, x) in input pixels);
@@ -38,8 +40,9 @@ class PanopticDeepLab(keras.Model):
   def has_instance_branch(self):
     return self.instance_decoder is not None
 
-  def call(self, images, training=None):
-    size = tf.shape(images)[1:3]
+  def call(self, images, training=None, output_size=None):
+    size = (tf.shape(images)[1:3] if output_size is None else
+            tf.convert_to_tensor(output_size, tf.int32))
     x = tf.cast(tf.cast(images, tf.float32) / 127.5 - 1.0, self.compute_dtype)
     features = self.backbone(x, training=training)
     semantic = self.semantic_decoder(features, training=training)

@@ -7,6 +7,7 @@ import tensorflow as tf
 from deeplab2 import common
 from deeplab2.evaluation import mean_iou
 from deeplab2.evaluation import panoptic_quality
+from deeplab2.modeling import test_time_augmentation
 from deeplab2.training import distribution
 from deeplab2.utils import resize
 from deeplab2.utils import visualization
@@ -30,11 +31,16 @@ class Evaluator:
     label_spec: label_spec.LabelSpec of the eval dataset.
     num_vis_samples: pictures of this many of the first images (this
       host's) are kept in `samples` at each evaluation.
+    eval_scales: input scales of test-time augmentation.
+    add_flipped_images: test-time augmentation also runs mirrored inputs.
   """
 
   def __init__(self, strategy, model, post_processor, label_spec,
-               num_vis_samples=0):
+               num_vis_samples=0, eval_scales=(1.0,),
+               add_flipped_images=False):
     self.strategy = strategy
+    self.eval_scales = tuple(eval_scales)
+    self.add_flipped_images = add_flipped_images
     self.model = model
     self.post_processor = post_processor
     self.label_spec = label_spec
@@ -48,7 +54,9 @@ class Evaluator:
 
   def _predict_impl(self, images):
     def replica_fn(replica_images):
-      return self.model(replica_images, training=False)
+      return test_time_augmentation.predict(
+          self.model, replica_images, self.eval_scales,
+          self.add_flipped_images)
     return self.strategy.run(replica_fn, args=(images,))
 
   def _per_replica(self, value):

@@ -140,7 +140,9 @@ class Experiment:
       self._evaluator = evaluator_lib.Evaluator(
           self.strategy, self.model, self.parts.build_post_processor(),
           self.parts.descriptor('eval').label_spec,
-          num_vis_samples=self.eval_schedule.num_vis_samples)
+          num_vis_samples=self.eval_schedule.num_vis_samples,
+          eval_scales=self.eval_schedule.eval_scales,
+          add_flipped_images=self.eval_schedule.add_flipped_images)
     start = time.time()
     metrics = self._evaluator.evaluate(self._dataset('eval'),
                                        self.eval_schedule.eval_steps)
