@@ -1,15 +1,26 @@
 """Panoptic quality (PQ = SQ x RQ) with the COCO panopticapi rules.
 
+The rules live in PanopticQuality.update_segments, which scores one image
+given as segment-id maps (the COCO panoptic format: 0 = void / unlabeled)
+and each segment's class; update() converts the label-spec encoded panoptic
+ids of a model's output onto it. The rules are those of panopticapi's
+pq_compute (cityscapesScripts' evalPanopticSemanticLabeling applies the
+same ones):
+
 - A predicted and a ground-truth segment of the same class match when
-  IoU > 0.5; void pixels of the ground truth are removed from the union.
-- Ground-truth crowd segments (thing class, instance 0) are never matched.
+  IoU > 0.5; the predicted segment's pixels on void ground truth are removed
+  from the union.
+- Ground-truth crowd segments are never matched, and are not false
+  negatives.
 - An unmatched prediction is not a false positive when more than half of it
-  lies on void or on a crowd region of its own class.
+  lies on void or on the crowd region of its own class.
 """
 
-import numpy as np
+from collections.abc import Mapping
 
-_OFFSET = 2 ** 31  # > any panoptic id; keys gt * offset + pred stay in int64.
+import numpy as np
+from numpy.typing import ArrayLike
+
 # A matched IoU lies in (0.5, 1]: as a float64 it is an exact multiple of
 # 2**-53. Summing those multiples as integers makes the IoU sums exact and
 # independent of the order of the images, so any split of the eval set
@@ -17,6 +28,50 @@ _OFFSET = 2 ** 31  # > any panoptic id; keys gt * offset + pred stay in int64.
 _IOU_UNIT = 2.0 ** 53
 _LIMB_BITS = 31
 _NUM_LIMBS = 3   # sums of up to 2**40 matches per class travel as int64s
+VOID_SEGMENT = 0   # the segment id of void / unlabeled pixels
+
+
+def _segment_map(ids, role):
+  """ids as int64, checked non-negative."""
+  ids = np.asarray(ids)
+  if ids.dtype.kind not in 'iu':
+    raise ValueError(f'{role} segment ids must be integers, got {ids.dtype}.')
+  ids = ids.astype(np.int64, copy=False)
+  if ids.size and ids.min() < 0:
+    raise ValueError(f'{role} segment ids must be >= 0, got {ids.min()}.')
+  return ids
+
+
+def _unique(ids, with_index=True):
+  """Distinct values of non-negative int64 ids, and their counts.
+
+  Args:
+    ids: int64 array, any shape, values >= 0.
+    with_index: whether to return `index`.
+
+  Returns:
+    values: int64 [N], the distinct ids, ascending.
+    index: int64 [ids.size], each element's position in values (None
+      without with_index).
+    counts: int64 [N], how many elements hold each value.
+  """
+  flat = ids.ravel()
+  if flat.size and flat.max() < 4 * flat.size + 65536:
+    # Small ids (segment indices, panoptic ids): counting beats sorting.
+    counts = np.bincount(flat)
+    values = np.flatnonzero(counts)
+    index = None
+    if with_index:
+      position = np.zeros(counts.size, np.int64)
+      position[values] = np.arange(values.size)
+      index = position[flat]
+    return values, index, counts[values]
+  if not with_index:
+    values, counts = np.unique(flat, return_counts=True)
+    return values, None, counts
+  values, index, counts = np.unique(flat, return_inverse=True,
+                                    return_counts=True)
+  return values, index.ravel(), counts
 
 
 class PanopticQuality:
@@ -24,8 +79,9 @@ class PanopticQuality:
 
   Args:
     label_spec: label_spec.LabelSpec of the dataset: classes, ignore label,
-      label divisor and thing classes (instance 0 of a thing class is a
-      crowd region in the ground truth).
+      label divisor and thing classes. update() reads panoptic ids with it
+      (a thing pixel with instance 0 is a crowd region); result() takes the
+      thing classes from it and never reports the ignore label.
   """
 
   def __init__(self, label_spec):
@@ -66,12 +122,20 @@ class PanopticQuality:
       self._iou_units[c] += sum(int(limb) << (_LIMB_BITS * i)
                                 for i, limb in enumerate(limbs))
 
-  def update(self, groundtruth, prediction):
-    """Adds one image.
+  def update(self, groundtruth: ArrayLike, prediction: ArrayLike) -> None:
+    """Adds one image given as label-spec encoded panoptic ids.
+
+    Each distinct non-void id is one segment; a thing id with instance 0 is
+    a crowd segment of the ground truth. The scores are those of
+    update_segments.
 
     Args:
       groundtruth: int [H, W] panoptic ids (negative or ignore class = void).
       prediction: int [H, W] panoptic ids (ignore class = void).
+
+    Raises:
+      ValueError: the shapes differ, or a predicted class is outside
+        0..num_classes-1.
     """
     gt = np.asarray(groundtruth, np.int64)
     pred = np.asarray(prediction, np.int64)
@@ -79,60 +143,129 @@ class PanopticQuality:
       raise ValueError(f'Ground truth {gt.shape} and prediction {pred.shape} '
                        'differ in shape.')
     spec = self.label_spec
-    void_id = -1
-    gt = np.where(spec.is_void(gt), void_id, gt)
-    pred = np.where(spec.is_void(pred), void_id, pred)
-    bad = np.unique(pred[(pred >= 0) &
+    pred_void = spec.is_void(pred)
+    bad = np.unique(pred[~pred_void &
                          (spec.split(pred)[0] >= self.num_classes)])
     if bad.size:
       raise ValueError(f'Predicted ids {bad.tolist()} have classes outside '
                        f'0..{self.num_classes - 1}.')
+    # Segment id = panoptic id + 1, void = 0.
+    gt_ids = np.where(spec.is_void(gt), 0, gt + 1)
+    pred_ids = np.where(pred_void, 0, pred + 1)
+    gt_segments = {s: (spec.split(s - 1)[0], spec.is_crowd(s - 1))
+                   for s in _unique(gt_ids, False)[0].tolist() if s}
+    pred_segments = {s: spec.split(s - 1)[0]
+                     for s in _unique(pred_ids, False)[0].tolist() if s}
+    self.update_segments(gt_ids, gt_segments, pred_ids, pred_segments)
 
-    gt_ids, gt_areas = np.unique(gt, return_counts=True)
-    pred_ids, pred_areas = np.unique(pred, return_counts=True)
-    gt_area = dict(zip(gt_ids.tolist(), gt_areas.tolist()))
-    pred_area = dict(zip(pred_ids.tolist(), pred_areas.tolist()))
-    pairs, pair_areas = np.unique((gt + 1) * _OFFSET + (pred + 1),
-                                  return_counts=True)
-    intersections = {
-        (int(k // _OFFSET) - 1, int(k % _OFFSET) - 1): int(a)
-        for k, a in zip(pairs.tolist(), pair_areas.tolist())}
+  def update_segments(self, gt_ids: ArrayLike, gt_segments: Mapping,
+                      pred_ids: ArrayLike, pred_segments: Mapping) -> None:
+    """Adds one image given as segment-id maps (the COCO panoptic format).
 
-    def semantic(segment_id):
-      return spec.split(segment_id)[0]
+    Matching and counting follow panopticapi's pq_compute exactly, quirks
+    included:
+    - a ground-truth segment listed in gt_segments without a pixel is a
+      false negative (unless crowd), as the official tools count it;
+    - the crowd region of a class is ONE ground-truth crowd segment: with
+      several crowd segments of one class, only the last in gt_segments'
+      order absorbs predictions (panopticapi keeps one crowd id per
+      category per image, the last of segments_info; cityscapesScripts
+      does the same). A crowd segment is never matched nor a false
+      negative, whether it absorbs or not;
+    - two predicted segments of one class (stuff included) are scored
+      apart.
 
-    is_crowd = spec.is_crowd
+    Args:
+      gt_ids: int [H, W] ground-truth segment ids, 0 = void / unlabeled.
+      gt_segments: {segment id: (class index, iscrowd bool)} of every
+        non-zero id in gt_ids, in the order of the image's segments_info.
+      pred_ids: int [H, W] predicted segment ids, 0 = no prediction.
+      pred_segments: {segment id: class index} of every non-zero id in
+        pred_ids.
+
+    Raises:
+      ValueError: the shapes differ; an id is negative; a non-zero id of a
+        map is not in its segments, or a segment is id 0 or has a class
+        outside 0..num_classes-1 or the ignore label; a predicted segment
+        has no pixel (the official tools reject it).
+    """
+    gt = _segment_map(gt_ids, 'Ground-truth')
+    pred = _segment_map(pred_ids, 'Predicted')
+    if gt.shape != pred.shape:
+      raise ValueError(f'Ground truth {gt.shape} and prediction {pred.shape} '
+                       'differ in shape.')
+    gt_class, gt_crowd, crowd_of_class = {}, set(), {}
+    for segment, (class_id, is_crowd) in gt_segments.items():
+      gt_class[segment] = self._check_class(segment, class_id, 'Ground-truth')
+      if is_crowd:
+        gt_crowd.add(segment)
+        # Later crowd segments of a class replace earlier ones (see above).
+        crowd_of_class[gt_class[segment]] = segment
+    pred_class = {segment: self._check_class(segment, class_id, 'Predicted')
+                  for segment, class_id in pred_segments.items()}
+
+    gt_values, gt_index, gt_counts = _unique(gt)
+    pred_values, pred_index, pred_counts = _unique(pred)
+    for role, values, classes in (('Ground-truth', gt_values, gt_class),
+                                  ('Predicted', pred_values, pred_class)):
+      unknown = [v for v in values.tolist()
+                 if v != VOID_SEGMENT and v not in classes]
+      if unknown:
+        raise ValueError(f'{role} segment ids {unknown[:10]} are in the map '
+                         'but not in the segments.')
+    gt_area = dict(zip(gt_values.tolist(), gt_counts.tolist()))
+    pred_area = dict(zip(pred_values.tolist(), pred_counts.tolist()))
+    empty = [p for p in pred_class if p not in pred_area]
+    if empty:
+      raise ValueError(f'Predicted segments {empty[:10]} have no pixel.')
+    num_pred = max(pred_values.size, 1)
+    pairs, _, pair_areas = _unique(gt_index * num_pred + pred_index,
+                                   with_index=False)
+    gt_of_pair, pred_of_pair = np.divmod(pairs, num_pred)
+    intersections = dict(zip(zip(gt_values[gt_of_pair].tolist(),
+                                 pred_values[pred_of_pair].tolist()),
+                             pair_areas.tolist()))
+
     matched_gt, matched_pred = set(), set()
     for (g, p), inter in intersections.items():
-      if (g == void_id or p == void_id or is_crowd(g) or
-          semantic(g) != semantic(p)):
+      if (g == VOID_SEGMENT or p == VOID_SEGMENT or g in gt_crowd or
+          gt_class[g] != pred_class[p]):
         continue
       union = (pred_area[p] + gt_area[g] - inter -
-               intersections.get((void_id, p), 0))
+               intersections.get((VOID_SEGMENT, p), 0))
       iou = inter / union
       if iou > 0.5:
-        c = semantic(g)
+        c = gt_class[g]
         self.tp[c] += 1
         self._iou_units[c] += int(iou * _IOU_UNIT)
         matched_gt.add(g)
         matched_pred.add(p)
 
-    crowd_by_class = {semantic(g): g for g in gt_area if g != void_id and
-                      is_crowd(g)}
-    for g in gt_area:
-      if g == void_id or is_crowd(g) or g in matched_gt:
+    for g, c in gt_class.items():
+      if g not in gt_crowd and g not in matched_gt:
+        self.fn[c] += 1
+    for p, c in pred_class.items():
+      if p in matched_pred:
         continue
-      self.fn[semantic(g)] += 1
-    for p in pred_area:
-      if p == void_id or p in matched_pred:
-        continue
-      ignored = intersections.get((void_id, p), 0)
-      crowd = crowd_by_class.get(semantic(p))
+      ignored = intersections.get((VOID_SEGMENT, p), 0)
+      crowd = crowd_of_class.get(c)
       if crowd is not None:
         ignored += intersections.get((crowd, p), 0)
       if ignored / pred_area[p] > 0.5:
         continue
-      self.fp[semantic(p)] += 1
+      self.fp[c] += 1
+
+  def _check_class(self, segment, class_id, role):
+    """class_id as an int, checked to be a scored class."""
+    if segment == VOID_SEGMENT:
+      raise ValueError(f'{role} segment id 0 is reserved for void pixels.')
+    class_id = int(class_id)
+    if (not 0 <= class_id < self.num_classes or
+        class_id == self.label_spec.ignore_label):
+      raise ValueError(f'{role} segment {segment} has class {class_id}, '
+                       f'not a class in 0..{self.num_classes - 1} (nor the '
+                       f'ignore label {self.label_spec.ignore_label}).')
+    return class_id
 
   def result(self):
     """Returns a dict of PQ/SQ/RQ for all, things and stuff, and per class.
