@@ -55,6 +55,10 @@ def _descriptor(categories, json_path):
   them (cityscapesScripts writes them, with train ids as ids); the built-in
   Cityscapes table otherwise.
 
+  The label id of each train id (`original_category_ids`, what the official
+  evaluations read) is the built-in table's when the JSON has its 19
+  classes; other class counts have no known label ids and get none.
+
   Raises:
     ValueError: categories whose ids are not the train ids 0..N-1.
   """
@@ -75,4 +79,6 @@ def _descriptor(categories, json_path):
       class_names=tuple(c.get('name', str(c['id'])) for c in ordered),
       colormap=tuple(tuple(c['color']) if 'color' in c else
                      builtin.colormap[c['id']] if c['id'] < builtin.num_classes
-                     else (0, 0, 0) for c in ordered))
+                     else (0, 0, 0) for c in ordered),
+      original_category_ids=(builtin.original_category_ids
+                             if len(ordered) == builtin.num_classes else ()))

@@ -38,7 +38,9 @@ def descriptor_from_categories(name, categories, ignore_label=0,
   As deeplab2 numbers COCO: class 0 is void, then the categories in
   increasing id order get 1, 2, ...; `isthing` marks the thing classes.
   Colours come from the categories' `color` when present, else a fixed
-  palette. `label_divisor` None is default_label_divisor(name).
+  palette. `label_divisor` None is default_label_divisor(name). The
+  descriptor keeps each class's category id (`original_category_ids`; void
+  has none), for writing predictions in the dataset's own ids.
 
   Raises:
     ValueError: no categories, duplicate ids, or a missing name.
@@ -68,7 +70,8 @@ def descriptor_from_categories(name, categories, ignore_label=0,
       thing_class_ids=tuple(i + 1 for i, c in enumerate(ordered)
                             if c.get('isthing', 0)),
       class_names=('void',) + tuple(c['name'] for c in ordered),
-      colormap=((0, 0, 0),) + tuple(colors))
+      colormap=((0, 0, 0),) + tuple(colors),
+      original_category_ids=(None,) + tuple(ids))
   category_map = panoptic_format.CategoryMap(
       {c['id']: i + 1 for i, c in enumerate(ordered)}, descriptor.label_spec)
   return descriptor, category_map

@@ -7,6 +7,7 @@ either.
 
 import dataclasses
 import json
+import operator
 import os
 
 from deeplab2 import label_spec as label_spec_lib
@@ -29,16 +30,43 @@ class DatasetDescriptor(label_spec_lib.LabelSpec):
   Attributes:
     name: dataset name (keyword only).
     splits_to_sizes: number of images per split (keyword only).
+    original_category_ids: the dataset's own category id of each class, as
+      its official files and evaluation tools use it (keyword only): one int
+      >= 0 or None (a class without one, as COCO's void class 0) per class
+      index; () (the default) means each class index is its own id. For
+      Cityscapes the label ids (car: train id 13, label id 26), for COCO the
+      category ids (class 1: person, id 1; class 133: id 200).
+
+  Raises:
+    ValueError: a LabelSpec error, or original_category_ids of the wrong
+      length, not ints, or listing an id twice (the message names the
+      dataset).
   """
   name: str = dataclasses.field(kw_only=True)
   splits_to_sizes: dict = dataclasses.field(default_factory=dict,
                                             kw_only=True)
+  original_category_ids: tuple = dataclasses.field(default=(), kw_only=True)
 
   def __post_init__(self):
     try:
       super().__post_init__()
+      ids = _original_ids(self.original_category_ids, self.num_classes)
     except ValueError as e:
       raise ValueError(f'Dataset "{self.name}": {e}') from None
+    object.__setattr__(self, 'original_category_ids', ids)
+
+  def original_category_id(self, class_id: int) -> int | None:
+    """The dataset's own id of class `class_id` (None: the class has none).
+
+    Raises:
+      ValueError: class_id outside 0..num_classes-1.
+    """
+    if not 0 <= class_id < self.num_classes:
+      raise ValueError(f'class {class_id} is outside '
+                       f'0..{self.num_classes - 1}.')
+    if not self.original_category_ids:
+      return class_id
+    return self.original_category_ids[class_id]
 
   @property
   def label_spec(self) -> label_spec_lib.LabelSpec:
@@ -48,7 +76,8 @@ class DatasetDescriptor(label_spec_lib.LabelSpec):
         for f in dataclasses.fields(label_spec_lib.LabelSpec)})
 
   def to_json_dict(self):
-    return {
+    """The JSON object of the descriptor (as write_json writes it)."""
+    data = {
         'name': self.name,
         'num_classes': self.num_classes,
         'ignore_label': self.ignore_label,
@@ -58,6 +87,12 @@ class DatasetDescriptor(label_spec_lib.LabelSpec):
         'colormap': [list(c) for c in self.colormap],
         'splits_to_sizes': dict(self.splits_to_sizes),
     }
+    # Left out when read_json gets it back anyway (_implied_original_ids):
+    # the JSON of the built-ins and of their conversions keeps its bytes,
+    # and files written before the field existed read the same.
+    if self.original_category_ids != _implied_original_ids(self):
+      data['original_category_ids'] = list(self.original_category_ids)
+    return data
 
   def write_json(self, path):
     """Writes the descriptor to `path` (via a temporary name, then rename)."""
@@ -67,8 +102,54 @@ class DatasetDescriptor(label_spec_lib.LabelSpec):
     os.replace(tmp_path, path)
 
 
+def _original_ids(ids, num_classes):
+  """`ids` as a tuple of ints and Nones, checked against num_classes."""
+  checked = []
+  for value in ids:
+    i = value
+    if value is not None:
+      try:
+        i = operator.index(value)
+      except TypeError:
+        i = -1
+      if i < 0:
+        raise ValueError('original category ids must be integers >= 0 or '
+                         f'None, got {value!r}.')
+    checked.append(i)
+  ids = tuple(checked)
+  if ids and len(ids) != num_classes:
+    raise ValueError(f'{len(ids)} original category ids for '
+                     f'num_classes={num_classes}.')
+  given = [i for i in ids if i is not None]
+  twice = sorted({i for i in given if given.count(i) > 1})
+  if twice:
+    raise ValueError(f'original category ids {twice} are listed twice.')
+  return ids
+
+
+def _implied_original_ids(descriptor):
+  """The original ids a descriptor JSON without them stands for.
+
+  A file without the field that is named like a built-in dataset and has its
+  labels (the descriptors converters wrote before the field existed, and the
+  built-ins' own JSON) takes the built-in's ids; any other file has none.
+  """
+  if descriptor.name not in DATASETS:
+    return ()
+  builtin = DATASETS.get(descriptor.name)
+  if (descriptor.num_classes != builtin.num_classes or
+      descriptor.label_differences(builtin)):
+    return ()
+  return builtin.original_category_ids
+
+
 def read_json(path):
-  """Reads a descriptor JSON; errors name the file and the field."""
+  """Reads a descriptor JSON; errors name the file and the field.
+
+  A file without `original_category_ids` (older files too) gets the
+  built-in dataset's when it is named like one and has its labels, else ()
+  (see _implied_original_ids).
+  """
   try:
     with open(path) as f:
       data = json.load(f)
@@ -80,7 +161,7 @@ def read_json(path):
   if missing:
     raise ValueError(f'Dataset descriptor {path} lacks {", ".join(missing)}.')
   try:
-    return DatasetDescriptor(
+    descriptor = DatasetDescriptor(
         name=data['name'],
         num_classes=int(data['num_classes']),
         ignore_label=int(data['ignore_label']),
@@ -88,9 +169,14 @@ def read_json(path):
         thing_class_ids=tuple(int(c) for c in data['thing_class_ids']),
         class_names=tuple(data['class_names']),
         colormap=tuple(tuple(int(v) for v in c) for c in data['colormap']),
-        splits_to_sizes=dict(data.get('splits_to_sizes', {})))
-  except ValueError as e:
+        splits_to_sizes=dict(data.get('splits_to_sizes', {})),
+        original_category_ids=tuple(data.get('original_category_ids', ())))
+    if 'original_category_ids' not in data:
+      descriptor = dataclasses.replace(
+          descriptor, original_category_ids=_implied_original_ids(descriptor))
+  except (ValueError, TypeError) as e:
     raise ValueError(f'Dataset descriptor {path}: {e}') from e
+  return descriptor
 
 
 def get_descriptor(dataset, base_dir=None):
@@ -128,7 +214,10 @@ DATASETS.register('cityscapes_panoptic', DatasetDescriptor(
               (107, 142, 35), (152, 251, 152), (70, 130, 180), (220, 20, 60),
               (255, 0, 0), (0, 0, 142), (0, 0, 70), (0, 60, 100),
               (0, 80, 100), (0, 0, 230), (119, 11, 32)),
-    splits_to_sizes={'train': 2975, 'val': 500, 'test': 1525}))
+    splits_to_sizes={'train': 2975, 'val': 500, 'test': 1525},
+    # The label ids of cityscapesScripts' helpers/labels.py, by train id.
+    original_category_ids=(7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25,
+                           26, 27, 28, 31, 32, 33)))
 
 # The built-in procedural dataset of deeplab2.data.synthetic.
 DATASETS.register('synthetic_panoptic', DatasetDescriptor(
@@ -162,7 +251,8 @@ def _coco_panoptic():
                             if c['isthing']),
       class_names=('void',) + tuple(c['name'] for c in categories),
       colormap=((0, 0, 0),) + tuple(tuple(c['color']) for c in categories),
-      splits_to_sizes={'train': 118287, 'val': 5000})
+      splits_to_sizes={'train': 118287, 'val': 5000},
+      original_category_ids=(None,) + tuple(c['id'] for c in categories))
 
 
 DATASETS.register('coco_panoptic', _coco_panoptic())
