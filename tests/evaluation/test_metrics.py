@@ -114,3 +114,13 @@ def test_mean_iou():
   assert result['per_class_iou'][0] == pytest.approx(3 / 4)
   assert result['per_class_iou'][1] == pytest.approx(3 / 4)
   assert result['miou'] == pytest.approx(0.75)
+
+
+def test_a_void_prediction_misses_the_true_class_and_adds_no_false_positive():
+  """As cityscapesScripts counts it: no class's IoU gains a false positive."""
+  gt = np.array([[0, 0, 1, 1]])
+  pred = np.array([[0, IGNORE, 1, 1]])
+  metric = mean_iou.MeanIoU(num_classes=2, ignore_label=IGNORE)
+  metric.update(gt, pred)
+  result = metric.result()
+  assert result['per_class_iou'] == {0: pytest.approx(1 / 2), 1: 1.0}
