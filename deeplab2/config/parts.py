@@ -68,6 +68,9 @@ class EvalSchedule:
     num_vis_samples: eval images drawn into TensorBoard at each evaluation.
     eval_scales: input scales of test-time augmentation ((1.0,): none).
     add_flipped_images: test-time augmentation also runs mirrored inputs.
+    save_predictions: each evaluation writes its predictions in the
+      official formats, into predictions-<step> under save_dir.
+    save_dir: where prediction folders go; '' is model_dir/eval.
   """
   eval_steps: int
   eval_interval: int
@@ -75,6 +78,8 @@ class EvalSchedule:
   num_vis_samples: int = 0
   eval_scales: tuple = (1.0,)
   add_flipped_images: bool = False
+  save_predictions: bool = False
+  save_dir: str = ''
 
 
 @dataclasses.dataclass(frozen=True)
@@ -294,7 +299,9 @@ class ExperimentParts:
                         else timeout,
                         num_vis_samples=evaluator.num_vis_samples,
                         eval_scales=tuple(evaluator.eval_scales) or (1.0,),
-                        add_flipped_images=evaluator.add_flipped_images)
+                        add_flipped_images=evaluator.add_flipped_images,
+                        save_predictions=evaluator.save_predictions,
+                        save_dir=evaluator.override_save_dir)
 
   @property
   def seed(self):

@@ -62,7 +62,9 @@ def _always(value):
 
 _E = 'deeplab2.EvaluatorOptions'
 _D = 'deeplab2.DatasetOptions'
-_NO_FILES = 'evaluation writes no prediction files yet; ignored'
+_NO_RAW_FILES = ('deeplab2\'s raw prediction files are not written; '
+                 'save_predictions writes the official formats (COCO '
+                 'panoptic, cityscapesScripts); ignored')
 
 # Fields that are not simply read. Every other field of the schema is READ;
 # tests/config/test_field_use.py checks that parts.py reads each of them.
@@ -90,14 +92,15 @@ FIELD_USE = {
     'deeplab2.ModelOptions.motion_deeplab': FieldUse(
         NOT_IMPLEMENTED, _always,
         'this package builds Panoptic-DeepLab; set panoptic_deeplab'),
-    f'{_E}.save_predictions': FieldUse(NO_MEANING_HERE, _true, _NO_FILES),
-    f'{_E}.save_raw_predictions': FieldUse(NO_MEANING_HERE, _true, _NO_FILES),
-    f'{_E}.raw_panoptic_format': FieldUse(NO_MEANING_HERE, _always, _NO_FILES),
+    f'{_E}.save_raw_predictions': FieldUse(NO_MEANING_HERE, _true,
+                                           _NO_RAW_FILES),
+    f'{_E}.raw_panoptic_format': FieldUse(NO_MEANING_HERE, _always,
+                                          _NO_RAW_FILES),
     f'{_E}.convert_raw_to_eval_ids': FieldUse(NO_MEANING_HERE, _always,
-                                              _NO_FILES),
-    f'{_E}.override_save_dir': FieldUse(NO_MEANING_HERE, _always, _NO_FILES),
+                                              _NO_RAW_FILES),
     f'{_E}.detailed_ap_metrics': FieldUse(
-        NO_MEANING_HERE, _true, 'mask AP is not computed yet; ignored'),
+        NO_MEANING_HERE, _true, 'mask AP always reports AP, AP50, AP75 and '
+        'AP small / medium / large; ignored'),
     f'{_E}.use_tf_function': FieldUse(
         NO_MEANING_HERE, lambda value: not value,
         'evaluation always runs in a tf.function here; ignored'),

@@ -9,7 +9,8 @@ _GROUPS = (('All', 'all'), ('Things', 'things'), ('Stuff', 'stuff'))
 
 
 def _percent(value):
-  return '-' if value is None else f'{100 * value:.2f}'
+  # COCO's AP is -1 where it is undefined (a class without ground truth).
+  return '-' if value is None or value < 0 else f'{100 * value:.2f}'
 
 
 def _count(value):
@@ -23,7 +24,7 @@ def format_table(metrics: Mapping, class_names: Mapping) -> str:
     metrics: PanopticQuality.result()'s keys (pq_all, ..., num_classes_all,
       ..., per_class {class: {pq, sq, rq, tp, fp, fn}}); optionally
       per_class_iou {class: IoU} and miou (an IoU column), per_class_ap
-      {class: AP} and map (an AP column).
+      {class: AP} and ap (an AP column; COCO's -1, undefined, shows '-').
     class_names: {class: name} for the per_class keys, or a sequence of
       names indexed by class (LabelSpec.class_names); a class without a
       name shows its key.
@@ -58,7 +59,7 @@ def format_table(metrics: Mapping, class_names: Mapping) -> str:
              [_percent(values.get(c)) for values in columns.values()])
     lines.append(row(c, names[c], cells))
   lines.append('-' * len(lines[0]))
-  summary = {'IoU': metrics.get('miou'), 'AP': metrics.get('map')}
+  summary = {'IoU': metrics.get('miou'), 'AP': metrics.get('ap')}
   lines.append(row('', '', ['PQ', 'SQ', 'RQ', 'N'] + list(columns)))
   for title, group in _GROUPS:
     cells = ([_percent(metrics.get(f'{k}_{group}')) for k in ('pq', 'sq', 'rq')]

@@ -143,3 +143,69 @@ def sum_over_workers(strategy, arrays):
     result[n] = total[offset:offset + size].reshape(shape)
     offset += size
   return result
+
+
+def worker_index(strategy):
+  """This host's index 0..num_workers-1 (the chief, if any, is 0)."""
+  if num_workers(strategy) == 1:
+    return 0
+  resolver = strategy.cluster_resolver
+  if resolver.task_type == 'chief':
+    return 0
+  has_chief = 'chief' in resolver.cluster_spec().as_dict()
+  return (resolver.task_id or 0) + int(has_chief)
+
+
+def _to_int64(array):
+  array = np.asarray(array)
+  if array.dtype == np.float64:
+    return array.view(np.int64)   # bits travel unchanged: + 0 is exact
+  if array.dtype.kind in 'biu':
+    return array.astype(np.int64)
+  raise TypeError(f'Cannot gather arrays of {array.dtype}.')
+
+
+def _from_int64(array, dtype):
+  if dtype == np.float64:
+    return array.view(np.float64)
+  return array.astype(dtype)
+
+
+def gather_over_workers(strategy, arrays):
+  """Every host's dict of row tables, on every host.
+
+  Args:
+    strategy: the tf.distribute strategy (each host must call this).
+    arrays: dict of NumPy arrays of bool, integer or float64 dtype, rows
+      on axis 0 (any number of rows; the same keys, dtypes and trailing
+      shapes on every host).
+
+  Returns:
+    A list over hosts (worker_index order) of dicts like `arrays`; on one
+    host, [arrays].
+  """
+  count = num_workers(strategy)
+  if count == 1:
+    return [arrays]
+  names = sorted(arrays)
+  me = worker_index(strategy)
+  rows = np.zeros((count, len(names)), np.int64)
+  rows[me] = [len(arrays[name]) for name in names]
+  rows = sum_over_workers(strategy, {'rows': rows})['rows']
+  slots = {}
+  for j, name in enumerate(names):
+    local = _to_int64(arrays[name])
+    table = np.zeros((int(rows[:, j].sum()),) + local.shape[1:], np.int64)
+    start = int(rows[:me, j].sum())
+    table[start:start + len(local)] = local
+    slots[name] = table
+  slots = sum_over_workers(strategy, slots)
+  gathered = []
+  for worker in range(count):
+    part = {}
+    for j, name in enumerate(names):
+      start = int(rows[:worker, j].sum())
+      part[name] = _from_int64(slots[name][start:start + rows[worker, j]],
+                               np.asarray(arrays[name]).dtype)
+    gathered.append(part)
+  return gathered

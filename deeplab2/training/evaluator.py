@@ -5,8 +5,8 @@ import numpy as np
 import tensorflow as tf
 
 from deeplab2 import common
-from deeplab2.evaluation import mean_iou
-from deeplab2.evaluation import panoptic_quality
+from deeplab2.evaluation import mask_ap
+from deeplab2.evaluation import metric_set
 from deeplab2.modeling import test_time_augmentation
 from deeplab2.training import distribution
 from deeplab2.utils import resize
@@ -48,6 +48,9 @@ class Evaluator:
     # [{name: uint8 [H, W, 3]}] of the last evaluation: input, panoptic
     # prediction, center heatmap and offsets (colour wheel).
     self.samples = []
+    # Callables write(filename, panoptic, semantic, instance_scores),
+    # called with each scored image (this host's).
+    self.prediction_writers = []
     self._predict = tf.function(self._predict_impl)
     self._post_process = tf.function(post_processor.__call__,
                                      reduce_retracing=True)
@@ -68,9 +71,8 @@ class Evaluator:
     return [{k: np.asarray(v[i]) for k, v in local.items()}
             for i in range(count)]
 
-  def _score(self, outputs, batch, pq, miou):
+  def _score(self, outputs, batch, metrics):
     """Scores the valid images of one replica's batch; returns their count."""
-    spec = self.label_spec
     labels = batch[common.PANOPTIC_LABEL]
     valid = batch.get(common.IS_VALID,
                       np.ones(len(labels), bool))
@@ -84,14 +86,20 @@ class Evaluator:
       label = labels[i, :label_height, :label_width]
       panoptic = predictions[common.PRED_PANOPTIC]
       semantic = predictions[common.PRED_SEMANTIC]
+      scores = segment_scores(predictions)
       if (label_height, label_width) != (height, width):
         # The input was resized to a range: predictions go back to the
         # original label's size (nearest, align corners), as deeplab2.
         size = tf.constant([label_height, label_width], tf.int32)
         panoptic = resize.resize_nearest(panoptic[..., None], size)[..., 0]
         semantic = resize.resize_nearest(semantic[..., None], size)[..., 0]
-      pq.update(label, panoptic.numpy()[0])
-      miou.update(spec.semantic_label(label), semantic.numpy()[0])
+      panoptic = panoptic.numpy()[0]
+      semantic = semantic.numpy()[0]
+      metrics.update(label, panoptic, semantic, scores)
+      for write in self.prediction_writers:
+        filename = batch[common.FILENAME][i]
+        write(filename.decode() if isinstance(filename, bytes)
+              else str(filename), panoptic, semantic, scores)
       count += 1
       if len(self.samples) < self.num_vis_samples:
         self.samples.append(self._pictures(
@@ -124,9 +132,8 @@ class Evaluator:
       dict of metrics: pq/sq/rq for all/things/stuff, miou, per-class
       values and num_images (the same on every host).
     """
-    spec = self.label_spec
-    pq = panoptic_quality.PanopticQuality(spec)
-    miou = mean_iou.MeanIoU(spec.num_classes, spec.ignore_label)
+    metrics = metric_set.MetricSet(
+        self.label_spec, getattr(self.model, 'has_instance_branch', True))
     num_images = 0
     self.samples = []
     for step, batch in enumerate(dataset):
@@ -136,21 +143,50 @@ class Evaluator:
       outputs = self._predict(batch[common.IMAGE])
       for replica_outputs, replica_batch in zip(
           self._per_replica(outputs), self._per_replica(batch)):
-        num_images += self._score(replica_outputs, replica_batch, pq, miou)
+        num_images += self._score(replica_outputs, replica_batch, metrics)
     if distribution.num_workers(self.strategy) > 1:
-      local = {'num_images': np.array([num_images], np.int64),
-               **{f'pq/{k}': v for k, v in pq.state().items()},
-               **{f'miou/{k}': v for k, v in miou.state().items()}}
-      total = distribution.sum_over_workers(self.strategy, local)
-      pq = panoptic_quality.PanopticQuality(spec)
-      miou = mean_iou.MeanIoU(spec.num_classes, spec.ignore_label)
-      pq.add_state({k[3:]: v for k, v in total.items() if k.startswith('pq/')})
-      miou.add_state({k[5:]: v for k, v in total.items()
-                      if k.startswith('miou/')})
-      num_images = int(total['num_images'][0])
+      num_images = _merge_workers(self.strategy, metrics, num_images)
     if num_images == 0:
       raise ValueError('The eval dataset produced no images.')
-    metrics = pq.result()
-    metrics.update(miou.result())
-    metrics['num_images'] = num_images
-    return metrics
+    result = metrics.result()
+    result['num_images'] = num_images
+    return result
+
+
+def segment_scores(predictions):
+  """{panoptic id: instance score} of one post-processed image.
+
+  Args:
+    predictions: the post-processor's outputs for a batch of one image:
+      panoptic_pred and instance_pred int32 [1, H, W], instance_scores
+      float32 [1, K] (instance k + 1's score at index k).
+
+  Returns:
+    dict of the predicted thing segments' scores ({} without instances).
+  """
+  if common.PRED_INSTANCE_SCORES not in predictions:
+    return {}
+  instance = np.asarray(predictions[common.PRED_INSTANCE])[0]
+  panoptic = np.asarray(predictions[common.PRED_PANOPTIC])[0]
+  scores = np.asarray(predictions[common.PRED_INSTANCE_SCORES])[0]
+  on_instance = instance > 0
+  # Each instance is one panoptic segment after the merge.
+  pairs = np.unique(np.stack([panoptic[on_instance], instance[on_instance]]),
+                    axis=1)
+  return {int(segment): float(scores[index - 1])
+          for segment, index in pairs.T}
+
+
+def _merge_workers(strategy, metrics, num_images):
+  """Sums the hosts' statistics into `metrics`; returns the image count."""
+  local = {'num_images': np.array([num_images], np.int64),
+           **metrics.summable_state()}
+  total = distribution.sum_over_workers(strategy, local)
+  metrics.set_summed_state(total)
+  if metrics.mask_ap is not None:
+    parts = distribution.gather_over_workers(strategy,
+                                             metrics.mask_ap.state())
+    metrics.mask_ap = mask_ap.MaskAP(metrics.label_spec)
+    for part in parts:
+      metrics.mask_ap.add_state(part)
+  return int(total['num_images'][0])

@@ -5,6 +5,7 @@ continuous_eval, with checkpoints, summaries and metric files in model_dir.
 import json
 import logging
 import os
+import shutil
 import tempfile
 import time
 
@@ -13,6 +14,8 @@ import tensorflow as tf
 
 from deeplab2 import config as config_lib
 from deeplab2.data import input_pipeline
+from deeplab2.evaluation import prediction_files
+from deeplab2.evaluation import report
 from deeplab2.modeling import weights
 from deeplab2.training import distribution
 from deeplab2.training import evaluator as evaluator_lib
@@ -37,6 +40,27 @@ def _format_duration(seconds):
 
 def metrics_path(model_dir, step):
   return os.path.join(model_dir, 'eval', f'metrics-{step:08d}.json')
+
+
+def predictions_path(model_dir, step, save_dir=''):
+  """The folder of one evaluation's prediction files."""
+  return os.path.join(save_dir or os.path.join(model_dir, 'eval'),
+                      f'predictions-{step:08d}')
+
+
+def prediction_writer(folder, descriptor):
+  """(writer, add) for the eval dataset's official format: the three
+  cityscapesScripts formats for Cityscapes, COCO panoptic otherwise.
+  add(filename, panoptic, semantic, instance_scores) writes one image."""
+  if descriptor.name == 'cityscapes_panoptic':
+    writer = prediction_files.CityscapesWriter(folder, descriptor)
+    return writer, writer.add
+  writer = prediction_files.CocoPanopticWriter(folder, descriptor)
+
+  def add(filename, panoptic, semantic, instance_scores):
+    del semantic, instance_scores   # COCO panoptic holds neither.
+    writer.add(filename, panoptic)
+  return writer, add
 
 
 def write_metrics(model_dir, step, metrics):
@@ -144,9 +168,23 @@ class Experiment:
           eval_scales=self.eval_schedule.eval_scales,
           add_flipped_images=self.eval_schedule.add_flipped_images)
     start = time.time()
-    metrics = self._evaluator.evaluate(self._dataset('eval'),
-                                       self.eval_schedule.eval_steps)
     step = self.global_step
+    writer = None
+    if self.eval_schedule.save_predictions:
+      writer, self._evaluator.prediction_writers = self._prediction_writer(
+          step)
+    try:
+      metrics = self._evaluator.evaluate(self._dataset('eval'),
+                                         self.eval_schedule.eval_steps)
+    except BaseException:
+      if writer is not None:
+        writer.discard()
+      raise
+    finally:
+      self._evaluator.prediction_writers = []
+    if writer is not None:
+      _log.info('predictions written to %s', writer.folder)
+      writer.close()
     path = None
     if self.is_chief:
       path = write_metrics(self.model_dir, step, metrics)
@@ -164,9 +202,28 @@ class Experiment:
               metrics['num_images'], time.time() - start, metrics['pq_all'],
               metrics['pq_things'], metrics['pq_stuff'], metrics['sq_all'],
               metrics['rq_all'], metrics['miou'])
+    descriptor = self.parts.descriptor('eval')
+    _log.info('per class:\n%s', report.format_table(metrics,
+                                                     descriptor.class_names))
+    if 'ap' in metrics:
+      _log.info('mask AP %.4f AP50 %.4f AP75 %.4f (small %.4f, medium %.4f, '
+                'large %.4f)', metrics['ap'], metrics['ap50'],
+                metrics['ap75'], metrics['ap_small'], metrics['ap_medium'],
+                metrics['ap_large'])
     if self.is_chief:
       _log.info('metrics written to %s', path)
     return metrics, path
+
+  def _prediction_writer(self, step):
+    """A fresh folder of prediction files for the evaluation at `step`
+    (an older one of the same step is replaced once this one is whole)."""
+    folder = predictions_path(self.model_dir, step,
+                              self.eval_schedule.save_dir)
+    os.makedirs(os.path.dirname(folder), exist_ok=True)
+    partial = tempfile.mkdtemp(prefix=os.path.basename(folder) + '.tmp-',
+                               dir=os.path.dirname(folder))
+    writer, add = prediction_writer(partial, self.parts.descriptor('eval'))
+    return _FolderSwap(writer, partial, folder), [add]
 
   def train(self, until_step):
     """Trains from the current step up to `until_step`, saving checkpoints."""
@@ -228,6 +285,30 @@ class Experiment:
       tf.io.gfile.rmtree(self._checkpoint_dir)
 
 
+class _FolderSwap:
+  """Closes a writer of a temporary folder, then moves the folder to its
+  final name (replacing an older one)."""
+
+  def __init__(self, writer, partial, folder):
+    self._writer = writer
+    self._partial = partial
+    self.folder = folder
+
+  def discard(self):
+    shutil.rmtree(self._partial, ignore_errors=True)
+
+  def close(self):
+    self._writer.close()
+    if os.path.isdir(self.folder):
+      old = tempfile.mkdtemp(prefix=os.path.basename(self.folder) + '.old-',
+                             dir=os.path.dirname(self.folder))
+      os.replace(self.folder, os.path.join(old, 'replaced'))
+      os.replace(self._partial, self.folder)
+      shutil.rmtree(old)
+    else:
+      os.replace(self._partial, self.folder)
+
+
 def check_mode(mode, strategy):
   """Raises ValueError for a mode unknown or impossible under `strategy`."""
   if mode not in MODES:
@@ -253,6 +334,12 @@ def run(mode, config_path, model_dir, strategy=None):
   strategy = strategy or create_strategy()
   check_mode(mode, strategy)
   experiment = Experiment(config_path, model_dir, strategy)
+  if (mode != 'train' and experiment.eval_schedule.save_predictions and
+      distribution.num_workers(strategy) > 1):
+    # Each host scores its own images; one file set would need them all.
+    raise ValueError('evaluator_options.save_predictions writes files on '
+                     'one host: evaluate with it on one host (one or '
+                     'several GPUs), not under a multi-worker TF_CONFIG.')
   os.makedirs(model_dir, exist_ok=True)
   if mode == 'continuous_eval':
     return _continuous_eval(

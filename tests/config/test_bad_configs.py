@@ -159,18 +159,19 @@ def test_a_layer_multiplier_the_backbone_cannot_build_is_a_config_error(
 def test_set_fields_with_no_meaning_here_give_one_warning_line_each(
     tmp_path, caplog):
   text = _edit(SYNTHETIC_CONFIG, 'nms_kernel: 7',
-               'nms_kernel: 7\n  save_predictions: true\n'
+               'nms_kernel: 7\n  save_raw_predictions: true\n'
                '  merge_semantic_and_instance_with_tf_op: true')
   path = tmp_path / 'warn.textproto'
   path.write_text(text)
   with caplog.at_level(logging.WARNING, logger='deeplab2'):
     parts = config_lib.load_experiment(str(path))
   lines = text.splitlines()
-  save = lines.index('  save_predictions: true') + 1
+  save = lines.index('  save_raw_predictions: true') + 1
   merge = lines.index('  merge_semantic_and_instance_with_tf_op: true') + 1
   assert list(parts.warnings) == [
-      f'{path}:{save}: evaluator_options.save_predictions: evaluation writes '
-      'no prediction files yet; ignored',
+      f'{path}:{save}: evaluator_options.save_raw_predictions: deeplab2\'s '
+      'raw prediction files are not written; save_predictions writes the '
+      'official formats (COCO panoptic, cityscapesScripts); ignored',
       f'{path}:{merge}: evaluator_options.'
       'merge_semantic_and_instance_with_tf_op: there is no custom merge op '
       'here; the pure-TF merge runs (same result)']
@@ -188,10 +189,8 @@ def test_set_fields_asking_for_nothing_are_quiet(tmp_path):
   assert config_lib.load_experiment(str(path)).warnings == ()
 
 
-def test_shipped_coco_config_warns_about_save_predictions_only():
-  parts = config_lib.load_experiment(_COCO)
-  assert [w.split(': ')[1] for w in parts.warnings] == [
-      'evaluator_options.save_predictions']
+def test_shipped_coco_config_loads_without_warnings():
+  assert config_lib.load_experiment(_COCO).warnings == ()
 
 
 def test_train_prints_each_config_error_as_one_line(tmp_path):

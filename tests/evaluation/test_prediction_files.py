@@ -9,15 +9,10 @@ CityscapesWriter and scored by the three cityscapesScripts evaluations.
 """
 
 import dataclasses
-import glob
 import json
 import os
 
-from cityscapesscripts.evaluation import evalInstanceLevelSemanticLabeling
 from cityscapesscripts.evaluation import evalPanopticSemanticLabeling
-from cityscapesscripts.evaluation import evalPixelLevelSemanticLabeling
-from cityscapesscripts.helpers import labels
-from cityscapesscripts.preparation import createPanopticImgs
 import numpy as np
 from PIL import Image
 import pytest
@@ -27,18 +22,14 @@ from deeplab2.data import dataset_descriptor
 from deeplab2.evaluation import panoptic_quality
 from deeplab2.evaluation import prediction_files
 
+import cityscapes_official
+
 TESTDATA = os.path.join(os.path.dirname(os.path.dirname(__file__)),
                         'testdata')
-CITYSCAPES_SAMPLE = os.path.join(TESTDATA, 'cityscapes_sample', 'gtFine')
 COCO_SAMPLE = os.path.join(TESTDATA, 'coco_panoptic_sample')
-IMAGE_ID = 'dummy_000000_000000'
+IMAGE_ID = cityscapes_official.IMAGE_ID
 SHRINK = 4                      # 800 x 800 -> 200 x 200
 VOID = 255 * 1000
-
-
-def _rgb_to_id(rgb):
-  rgb = rgb.astype(np.int64)
-  return rgb[..., 0] + 256 * rgb[..., 1] + 256 * 256 * rgb[..., 2]
 
 
 def _cityscapes():
@@ -49,108 +40,13 @@ def _cityscapes():
 def cityscapes_gt(tmp_path_factory):
   """(root, panoptic): the gtFine files and the same labels as deeplab2
   panoptic ids (train ids, instances 1.., crowd = instance 0, void)."""
-  png = os.path.join(CITYSCAPES_SAMPLE, 'cityscapes_panoptic_dummy_trainId',
-                     f'{IMAGE_ID}_gtFine_panoptic.png')
-  # Segment ids of the sample are Cityscapes instanceIds (label id * 1000 +
-  # k, or the label id for stuff and crowd).
-  instance_ids = _rgb_to_id(np.array(Image.open(png)))[::SHRINK, ::SHRINK]
-  label_ids = np.where(instance_ids >= 1000, instance_ids // 1000,
-                       instance_ids)
   root = tmp_path_factory.mktemp('cityscapes')
-  city_dir = root / 'gtFine' / 'val' / 'dummy'
-  city_dir.mkdir(parents=True)
-  Image.fromarray(label_ids.astype(np.uint8)).save(
-      city_dir / f'{IMAGE_ID}_gtFine_labelIds.png')
-  Image.fromarray(instance_ids.astype(np.uint16)).save(
-      city_dir / f'{IMAGE_ID}_gtFine_instanceIds.png')
-  createPanopticImgs.convert2panoptic(str(root / 'gtFine'),
-                                      str(root / 'gtFine'), False, ['val'])
-
-  panoptic = np.full(instance_ids.shape, VOID, np.int64)
-  next_instance = {}
-  for segment_id in np.unique(instance_ids):
-    label = labels.id2label[int(label_ids[instance_ids == segment_id][0])]
-    if label.ignoreInEval:
-      continue
-    instance = 0
-    if segment_id >= 1000:
-      instance = next_instance.get(label.trainId, 1)
-      next_instance[label.trainId] = instance + 1
-    panoptic[instance_ids == segment_id] = label.trainId * 1000 + instance
-  return root, panoptic
+  return root, cityscapes_official.write_ground_truth(root, SHRINK)
 
 
 def _write(folder, panoptic, semantic=None, scores=None):
   with prediction_files.CityscapesWriter(str(folder), _cityscapes()) as writer:
     writer.add(f'{IMAGE_ID}_leftImg8bit.png', panoptic, semantic, scores)
-
-
-def _one_process(monkeypatch):
-  """Runs evaluatePanoptic's per-image code in this process: its pool of
-  one worker per core would fork the test process (TensorFlow and all)."""
-  pq = evalPanopticSemanticLabeling
-  monkeypatch.setattr(
-      pq, 'pq_compute_multi_core',
-      lambda matched, gt_folder, pred_folder, categories:
-      pq.pq_compute_single_core(0, matched, gt_folder, pred_folder,
-                                categories))
-
-
-def _in1d(values, test_values, assume_unique=False, invert=False):
-  return np.isin(np.ravel(values), test_values, assume_unique=assume_unique,
-                 invert=invert)
-
-
-def _write_json(data, path):
-  with open(path, 'w') as f:
-    json.dump(data, f, default=lambda o: o.item() if isinstance(
-        o, np.generic) else o.__dict__)
-
-
-def _evaluate(root, folder, tmp_path, monkeypatch):
-  """{'pq', 'miou', 'ap'} of the three official evaluations."""
-  if not hasattr(np, 'in1d'):
-    # cityscapesScripts 2.3.0 calls np.in1d, which NumPy 2.4 removed.
-    monkeypatch.setattr(np, 'in1d', _in1d, raising=False)
-  _one_process(monkeypatch)
-  gt_dir = root / 'gtFine'
-  panoptic = evalPanopticSemanticLabeling.evaluatePanoptic(
-      str(gt_dir / 'cityscapes_panoptic_val.json'),
-      str(gt_dir / 'cityscapes_panoptic_val'),
-      str(folder / 'panoptic.json'), str(folder / 'panoptic'),
-      str(tmp_path / 'pq.json'))
-
-  # The module-level `args` stand for the environment variables read at
-  # import (CITYSCAPES_DATASET, CITYSCAPES_RESULTS).
-  pixel = evalPixelLevelSemanticLabeling
-  monkeypatch.setattr(pixel.args, 'predictionPath', str(folder / 'semantic'))
-  monkeypatch.setattr(pixel.args, 'predictionWalk', None)
-  monkeypatch.setattr(pixel.args, 'JSONOutput', False)
-  monkeypatch.setattr(pixel.args, 'quiet', True)
-  gts = sorted(glob.glob(str(gt_dir / 'val' / '*' /
-                             '*_gtFine_labelIds.png')))
-  preds = [pixel.getPrediction(pixel.args, gt) for gt in gts]
-  semantic = pixel.evaluateImgLists(preds, gts, pixel.args)
-
-  instance = evalInstanceLevelSemanticLabeling
-  monkeypatch.setattr(instance.args, 'predictionPath',
-                      os.path.abspath(folder / 'instance'))
-  monkeypatch.setattr(instance.args, 'predictionWalk', None)
-  # Its ground-truth cache defaults to a file beside the installed script.
-  monkeypatch.setattr(instance.args, 'gtInstancesFile',
-                      str(tmp_path / 'gtInstances.json'))
-  monkeypatch.setattr(instance.args, 'JSONOutput', False)
-  monkeypatch.setattr(instance.args, 'quiet', True)
-  monkeypatch.chdir(tmp_path)          # It writes matches.json here,
-  # with NumPy 2's np.int64 counts that its JSON writer cannot take.
-  monkeypatch.setattr(instance, 'writeDict2JSON', _write_json)
-  gts = sorted(glob.glob(str(gt_dir / 'val' / '*' /
-                             '*_gtFine_instanceIds.png')))
-  preds = [instance.getPrediction(gt, instance.args) for gt in gts]
-  instances = instance.evaluateImgLists(preds, gts, instance.args)
-  return {'pq': panoptic['All']['pq'],
-          'miou': semantic['averageScoreClasses'],
-          'ap': instances['averages']['allAp']}
 
 
 def _numpy_miou(gt_semantic, pred_semantic, num_classes=19):
@@ -171,7 +67,7 @@ def test_perfect_cityscapes_predictions_score_one(cityscapes_gt, tmp_path,
   root, panoptic = cityscapes_gt
   folder = tmp_path / 'pred'
   _write(folder, panoptic)
-  scores = _evaluate(root, folder, tmp_path, monkeypatch)
+  scores = cityscapes_official.evaluate(root, folder, tmp_path, monkeypatch)
   assert scores == {'pq': 1.0, 'miou': 1.0, 'ap': 1.0}
 
 
@@ -192,7 +88,7 @@ def test_perturbed_cityscapes_predictions_score_as_numpy_says(
             if descriptor.is_thing(int(i) // 1000) and i % 1000}
   folder = tmp_path / 'pred'
   _write(folder, pred, semantic, scores)
-  result = _evaluate(root, folder, tmp_path, monkeypatch)
+  result = cityscapes_official.evaluate(root, folder, tmp_path, monkeypatch)
 
   assert result['miou'] == pytest.approx(
       _numpy_miou(descriptor.semantic_label(gt), semantic), rel=1e-12)
@@ -260,7 +156,7 @@ def _coco_gt():
 
 def _coco_panoptic(annotation, to_class, descriptor):
   """deeplab2 panoptic ids of a COCO annotation (crowd = instance 0)."""
-  ids = _rgb_to_id(np.array(Image.open(os.path.join(
+  ids = cityscapes_official.rgb_to_id(np.array(Image.open(os.path.join(
       COCO_SAMPLE, 'panoptic_examples', annotation['file_name']))))
   panoptic = np.zeros(ids.shape, np.int64)      # class 0: void
   count = {}
@@ -304,7 +200,7 @@ def test_coco_writer_keeps_segments_and_category_ids(tmp_path, renumber):
   assert len(data['annotations']) == len(expected)
   for annotation in data['annotations']:
     gt_ids, gt_segments = expected[annotation['image_id']]
-    written = _rgb_to_id(np.array(Image.open(
+    written = cityscapes_official.rgb_to_id(np.array(Image.open(
         folder / 'panoptic' / annotation['file_name'])))
     by_id = {s['id']: s for s in annotation['segments_info']}
     assert set(np.unique(written)) - {0} == set(by_id)
@@ -337,7 +233,7 @@ def test_coco_predictions_of_the_ground_truth_have_pq_one(tmp_path,
                         if a['image_id'] == image['id'])
       writer.add(image['file_name'],
                  _coco_panoptic(annotation, to_class, descriptor)[1])
-  _one_process(monkeypatch)
+  cityscapes_official.one_process(monkeypatch)
   result = evalPanopticSemanticLabeling.evaluatePanoptic(
       os.path.join(COCO_SAMPLE, 'panoptic_examples.json'),
       os.path.join(COCO_SAMPLE, 'panoptic_examples'),
@@ -366,7 +262,7 @@ def test_void_and_ignore_pixels_get_segment_id_zero():
        'bbox': [1, 1, 1, 1]}]
   rgb = segments.rgb()
   assert rgb.dtype == np.uint8 and rgb.shape == (2, 4, 3)
-  np.testing.assert_array_equal(_rgb_to_id(rgb), segments.index)
+  np.testing.assert_array_equal(cityscapes_official.rgb_to_id(rgb), segments.index)
 
 
 # The descriptor field the writers read.
