@@ -56,8 +56,9 @@ def _descriptor(categories, json_path):
   Cityscapes table otherwise.
 
   The label id of each train id (`original_category_ids`, what the official
-  evaluations read) is the built-in table's when the JSON has its 19
-  classes; other class counts have no known label ids and get none.
+  evaluations read) is the built-in table's when the JSON names its 19
+  classes in its order; other class lists have no known label ids and get
+  none.
 
   Raises:
     ValueError: categories whose ids are not the train ids 0..N-1.
@@ -80,5 +81,7 @@ def _descriptor(categories, json_path):
       colormap=tuple(tuple(c['color']) if 'color' in c else
                      builtin.colormap[c['id']] if c['id'] < builtin.num_classes
                      else (0, 0, 0) for c in ordered),
-      original_category_ids=(builtin.original_category_ids
-                             if len(ordered) == builtin.num_classes else ()))
+      original_category_ids=(
+          builtin.original_category_ids
+          if [c.get('name') for c in ordered] == list(builtin.class_names)
+          else ()))

@@ -517,3 +517,44 @@ class CityscapesWriter(_Writer):
         self._panoptic.close()
       self._closed = True
     return self.json_path
+
+
+def merge_folders(sources, destination):
+  """Moves the files of several writers' folders into one.
+
+  Each source is a closed writer's folder (e.g. one per host, each with its
+  own images). Files keep their paths relative to their folder; the
+  `panoptic.json` files become one, their annotations in source order.
+
+  Args:
+    sources: folders, each written by a CocoPanopticWriter or a
+      CityscapesWriter of the same descriptor.
+    destination: the merged folder (created; must not hold these files).
+
+  Raises:
+    FileExistsError: two sources hold a file of the same path (an image
+      written twice).
+  """
+  merged = None
+  os.makedirs(destination, exist_ok=True)
+  json_name = PANOPTIC + '.json'
+  for source in sources:
+    for parent, _, names in os.walk(source):
+      relative = os.path.relpath(parent, source)
+      os.makedirs(os.path.join(destination, relative), exist_ok=True)
+      for name in names:
+        path = os.path.join(parent, name)
+        if relative == '.' and name == json_name:
+          with open(path) as f:
+            data = json.load(f)
+          if merged is None:
+            merged = data
+          else:
+            merged['annotations'].extend(data['annotations'])
+          continue
+        target = os.path.join(destination, relative, name)
+        if os.path.exists(target):
+          raise FileExistsError(f'{target} is written by two folders.')
+        os.replace(path, target)
+  if merged is not None:
+    _save_text(json.dumps(merged), os.path.join(destination, json_name))

@@ -33,7 +33,8 @@ def scaled_size(size, scale):
     A list of two Python ints, or an int32 [2] tensor.
   """
   if isinstance(size, tf.Tensor):
-    return tf.cast((tf.cast(size, tf.float32) - 1.0) * scale + 1.0, tf.int32)
+    # float64, as Python computes the static case.
+    return tf.cast((tf.cast(size, tf.float64) - 1.0) * scale + 1.0, tf.int32)
   return [int((float(side) - 1.0) * scale + 1.0) for side in size]
 
 

@@ -209,3 +209,9 @@ def gather_over_workers(strategy, arrays):
                                np.asarray(arrays[name]).dtype)
     gathered.append(part)
   return gathered
+
+
+def barrier(strategy):
+  """Returns once every host has called it (at once on one host)."""
+  if num_workers(strategy) > 1:
+    sum_over_workers(strategy, {'barrier': np.zeros(1, np.int64)})

@@ -1,5 +1,6 @@
-"""Evaluation: model -> post-processing -> PQ / SQ / RQ and mIoU, exact
-under every tf.distribute strategy."""
+"""Evaluation: model (with test-time augmentation) -> post-processing ->
+PQ / SQ / RQ, mIoU and mask AP, the same under every tf.distribute strategy
+(mask AP up to the order of detections with exactly equal scores)."""
 
 import numpy as np
 import tensorflow as tf
@@ -96,10 +97,15 @@ class Evaluator:
       panoptic = panoptic.numpy()[0]
       semantic = semantic.numpy()[0]
       metrics.update(label, panoptic, semantic, scores)
-      for write in self.prediction_writers:
+      if self.prediction_writers:
         filename = batch[common.FILENAME][i]
-        write(filename.decode() if isinstance(filename, bytes)
-              else str(filename), panoptic, semantic, scores)
+        filename = (filename.decode() if isinstance(filename, bytes)
+                    else str(filename))
+        if not filename:
+          raise ValueError('An eval record has an empty image/filename: '
+                           'prediction files are named after it.')
+        for write in self.prediction_writers:
+          write(filename, panoptic, semantic, scores)
       count += 1
       if len(self.samples) < self.num_vis_samples:
         self.samples.append(self._pictures(
@@ -120,31 +126,49 @@ class Evaluator:
           outputs[common.PRED_OFFSET_MAP][0])
     return pictures
 
-  def evaluate(self, dataset, eval_steps=-1):
+  def evaluate(self, dataset, eval_steps=-1, finish_local=None):
     """Runs the dataset once (or its first `eval_steps` global batches).
 
     Args:
       dataset: a (distributed) dataset of eval batches, from
         input_pipeline.make_dataset.
       eval_steps: number of global batches, -1 for all.
+      finish_local: optional callable run on each host after it scored its
+        images and before the hosts' statistics are combined (e.g. closing
+        its prediction writer), so that when this returns every host has
+        run it.
 
     Returns:
       dict of metrics: pq/sq/rq for all/things/stuff, miou, per-class
-      values and num_images (the same on every host).
+      values, mask AP (with the instance branch) and num_images (the same
+      on every host).
+
+    Raises:
+      Whatever scoring raised on this host; on several hosts, the others
+      raise RuntimeError instead of waiting for it forever.
     """
     metrics = metric_set.MetricSet(
         self.label_spec, getattr(self.model, 'has_instance_branch', True))
     num_images = 0
     self.samples = []
-    for step, batch in enumerate(dataset):
-      if 0 <= eval_steps <= step:
-        break
-      # Images only: the labels' padded shapes must not retrace the model.
-      outputs = self._predict(batch[common.IMAGE])
-      for replica_outputs, replica_batch in zip(
-          self._per_replica(outputs), self._per_replica(batch)):
-        num_images += self._score(replica_outputs, replica_batch, metrics)
-    if distribution.num_workers(self.strategy) > 1:
+    several_hosts = distribution.num_workers(self.strategy) > 1
+    try:
+      for step, batch in enumerate(dataset):
+        if 0 <= eval_steps <= step:
+          break
+        # Images only: the labels' padded shapes must not retrace the model.
+        outputs = self._predict(batch[common.IMAGE])
+        for replica_outputs, replica_batch in zip(
+            self._per_replica(outputs), self._per_replica(batch)):
+          num_images += self._score(replica_outputs, replica_batch, metrics)
+      if finish_local is not None:
+        finish_local()
+    except Exception:  # pylint: disable=broad-except
+      if several_hosts:
+        # Tell the other hosts, which wait in the all-reduce, then raise.
+        _merge_workers(self.strategy, metrics, num_images, failed=True)
+      raise
+    if several_hosts:
       num_images = _merge_workers(self.strategy, metrics, num_images)
     if num_images == 0:
       raise ValueError('The eval dataset produced no images.')
@@ -177,11 +201,21 @@ def segment_scores(predictions):
           for segment, index in pairs.T}
 
 
-def _merge_workers(strategy, metrics, num_images):
-  """Sums the hosts' statistics into `metrics`; returns the image count."""
+def _merge_workers(strategy, metrics, num_images, failed=False):
+  """Sums the hosts' statistics into `metrics`; returns the image count.
+
+  Every host calls it once per evaluation, also a host whose scoring
+  failed (`failed`), so that no host waits forever; then all raise.
+  """
   local = {'num_images': np.array([num_images], np.int64),
+           'failed': np.array([int(failed)], np.int64),
            **metrics.summable_state()}
   total = distribution.sum_over_workers(strategy, local)
+  if total['failed'][0]:
+    if failed:
+      return 0
+    raise RuntimeError(f'{int(total["failed"][0])} other host(s) failed '
+                       'during evaluation; see their logs.')
   metrics.set_summed_state(total)
   if metrics.mask_ap is not None:
     parts = distribution.gather_over_workers(strategy,

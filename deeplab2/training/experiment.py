@@ -169,22 +169,27 @@ class Experiment:
           add_flipped_images=self.eval_schedule.add_flipped_images)
     start = time.time()
     step = self.global_step
-    writer = None
+    predictions = None
     if self.eval_schedule.save_predictions:
-      writer, self._evaluator.prediction_writers = self._prediction_writer(
-          step)
+      predictions = _PredictionFiles(
+          self.strategy, predictions_path(self.model_dir, step,
+                                          self.eval_schedule.save_dir),
+          self.parts.descriptor('eval'))
+      self._evaluator.prediction_writers = [predictions.add]
     try:
-      metrics = self._evaluator.evaluate(self._dataset('eval'),
-                                         self.eval_schedule.eval_steps)
+      metrics = self._evaluator.evaluate(
+          self._dataset('eval'), self.eval_schedule.eval_steps,
+          finish_local=predictions.close_local if predictions else None)
     except BaseException:
-      if writer is not None:
-        writer.discard()
+      if predictions is not None:
+        predictions.discard()
       raise
     finally:
       self._evaluator.prediction_writers = []
-    if writer is not None:
-      _log.info('predictions written to %s', writer.folder)
-      writer.close()
+    if predictions is not None:
+      folder = predictions.publish()
+      if folder:
+        _log.info('predictions written to %s', folder)
     path = None
     if self.is_chief:
       path = write_metrics(self.model_dir, step, metrics)
@@ -213,17 +218,6 @@ class Experiment:
     if self.is_chief:
       _log.info('metrics written to %s', path)
     return metrics, path
-
-  def _prediction_writer(self, step):
-    """A fresh folder of prediction files for the evaluation at `step`
-    (an older one of the same step is replaced once this one is whole)."""
-    folder = predictions_path(self.model_dir, step,
-                              self.eval_schedule.save_dir)
-    os.makedirs(os.path.dirname(folder), exist_ok=True)
-    partial = tempfile.mkdtemp(prefix=os.path.basename(folder) + '.tmp-',
-                               dir=os.path.dirname(folder))
-    writer, add = prediction_writer(partial, self.parts.descriptor('eval'))
-    return _FolderSwap(writer, partial, folder), [add]
 
   def train(self, until_step):
     """Trains from the current step up to `until_step`, saving checkpoints."""
@@ -285,28 +279,50 @@ class Experiment:
       tf.io.gfile.rmtree(self._checkpoint_dir)
 
 
-class _FolderSwap:
-  """Closes a writer of a temporary folder, then moves the folder to its
-  final name (replacing an older one)."""
+class _PredictionFiles:
+  """One evaluation's prediction files, written by every host.
 
-  def __init__(self, writer, partial, folder):
-    self._writer = writer
-    self._partial = partial
-    self.folder = folder
+  Each host writes its own images into `<folder>.partial/host-<i>/`. Once
+  every host has closed its writer (the evaluation's cross-host sum comes
+  after that), the chief merges them into `<folder>`, or, when an earlier
+  evaluation of the same step left that, into `<folder>-2`, `-3`, ...:
+  nothing is replaced, and a folder appears only when it is whole.
+  """
+
+  def __init__(self, strategy, folder, descriptor):
+    self._is_chief = distribution.is_chief(strategy)
+    self._folder = folder
+    self._partial = folder + '.partial'
+    if self._is_chief and os.path.exists(self._partial):
+      shutil.rmtree(self._partial)     # left by an interrupted evaluation
+    distribution.barrier(strategy)     # ... before any host writes into it
+    self._host_dir = os.path.join(
+        self._partial, f'host-{distribution.worker_index(strategy)}')
+    self._writer, self.add = prediction_writer(self._host_dir, descriptor)
+
+  def close_local(self):
+    self._writer.close()
 
   def discard(self):
-    shutil.rmtree(self._partial, ignore_errors=True)
+    shutil.rmtree(self._partial if self._is_chief else self._host_dir,
+                  ignore_errors=True)
 
-  def close(self):
-    self._writer.close()
-    if os.path.isdir(self.folder):
-      old = tempfile.mkdtemp(prefix=os.path.basename(self.folder) + '.old-',
-                             dir=os.path.dirname(self.folder))
-      os.replace(self.folder, os.path.join(old, 'replaced'))
-      os.replace(self._partial, self.folder)
-      shutil.rmtree(old)
-    else:
-      os.replace(self._partial, self.folder)
+  def publish(self):
+    """Merges the hosts' files (chief); returns the folder, or None."""
+    if not self._is_chief:
+      return None
+    folder, count = self._folder, 1
+    while os.path.exists(folder):
+      count += 1
+      folder = f'{self._folder}-{count}'
+    hosts = sorted(os.listdir(self._partial),
+                   key=lambda name: int(name.split('-')[1]))
+    merged = os.path.join(self._partial, 'merged')
+    prediction_files.merge_folders(
+        [os.path.join(self._partial, name) for name in hosts], merged)
+    os.replace(merged, folder)
+    shutil.rmtree(self._partial)
+    return folder
 
 
 def check_mode(mode, strategy):
@@ -334,12 +350,6 @@ def run(mode, config_path, model_dir, strategy=None):
   strategy = strategy or create_strategy()
   check_mode(mode, strategy)
   experiment = Experiment(config_path, model_dir, strategy)
-  if (mode != 'train' and experiment.eval_schedule.save_predictions and
-      distribution.num_workers(strategy) > 1):
-    # Each host scores its own images; one file set would need them all.
-    raise ValueError('evaluator_options.save_predictions writes files on '
-                     'one host: evaluate with it on one host (one or '
-                     'several GPUs), not under a multi-worker TF_CONFIG.')
   os.makedirs(model_dir, exist_ok=True)
   if mode == 'continuous_eval':
     return _continuous_eval(

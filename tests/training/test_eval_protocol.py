@@ -8,7 +8,9 @@ import os
 import shutil
 
 from google.protobuf import text_format
+import numpy as np
 import pytest
+import tensorflow as tf
 
 from deeplab2 import config as config_lib
 from deeplab2.data import cityscapes
@@ -55,8 +57,22 @@ def test_two_scale_flipped_eval_runs_through_train_and_eval(
     written = json.load(f)
   assert len(written['annotations']) == 4
   assert len(os.listdir(os.path.join(predictions, 'panoptic'))) == 4
-  assert not [name for name in os.listdir(os.path.dirname(predictions))
-              if '.tmp-' in name or '.old-' in name]
+  # Evaluating the same step again: the options reach the evaluator's
+  # forward pass, and the first predictions are kept.
+  again = experiment.Experiment(config_path, str(model_dir))
+  again.restore()
+  again.evaluate()
+  evaluator = again._evaluator  # pylint: disable=protected-access
+  assert (evaluator.eval_scales, evaluator.add_flipped_images) == (
+      (0.75, 1.25), True)
+  images = tf.random.uniform([1, 33, 33, 3], 0, 255, seed=5)
+  augmented = evaluator._predict(images)  # pylint: disable=protected-access
+  plain = again.model(images, training=False)
+  assert not np.allclose(augmented['center_heatmap'].numpy(),
+                         plain['center_heatmap'].numpy())
+  assert sorted(name for name in os.listdir(os.path.dirname(predictions))
+                if name.startswith('predictions-')) == [
+                    'predictions-00000002', 'predictions-00000002-2']
 
 
 @pytest.fixture(scope='module')

@@ -11,6 +11,7 @@ import sys
 import time
 
 import numpy as np
+from PIL import Image
 import pytest
 from google.protobuf import text_format
 
@@ -33,8 +34,10 @@ def _free_ports(count):
   return ports
 
 
-def _config(tmp_path, data_dir, steps=2, **changes):
+def _config(tmp_path, data_dir, steps=2, evaluator=None, **changes):
   config = config_lib.parse_experiment_text(tiny_config_text(data_dir, steps))
+  for name, value in (evaluator or {}).items():
+    setattr(config.evaluator_options, name, value)
   config.trainer_options.solver_options.use_sync_batchnorm = True
   config.eval_dataset_options.batch_size = 1
   config.evaluator_options.num_vis_samples = 2
@@ -56,7 +59,9 @@ def three_val_images(tmp_path_factory):
 
 def test_two_workers_train_alike_and_evaluate_like_one_process(
     tmp_path, three_val_images):
-  config_path = _config(tmp_path, three_val_images)
+  # Threshold 0: detections on every host, so mask AP's rows travel too.
+  config_path = _config(tmp_path, three_val_images, evaluator={
+      'save_predictions': True, 'center_score_threshold': 0.0})
   model_dir = str(tmp_path / 'model')
   ports = ','.join(str(p) for p in _free_ports(2))
   env = dict(os.environ, PYTHONPATH=REPO_ROOT)
@@ -96,11 +101,40 @@ def test_two_workers_train_alike_and_evaluate_like_one_process(
       os.path.join(model_dir, 'eval', 'metrics-*.json'))] == [
           'metrics-00000002.json']
   assert not glob.glob(os.path.join(model_dir, '.worker-*'))
-  # One process, one device, the chief's checkpoint: the same metrics.
+  # Each host wrote its images; the chief merged them into one folder.
+  predictions = experiment.predictions_path(model_dir, 2)
+  written = _predictions(predictions)
+  assert sorted(written) == [f'synthetic_val_{i:06d}.png' for i in range(3)]
+  assert any(s['category_id'] in written.things
+             for a in written.annotations for s in a['segments_info'])
+  assert 0.0 <= chief['metrics']['ap'] <= 1.0
+  # One process, one device, the chief's checkpoint: the same metrics, and
+  # the same predictions in a new folder beside the first.
   one = experiment.Experiment(config_path, model_dir)
   one.restore()
   metrics, _ = one.evaluate()
   assert json.loads(json.dumps(metrics)) == chief['metrics']
+  again = _predictions(predictions + '-2')
+  assert again.annotations == written.annotations
+  for name in written:
+    np.testing.assert_array_equal(again[name], written[name])
+  assert not glob.glob(os.path.join(model_dir, 'eval', '*.partial'))
+
+
+class _Written(dict):
+  """PNG name -> pixels, with the JSON's annotations and thing ids."""
+
+
+def _predictions(folder):
+  with open(os.path.join(folder, 'panoptic.json')) as f:
+    data = json.load(f)
+  written = _Written({name: np.array(Image.open(os.path.join(
+      folder, 'panoptic', name))) for name in os.listdir(
+          os.path.join(folder, 'panoptic'))})
+  written.annotations = sorted(data['annotations'],
+                               key=lambda a: str(a['image_id']))
+  written.things = {c['id'] for c in data['categories'] if c['isthing']}
+  return written
 
 
 def test_continuous_eval_beside_training_evaluates_each_checkpoint_once(
