@@ -7,6 +7,7 @@ Shared by the prediction-file tests and the end-to-end evaluation test.
 import glob
 import json
 import os
+import shutil
 
 from cityscapesscripts.evaluation import evalInstanceLevelSemanticLabeling
 from cityscapesscripts.evaluation import evalPanopticSemanticLabeling
@@ -27,6 +28,25 @@ def rgb_to_id(rgb):
   rgb = rgb.astype(np.int64)
   return rgb[..., 0] + 256 * rgb[..., 1] + 256 * 256 * rgb[..., 2]
 
+
+
+def copy_sample_as_val(root, with_json=True):
+  """Lays the sample out under `root` (a pathlib.Path) as the converter
+  reads Cityscapes: split 'val', train-id panoptic PNG and JSON (unless
+  not with_json), and the leftImg8bit image."""
+  gt = root / 'gtFine'
+  gt.mkdir(parents=True)
+  if with_json:
+    shutil.copy(os.path.join(CITYSCAPES_SAMPLE,
+                             'cityscapes_panoptic_dummy_trainId.json'),
+                gt / 'cityscapes_panoptic_val_trainId.json')
+    shutil.copytree(os.path.join(CITYSCAPES_SAMPLE,
+                                 'cityscapes_panoptic_dummy_trainId'),
+                    gt / 'cityscapes_panoptic_val_trainId')
+  images = root / 'leftImg8bit' / 'val' / 'dummy'
+  images.mkdir(parents=True)
+  shutil.copy(os.path.join(TESTDATA, 'cityscapes_sample', 'leftImg8bit',
+                           f'{IMAGE_ID}_leftImg8bit.png'), images)
 
 
 def write_ground_truth(root, shrink):

@@ -22,10 +22,10 @@ from deeplab2.data import dataset_descriptor
 from deeplab2.data import mapillary
 from deeplab2.data import panoptic_format
 from deeplab2.data import tfrecord
+import cityscapes_official
 from conftest import REPO_ROOT, TEST_DATA
 
 COCO_SAMPLE = os.path.join(TEST_DATA, 'coco_panoptic_sample')
-CITYSCAPES_SAMPLE = os.path.join(TEST_DATA, 'cityscapes_sample')
 
 
 def _coco_root(tmp_path, split='val', mutate=None):
@@ -113,19 +113,7 @@ def dataclasses_replace(descriptor, **changes):
 
 def _cityscapes_root(tmp_path, with_json=True):
   root = tmp_path / 'cityscapes'
-  gt = root / 'gtFine'
-  gt.mkdir(parents=True)
-  if with_json:
-    shutil.copy(os.path.join(CITYSCAPES_SAMPLE, 'gtFine',
-                             'cityscapes_panoptic_dummy_trainId.json'),
-                gt / 'cityscapes_panoptic_val_trainId.json')
-    shutil.copytree(os.path.join(CITYSCAPES_SAMPLE, 'gtFine',
-                                 'cityscapes_panoptic_dummy_trainId'),
-                    gt / 'cityscapes_panoptic_val_trainId')
-  images = root / 'leftImg8bit' / 'val' / 'dummy'
-  images.mkdir(parents=True)
-  shutil.copy(os.path.join(CITYSCAPES_SAMPLE, 'leftImg8bit',
-                           'dummy_000000_000000_leftImg8bit.png'), images)
+  cityscapes_official.copy_sample_as_val(root, with_json)
   return str(root)
 
 

@@ -5,7 +5,6 @@ cityscapesScripts scores as we do."""
 import json
 import logging
 import os
-import shutil
 
 from google.protobuf import text_format
 import numpy as np
@@ -18,7 +17,7 @@ from deeplab2.data import conversion
 from deeplab2.training import experiment
 
 import cityscapes_official
-from conftest import TEST_DATA, tiny_config_text
+from conftest import tiny_config_text
 
 
 def _write_config(path, text, edit):
@@ -80,20 +79,7 @@ def cityscapes_records(tmp_path_factory):
   """The Cityscapes sample (800 x 800) as val TFRecords, and its gtFine
   files for cityscapesScripts."""
   root = tmp_path_factory.mktemp('cityscapes')
-  sample = os.path.join(TEST_DATA, 'cityscapes_sample')
-  gt = root / 'gtFine'
-  gt.mkdir()
-  shutil.copy(os.path.join(sample, 'gtFine',
-                           'cityscapes_panoptic_dummy_trainId.json'),
-              gt / 'cityscapes_panoptic_val_trainId.json')
-  shutil.copytree(os.path.join(sample, 'gtFine',
-                               'cityscapes_panoptic_dummy_trainId'),
-                  gt / 'cityscapes_panoptic_val_trainId')
-  images = root / 'leftImg8bit' / 'val' / 'dummy'
-  images.mkdir(parents=True)
-  shutil.copy(os.path.join(sample, 'leftImg8bit',
-                           f'{cityscapes_official.IMAGE_ID}_leftImg8bit.png'),
-              images)
+  cityscapes_official.copy_sample_as_val(root)
   records = str(root / 'records')
   conversion.convert_dataset(lambda split: cityscapes.find_split(root, split),
                              ['val'], records, num_shards=1)
