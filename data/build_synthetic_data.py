@@ -4,9 +4,15 @@
 """
 
 import argparse
+import os
 import sys
 
-from deeplab2.data import build_synthetic
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import conversion_cli  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+from deeplab2.data import build_synthetic  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 def main(argv=None):
@@ -18,17 +24,19 @@ def main(argv=None):
   parser.add_argument('--num_shards', type=int, default=4)
   parser.add_argument('--image_size', type=int, default=129)
   parser.add_argument('--overwrite', action='store_true',
-                      help='replace an existing dataset in output_dir')
+                      help='replace an existing dataset in output_dir (a '
+                      'folder holding other files is refused)')
   args = parser.parse_args(argv)
-  try:
-    written = build_synthetic.write_synthetic_dataset(
-        args.output_dir, args.num_train, args.num_val, args.seed,
-        args.num_shards, args.image_size, args.overwrite)
-  except FileExistsError as e:
-    sys.exit(f'error: {e}')
+  written, status = conversion_cli.call(
+      build_synthetic.write_synthetic_dataset, args.output_dir,
+      args.output_dir, args.num_train, args.num_val, args.seed,
+      args.num_shards, args.image_size, args.overwrite)
+  if status:
+    return status
   for split, paths in written.items():
     print(f'{split}: {len(paths)} shards in {args.output_dir}')
+  return 0
 
 
 if __name__ == '__main__':
-  main()
+  sys.exit(main())

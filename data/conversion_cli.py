@@ -1,10 +1,24 @@
-"""Flags and the run loop shared by the build_*_data.py scripts."""
+"""Flags and the run loop shared by the build_*_data.py scripts.
 
+`call` runs a conversion the way every script should: SIGTERM stops it
+like Ctrl-C, the library's warnings (e.g. what it cleaned up after a killed
+conversion) go to stderr, and every expected failure is one `error: ...`
+line on stderr with a non-zero exit status, never a traceback.
+"""
+
+import contextlib
+import logging
 import os
+import signal
 import sys
+import threading
 
 from deeplab2.data import conversion
 from deeplab2.utils import progress
+
+
+class Terminated(KeyboardInterrupt):
+  """Raised in the main thread on SIGTERM while `call` runs."""
 
 
 def add_common_flags(parser, default_splits, default_shards=10):
@@ -17,7 +31,8 @@ def add_common_flags(parser, default_splits, default_shards=10):
                       help='leave out bad samples with a warning instead of '
                       'failing')
   parser.add_argument('--overwrite', action='store_true',
-                      help='replace an existing conversion in output_dir')
+                      help='replace an existing conversion in output_dir '
+                      '(a folder holding other files is refused)')
 
 
 def output_folder_name(output_dir):
@@ -31,16 +46,108 @@ def print_error(error):
   return 1
 
 
+class _Stderr:
+  """sys.stderr (looked up at each write) that knows if a line is open.
+
+  The progress bar redraws its line with '\\r' and ends it only when a
+  split is done; a message printed meanwhile first ends that line.
+  """
+
+  def __init__(self):
+    self.line_open = False
+
+  def write(self, text):
+    if text:
+      sys.stderr.write(text)
+      self.line_open = not text.endswith('\n')
+
+  def flush(self):
+    sys.stderr.flush()
+
+  def end_line(self):
+    if self.line_open:
+      self.write('\n')
+
+
+class _LogToStderr(logging.Handler):
+  """Prints the library's log records as `warning: ...` lines."""
+
+  def __init__(self, stream):
+    super().__init__(logging.INFO)
+    self._stream = stream
+
+  def emit(self, record):
+    self._stream.end_line()
+    self._stream.write(f'{record.levelname.lower()}: {record.getMessage()}\n')
+
+
+@contextlib.contextmanager
+def _sigterm_raises():
+  """Makes SIGTERM raise Terminated (a KeyboardInterrupt) meanwhile."""
+  if threading.current_thread() is not threading.main_thread():
+    yield
+    return
+
+  def handle(signum, frame):
+    del signum, frame
+    raise Terminated()
+
+  previous = signal.signal(signal.SIGTERM, handle)
+  try:
+    yield
+  finally:
+    signal.signal(signal.SIGTERM, previous)
+
+
+def call(convert, output_dir, *args, **kwargs):
+  """Runs convert(*args, **kwargs, progress_factory=...) as a script should.
+
+  While it runs, SIGTERM raises Terminated and the `deeplab2` logger prints
+  to stderr. An interrupt (Ctrl-C, SIGTERM), a refused or bad input and an
+  output that cannot be written each end as one `error:` line.
+
+  Args:
+    convert: conversion.convert_dataset or a function like it, taking a
+      `progress_factory` keyword argument.
+    output_dir: the output folder, for the messages.
+    *args: for `convert`.
+    **kwargs: for `convert`.
+
+  Returns:
+    (result of convert, 0), or (None, exit status): 1 after an error,
+    128 + the signal number after an interrupt.
+  """
+  stream = _Stderr()
+  handler = _LogToStderr(stream)
+  logger = logging.getLogger('deeplab2')
+  logger.addHandler(handler)
+  try:
+    with _sigterm_raises():
+      return convert(*args, **kwargs, progress_factory=lambda split: (
+          progress.ProgressBar(stream, split))), 0
+  except KeyboardInterrupt as e:
+    stream.end_line()
+    number = signal.SIGTERM if isinstance(e, Terminated) else signal.SIGINT
+    print_error(f'interrupted by {number.name} before the conversion was '
+                f'complete: {output_dir} was not replaced and the temporary '
+                'files were removed.')
+    return None, 128 + number
+  except (OSError, ValueError, conversion.WorkerError) as e:
+    stream.end_line()
+    return None, print_error(e)
+  finally:
+    logger.removeHandler(handler)
+
+
 def run(find_split, splits, args):
   """Converts; prints progress, a summary and every skipped sample."""
-  try:
-    descriptor_path, reports = conversion.convert_dataset(
-        find_split, splits, args.output_dir, args.num_shards,
-        args.num_workers, args.skip_bad_samples, args.overwrite,
-        progress_factory=lambda split: progress.ProgressBar(sys.stderr,
-                                                            split))
-  except (FileExistsError, FileNotFoundError, ValueError) as e:
-    return print_error(e)
+  result, status = call(
+      conversion.convert_dataset, args.output_dir, find_split, splits,
+      args.output_dir, args.num_shards, args.num_workers,
+      args.skip_bad_samples, args.overwrite)
+  if status:
+    return status
+  descriptor_path, reports = result
   for report in reports:
     for message in report.skipped:
       print(f'warning: skipped {message}', file=sys.stderr)

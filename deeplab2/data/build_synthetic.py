@@ -3,6 +3,7 @@
 import dataclasses
 import os
 
+from deeplab2.data import conversion
 from deeplab2.data import dataset_descriptor
 from deeplab2.data import synthetic
 from deeplab2.data import tfrecord
@@ -10,11 +11,15 @@ from deeplab2.data import tfrecord
 
 def write_synthetic_dataset(output_dir, num_train=600, num_val=100, seed=0,
                             num_shards=4, image_size=synthetic.DEFAULT_IMAGE_SIZE,
-                            overwrite=False):
+                            overwrite=False, progress_factory=None):
   """Generates and writes the train and val splits.
 
   Files: `<split>-0000i-of-0000n.tfrecord` and `dataset_descriptor.json`.
-  The same arguments always give the same bytes.
+  The same arguments always give the same bytes. Like
+  conversion.convert_dataset, it writes beside output_dir first
+  (conversion.StagedOutput) and swaps the result in when complete: a
+  failure or an interrupt leaves output_dir as it was, and a folder holding
+  other files than a dataset is refused.
 
   Args:
     output_dir: created if missing.
@@ -25,36 +30,40 @@ def write_synthetic_dataset(output_dir, num_train=600, num_val=100, seed=0,
     image_size: side of the square images (odd, e.g. 129 or 257).
     overwrite: replace existing output; without it, existing shards or
       descriptor are an error.
+    progress_factory: optional callable(split) -> callable(done, total).
 
   Returns:
     dict split -> list of shard paths.
 
   Raises:
-    FileExistsError: output exists and overwrite is False.
+    FileExistsError: output exists and overwrite is False, or output_dir
+      holds other files.
+    ValueError: num_shards < 1; other splits' shards with other labels stay
+      in output_dir (conversion.check_other_splits).
+    conversion.OutputError: output_dir cannot be written.
   """
+  conversion.check_num_shards(num_shards)
   splits = {'train': num_train, 'val': num_val}
-  planned = [p for split in splits
-             for p in tfrecord.shard_paths(output_dir, split, num_shards)]
-  planned.append(os.path.join(output_dir,
-                              dataset_descriptor.DESCRIPTOR_FILENAME))
-  existing = [p for p in planned if os.path.exists(p)]
-  if existing and not overwrite:
-    raise FileExistsError(
-        f'{existing[0]} exists ({len(existing)} output files in all); pass '
-        'overwrite=True (--overwrite) to replace them.')
-  os.makedirs(output_dir, exist_ok=True)
-  written = {}
-  for split, count in splits.items():
-    with tfrecord.ShardedWriter(output_dir, split, num_shards) as writer:
-      for name, image, panoptic, _ in synthetic.generate_split(
-          seed, split, count, image_size):
-        writer.write(tfrecord.make_example(
-            tfrecord.encode_png(image), 'png', image_size, image_size,
-            name + '.png', panoptic))
-      writer.commit()
-    written[split] = writer.paths
-  descriptor = dataclasses.replace(synthetic.DESCRIPTOR,
-                                   splits_to_sizes=dict(splits))
-  descriptor.write_json(os.path.join(output_dir,
-                                     dataset_descriptor.DESCRIPTOR_FILENAME))
-  return written
+  with conversion.StagedOutput(
+      output_dir, splits, overwrite,
+      overwrite_hint='overwrite=True (--overwrite)') as staged:
+    sizes = conversion.check_other_splits(output_dir, list(splits),
+                                          synthetic.DESCRIPTOR)
+    for split, count in splits.items():
+      progress = progress_factory(split) if progress_factory else None
+      with tfrecord.ShardedWriter(staged.path, split, num_shards) as writer:
+        for done, (name, image, panoptic, _) in enumerate(
+            synthetic.generate_split(seed, split, count, image_size), 1):
+          writer.write(tfrecord.make_example(
+              tfrecord.encode_png(image), 'png', image_size, image_size,
+              name + '.png', panoptic))
+          if progress is not None:
+            progress(done, count)
+        writer.commit()
+    sizes.update(splits)
+    descriptor = dataclasses.replace(synthetic.DESCRIPTOR,
+                                     splits_to_sizes=sizes)
+    descriptor.write_json(os.path.join(
+        staged.path, dataset_descriptor.DESCRIPTOR_FILENAME))
+  return {split: tfrecord.shard_paths(output_dir, split, num_shards)
+          for split in splits}

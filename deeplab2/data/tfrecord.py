@@ -5,7 +5,10 @@ Panoptic labels are stored as raw little-endian int32 bytes
 `semantic * label_divisor + instance`.
 """
 
+import contextlib
+import errno
 import io
+import logging
 import os
 import re
 
@@ -14,6 +17,8 @@ from PIL import Image
 import tensorflow as tf
 
 from deeplab2 import common
+
+_log = logging.getLogger('deeplab2')
 
 KEY_IMAGE = 'image/encoded'
 KEY_IMAGE_FILENAME = 'image/filename'
@@ -86,42 +91,128 @@ def shard_split(path):
   return match.group('split') if match else None
 
 
+TEMP_SUFFIX = '.tmp'
+
+
+def is_temp_shard(path):
+  """Whether `path` is a shard's temporary name, as ShardedWriter writes."""
+  name = os.path.basename(path)
+  return (name.endswith(TEMP_SUFFIX) and
+          shard_split(name[:-len(TEMP_SUFFIX)]) is not None)
+
+
+_ERRNO = {
+    'ResourceExhaustedError': errno.ENOSPC,
+    'PermissionDeniedError': errno.EACCES,
+    'NotFoundError': errno.ENOENT,
+}
+
+
+def _os_error(error, path):
+  """An OSError (errno, reason, path) for a TF file error or an OSError."""
+  if isinstance(error, OSError):
+    number = error.errno or errno.EIO
+    reason = error.strerror or str(error)
+  else:
+    number = _ERRNO.get(type(error).__name__, errno.EIO)
+    reason = (os.strerror(number) if number != errno.EIO else
+              getattr(error, 'message', str(error)))
+  return OSError(number, reason, path)
+
+
+@contextlib.contextmanager
+def _file_errors(path):
+  """Raises TF's and Python's file errors as OSError naming `path`."""
+  try:
+    yield
+  except (tf.errors.OpError, OSError) as e:
+    raise _os_error(e, path) from e
+
+
 class ShardedWriter:
   """Writes examples round-robin into shards under temporary names.
 
   The shards get their final names only in `commit()`, so an interrupted
   conversion never leaves files that look complete. Use as a context
-  manager: leaving the block with an exception deletes the temporary files.
+  manager: leaving the block with an exception deletes the temporary files,
+  even when closing them fails (a full disk).
+
+  Every file error (TensorFlow's or Python's) is raised as an OSError
+  (errno, reason, path) naming the shard.
   """
 
   def __init__(self, output_dir, split, num_shards):
+    if num_shards < 1:
+      raise ValueError(f'num_shards={num_shards}: a split needs 1 shard or '
+                       'more.')
     self._final_paths = shard_paths(output_dir, split, num_shards)
-    self._tmp_paths = [p + '.tmp' for p in self._final_paths]
-    self._writers = [tf.io.TFRecordWriter(p) for p in self._tmp_paths]
+    self._tmp_paths = [p + TEMP_SUFFIX for p in self._final_paths]
+    self._writers = []
+    self._renamed = []
     self._count = 0
+    try:
+      for path in self._tmp_paths:
+        with _file_errors(path):
+          self._writers.append(tf.io.TFRecordWriter(path))
+    except BaseException:
+      self.abort()
+      raise
 
   @property
   def paths(self):
     return list(self._final_paths)
 
   def write(self, example):
-    self._writers[self._count % len(self._writers)].write(
-        example.SerializeToString(deterministic=True))
+    index = self._count % len(self._writers)
+    with _file_errors(self._tmp_paths[index]):
+      self._writers[index].write(example.SerializeToString(deterministic=True))
     self._count += 1
 
   def commit(self):
-    for writer in self._writers:
-      writer.close()
-    for tmp, final in zip(self._tmp_paths, self._final_paths):
-      os.replace(tmp, final)
+    """Closes the shards and gives them their final names.
+
+    Returns:
+      the number of examples written.
+
+    Raises:
+      OSError: closing or renaming failed; the temporary files are gone.
+    """
+    try:
+      for writer, path in zip(self._writers, self._tmp_paths):
+        with _file_errors(path):
+          writer.close()
+      self._writers = []
+      for tmp, final in zip(self._tmp_paths, self._final_paths):
+        with _file_errors(final):
+          os.replace(tmp, final)
+        self._renamed.append(final)
+    except BaseException:
+      self.abort()
+      raise
+    self._renamed = []   # committed: abort() no longer deletes them
     return self._count
 
   def abort(self):
-    for writer in self._writers:
-      writer.close()
-    for tmp in self._tmp_paths:
-      if os.path.exists(tmp):
+    """Closes and deletes the files; never raises an OSError.
+
+    Close errors (the data cannot be flushed to a full disk) are ignored:
+    the files go anyway, with the shards a failed commit() had renamed.
+    Files that cannot be deleted are logged.
+    """
+    writers, self._writers = self._writers, []
+    for writer in writers:
+      try:
+        writer.close()
+      except (tf.errors.OpError, OSError):
+        pass
+    del writers
+    for tmp in self._tmp_paths + self._renamed:
+      try:
         os.remove(tmp)
+      except FileNotFoundError:
+        pass
+      except OSError as e:
+        _log.warning('could not remove %s: %s', tmp, e)
 
   def __enter__(self):
     return self
