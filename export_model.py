@@ -26,7 +26,8 @@ def main(argv=None):
     path = from_config.export_from_config(args.config_file,
                                           args.checkpoint_path,
                                           args.output_path, args.overwrite)
-  except (config_lib.ConfigError, FileNotFoundError, FileExistsError) as e:
+  except (config_lib.ConfigError, FileNotFoundError, FileExistsError,
+          ValueError) as e:
     sys.exit(f'error: {e}')
   print(f'exported SavedModel to {path}')
 

@@ -12,12 +12,14 @@ config's batch sizes are global.
 import argparse
 import logging
 import os
+import signal
 import sys
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 from deeplab2 import config as config_lib  # pylint: disable=g-import-not-at-top
 from deeplab2.training import experiment
+from deeplab2.training import interrupts
 
 
 def main(argv=None):
@@ -39,11 +41,18 @@ def main(argv=None):
     experiment.check_mode(args.mode, strategy)
   except ValueError as e:     # flags that this host cannot satisfy
     sys.exit(f'error: {e}')
+  if os.path.exists(args.model_dir) and not os.path.isdir(args.model_dir):
+    sys.exit(f'error: --model_dir={args.model_dir} is a file; give a folder '
+             '(created if missing).')
   try:
     metrics = experiment.run(args.mode, args.config_file, args.model_dir,
                              strategy)
+  except interrupts.TrainingStopped as e:
+    # SIGTERM (preemption) or Ctrl-C: the checkpoint is saved.
+    print(f'stopped: {e}', file=sys.stderr)
+    sys.exit(128 + int(getattr(signal, e.signal_name, signal.SIGTERM)))
   except (config_lib.ConfigError, FileNotFoundError, FileExistsError,
-          FloatingPointError) as e:
+          FloatingPointError, ValueError) as e:
     # Config problems name file, line and field; the others name the file
     # or the step. No traceback for any of them.
     sys.exit(f'error: {e}')

@@ -50,23 +50,72 @@ class PanopticDeepLabModule(tf.Module):
     return {key: result[key] for key in SIGNATURE_OUTPUT_KEYS if key in result}
 
 
-def export_saved_model(model, post_processor, output_stride, output_path,
-                       overwrite=False):
-  """Writes the SavedModel to `output_path` (via a temporary directory).
+_SAVED_MODEL_ENTRIES = {'saved_model.pb', 'variables', 'assets',
+                        'fingerprint.pb', 'keras_metadata.pb'}
+
+
+def check_replaceable(output_path, overwrite):
+  """Raises unless `output_path` may receive a new SavedModel.
+
+  It may when it does not exist, or, with overwrite, when it is a folder
+  holding a SavedModel and nothing else.
 
   Raises:
-    FileExistsError: output_path exists and overwrite is False.
+    FileExistsError: it exists and overwrite is False, or it is not a
+      SavedModel folder (overwrite never deletes anything else).
   """
-  if os.path.exists(output_path) and not overwrite:
+  if not tf.io.gfile.exists(output_path):
+    return
+  if not overwrite:
     raise FileExistsError(f'{output_path} exists; pass overwrite=True '
                           '(--overwrite) to replace it.')
+  if not tf.io.gfile.isdir(output_path):
+    raise FileExistsError(f'{output_path} is a file, not a SavedModel '
+                          'folder; --overwrite replaces SavedModel folders '
+                          'only.')
+  entries = {entry.rstrip('/') for entry in tf.io.gfile.listdir(output_path)}
+  others = sorted(entries - _SAVED_MODEL_ENTRIES)
+  if 'saved_model.pb' not in entries or others:
+    found = ', '.join(others[:5]) if others else 'no saved_model.pb'
+    raise FileExistsError(
+        f'{output_path} is not a SavedModel folder (it holds {found}); '
+        '--overwrite replaces SavedModel folders only.')
+
+
+def export_saved_model(model, post_processor, output_stride, output_path,
+                       overwrite=False):
+  """Writes the SavedModel to `output_path`.
+
+  The new SavedModel is written beside it (`<output_path>.tmp-<pid>`) and
+  swapped in once complete; an existing one is moved aside first and
+  deleted only after the swap, or put back if the swap fails.
+
+  Raises:
+    FileExistsError: see check_replaceable.
+  """
+  output_path = output_path.rstrip('/')
+  check_replaceable(output_path, overwrite)
   module = PanopticDeepLabModule(model, post_processor, output_stride)
-  tmp_path = output_path.rstrip('/') + '.tmp'
+  tmp_path = f'{output_path}.tmp-{os.getpid()}'
   if tf.io.gfile.exists(tmp_path):
     tf.io.gfile.rmtree(tmp_path)
-  tf.saved_model.save(module, tmp_path,
-                      signatures={'serving_default': module.serve})
+  try:
+    tf.saved_model.save(module, tmp_path,
+                        signatures={'serving_default': module.serve})
+  except BaseException:
+    if tf.io.gfile.exists(tmp_path):
+      tf.io.gfile.rmtree(tmp_path)
+    raise
+  old_path = None
   if tf.io.gfile.exists(output_path):
-    tf.io.gfile.rmtree(output_path)
-  tf.io.gfile.rename(tmp_path, output_path)
+    old_path = f'{output_path}.old-{os.getpid()}'
+    tf.io.gfile.rename(output_path, old_path)
+  try:
+    tf.io.gfile.rename(tmp_path, output_path)
+  except BaseException:
+    if old_path is not None:
+      tf.io.gfile.rename(old_path, output_path)
+    raise
+  if old_path is not None:
+    tf.io.gfile.rmtree(old_path)
   return output_path

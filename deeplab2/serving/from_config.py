@@ -1,34 +1,75 @@
 """Builds a restored model from an experiment config, then exports or
 converts it. The config is read through `deeplab2.config` only."""
 
+import logging
 import os
 
 import tensorflow as tf
 
 from deeplab2 import config as config_lib
+from deeplab2.modeling import keras_applications
 from deeplab2.modeling import weights
 from deeplab2.serving import export
+from deeplab2.utils import checkpoints
+
+_log = logging.getLogger('deeplab2')
 
 
 def _restored_model(parts, checkpoint_path):
   """The config's model with `checkpoint_path` restored into it.
 
   `checkpoint_path` may be a checkpoint prefix (`.../ckpt-3000`), ours or
-  deeplab2's, or a model_dir, whose latest checkpoint is used.
+  deeplab2's, or a model_dir, whose newest intact checkpoint is used (a
+  damaged newer one is named in a warning).
+
+  Raises:
+    FileNotFoundError: no checkpoint there.
+    ValueError: the checkpoint is damaged (every one, for a model_dir) or
+      was written by another config (the message names the variable).
   """
-  if tf.io.gfile.isdir(checkpoint_path):
-    latest = tf.train.latest_checkpoint(checkpoint_path)
-    if latest is None:
-      raise FileNotFoundError(f'No checkpoint in {checkpoint_path}.')
-    checkpoint_path = latest
   model = parts.build_model(num_replicas=1)
-  weights.restore_weights(model, checkpoint_path)
-  return model
+  if not tf.io.gfile.isdir(checkpoint_path):
+    _restore(model, checkpoint_path)
+    return model
+  candidates = checkpoints.newest_first(checkpoint_path)
+  if not candidates:
+    raise FileNotFoundError(f'No checkpoint in {checkpoint_path}.')
+  for path in candidates:
+    try:
+      _restore(model, path)
+      return model
+    except checkpoints.DamagedCheckpointError as e:
+      _log.warning('%s; trying an older checkpoint.', e)
+  raise checkpoints.DamagedCheckpointError(
+      f'Every checkpoint in {checkpoint_path} is damaged.')
+
+
+def _restore(model, path):
+  """Restores one checkpoint prefix (or weights file) into `model`."""
+  if not keras_applications.is_keras_weights_file(path):
+    if not tf.io.gfile.exists(path + '.index'):
+      raise FileNotFoundError(f'No checkpoint {path} ({path}.index does not '
+                              'exist).')
+    problem = checkpoints.damaged_files(path)
+    if problem:
+      raise checkpoints.DamagedCheckpointError(
+          f'Checkpoint {path} is damaged ({problem})')
+  try:
+    with checkpoints.quiet_restore():
+      weights.restore_weights(model, path)
+  except (tf.errors.OpError, IndexError) as e:
+    raise checkpoints.DamagedCheckpointError(
+        f'Checkpoint {path} is damaged ({type(e).__name__}: '
+        f'{checkpoints.first_line(e)})') from None
+  except (ValueError, AssertionError) as e:
+    raise ValueError(f'Checkpoint {path} does not fit this config: '
+                     f'{checkpoints.first_line(e)}') from None
 
 
 def export_from_config(config_path, checkpoint_path, output_path,
                        overwrite=False):
   """Restores `checkpoint_path` into the config's model and exports it."""
+  export.check_replaceable(output_path.rstrip('/'), overwrite)
   parts = config_lib.load_experiment(config_path)
   model = _restored_model(parts, checkpoint_path)
   return export.export_saved_model(

@@ -10,6 +10,7 @@ import tempfile
 import time
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from deeplab2 import config as config_lib
@@ -19,7 +20,9 @@ from deeplab2.evaluation import report
 from deeplab2.modeling import weights
 from deeplab2.training import distribution
 from deeplab2.training import evaluator as evaluator_lib
+from deeplab2.training import interrupts
 from deeplab2.training import trainer as trainer_lib
+from deeplab2.utils import checkpoints
 
 MODES = ('train', 'eval', 'train_and_eval', 'continuous_eval')
 _log = logging.getLogger('deeplab2')
@@ -36,6 +39,9 @@ def _format_duration(seconds):
   minutes, seconds = divmod(rest, 60)
   return f'{hours}h{minutes:02d}m{seconds:02d}s' if hours else (
       f'{minutes}m{seconds:02d}s')
+
+
+DamagedCheckpointError = checkpoints.DamagedCheckpointError
 
 
 def metrics_path(model_dir, step):
@@ -122,6 +128,9 @@ class Experiment:
                      if self.is_chief else 1),
         step_counter=self.optimizer.iterations,
         checkpoint_interval=self.train_schedule.save_checkpoints_steps)
+    # Entered by run(): SIGTERM / Ctrl-C then stop training at the next
+    # step, with a checkpoint.
+    self.stop_signals = interrupts.StopSignals()
     self._trainer = None
     self._train_iterator = None
     self._summary_writer = None
@@ -132,17 +141,59 @@ class Experiment:
     return int(self.optimizer.iterations.numpy())
 
   def restore(self, checkpoint_path=None):
-    """Restores `checkpoint_path`, or the latest in model_dir; returns it."""
-    path = checkpoint_path or tf.train.latest_checkpoint(self.model_dir)
-    if path:
-      self.checkpoint.restore(path).assert_existing_objects_matched()
-      _log.info('Restored %s at step %d.', path, self.global_step)
-    elif self.parts.initial_checkpoint.path:
+    """Restores `checkpoint_path`, or the newest intact checkpoint of
+    model_dir; returns its path (None: none, initial weights instead).
+
+    A damaged newest checkpoint (a file missing or truncated) is named in
+    a warning and the next older one is tried.
+
+    Raises:
+      ValueError: every checkpoint of model_dir is damaged, or the one
+        given is (the message names it).
+    """
+    if checkpoint_path:
+      self._restore_checked(checkpoint_path)
+      return checkpoint_path
+    damaged = []
+    for path in checkpoints.newest_first(self.model_dir):
+      try:
+        self._restore_checked(path)
+      except DamagedCheckpointError as e:
+        _log.warning('%s; trying an older checkpoint.', e)
+        damaged.append(path)
+        continue
+      if damaged:
+        _log.warning('Resumed from %s: the newer %s damaged.', path,
+                     ', '.join(damaged) + (' is' if len(damaged) == 1
+                                           else ' are'))
+      return path
+    if damaged:
+      raise DamagedCheckpointError(
+          f'Every checkpoint in {self.model_dir} is damaged: '
+          f'{", ".join(damaged)}.')
+    if self.parts.initial_checkpoint.path:
       initial = self.parts.initial_checkpoint
       weights.restore_weights(self.model, initial.path,
                               initial.restore_semantic_last_layer,
                               initial.restore_instance_last_layer)
-    return path
+    return None
+
+  def _restore_checked(self, path):
+    """Restores one checkpoint; a damaged one is a ValueError naming it."""
+    problem = checkpoints.damaged_files(path)
+    if problem is None:
+      try:
+        with checkpoints.quiet_restore():
+          self.checkpoint.restore(path).assert_existing_objects_matched()
+      except (tf.errors.OpError, IndexError) as e:
+        problem = f'{type(e).__name__}: {checkpoints.first_line(e)}'
+      except (ValueError, AssertionError) as e:
+        # Shapes or variables that differ: another config's checkpoint.
+        raise ValueError(f'Checkpoint {path} does not fit this config: '
+                         f'{checkpoints.first_line(e)}') from None
+    if problem is not None:
+      raise DamagedCheckpointError(f'Checkpoint {path} is damaged ({problem})')
+    _log.info('Restored %s at step %d.', path, self.global_step)
 
   def _dataset(self, split):
     """The distributed dataset of 'train' or 'eval'."""
@@ -228,7 +279,12 @@ class Experiment:
       self._trainer = trainer_lib.Trainer(
           self.strategy, self.model, self.parts.build_loss(), self.optimizer,
           self.parts.train_batch_size,
-          weight_decay=self.parts.l2_weight_decay)
+          weight_decay=self.parts.l2_weight_decay,
+          # Several hosts must stop at the same step: they agree between
+          # loops instead (_stop_requested).
+          stop_flag=(self.stop_signals.flag
+                     if distribution.num_workers(self.strategy) == 1
+                     else None))
       self._train_iterator = iter(self._dataset('train'))
       self._summary_writer = self._summary_writer_of('train')
     trainer, iterator = self._trainer, self._train_iterator
@@ -244,6 +300,13 @@ class Experiment:
       loop_start = time.time()
       losses = trainer.train(iterator, num_steps)
       previous, step = step, self.global_step
+      if self._stop_requested():
+        latest = self.checkpoint_manager.latest_checkpoint
+        path = (latest if latest and latest.endswith(f'-{step}')
+                else self._save(step))
+        raise interrupts.TrainingStopped(
+            step, self.stop_signals.signal_name or 'a stop signal',
+            path if self.is_chief else None)
       # A loss-scaling optimizer skips steps whose gradients overflow; many
       # in a row mean the gradients are not finite at any scale.
       skipped = skipped + num_steps - (step - previous) if (
@@ -270,13 +333,27 @@ class Experiment:
           tf.summary.scalar('learning_rate', learning_rate)
           tf.summary.scalar('steps_per_second', rate)
         writer.flush()
-      self._save(step, check_interval=step != until_step)
+      # At multiples of save_checkpoints_steps, whatever step a resumed
+      # run started from, and at the end.
+      if step % c.save_checkpoints_steps == 0 or step == until_step:
+        self._save(step)
 
-  def _save(self, step, check_interval):
-    saved = self.checkpoint_manager.save(checkpoint_number=step,
-                                         check_interval=check_interval)
-    if saved and not self.is_chief:
+  def _stop_requested(self):
+    """Whether a stop signal arrived (on any host)."""
+    requested = self.stop_signals.requested
+    if distribution.num_workers(self.strategy) > 1:
+      total = distribution.sum_over_workers(
+          self.strategy, {'stop': np.array([int(requested)], np.int64)})
+      requested = bool(total['stop'][0])
+    return requested
+
+  def _save(self, step):
+    """Saves a checkpoint at `step`; returns its path."""
+    path = self.checkpoint_manager.save(checkpoint_number=step,
+                                        check_interval=False)
+    if not self.is_chief:
       tf.io.gfile.rmtree(self._checkpoint_dir)
+    return path
 
 
 class _PredictionFiles:
@@ -351,6 +428,9 @@ def run(mode, config_path, model_dir, strategy=None):
   check_mode(mode, strategy)
   experiment = Experiment(config_path, model_dir, strategy)
   os.makedirs(model_dir, exist_ok=True)
+  if mode in ('train', 'train_and_eval'):
+    with experiment.stop_signals:
+      return _train(mode, experiment)
   if mode == 'continuous_eval':
     return _continuous_eval(
         experiment, lambda: Experiment(config_path, model_dir,
@@ -360,7 +440,13 @@ def run(mode, config_path, model_dir, strategy=None):
     if not restored:
       raise FileNotFoundError(f'No checkpoint in {model_dir} to evaluate.')
     return experiment.evaluate()[0]
+  raise AssertionError(mode)   # check_mode knows the modes
+
+
+def _train(mode, experiment):
+  """train / train_and_eval (see run)."""
   total = experiment.total_steps
+  experiment.restore()
   if mode == 'train':
     if experiment.global_step >= total:
       _log.info('Training already finished at step %d.', experiment.global_step)
@@ -393,9 +479,9 @@ def _continuous_eval(experiment, rebuild):
                                             timeout=timeout):
     try:
       experiment.restore(path)
-    except (tf.errors.NotFoundError, tf.errors.DataLossError) as e:
-      _log.warning('Skipped %s, gone before it could be read (%s: %s).',
-                   path, type(e).__name__, e.message.splitlines()[0][:300])
+    except DamagedCheckpointError as e:
+      # Usually deleted by the trainer's num_checkpoints_to_keep meanwhile.
+      _log.warning('Skipped: %s.', e)
       experiment = rebuild()
       continue
     metrics = experiment.evaluate()[0]
@@ -403,6 +489,10 @@ def _continuous_eval(experiment, rebuild):
     if experiment.global_step >= experiment.total_steps:
       break
   else:
+    if not evaluated:
+      raise FileNotFoundError(
+          f'continuous_eval: no checkpoint in {experiment.model_dir} could '
+          f'be evaluated within continuous_eval_timeout ({timeout} s).')
     _log.info('No new checkpoint in %s within %ss; stopping after %d '
               'evaluation(s).', experiment.model_dir, timeout, evaluated)
   return metrics

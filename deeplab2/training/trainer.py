@@ -26,8 +26,11 @@ class Trainer:
   """
 
   def __init__(self, strategy, model, loss_fn, optimizer, global_batch_size,
-               weight_decay=0.0, jit_compile=False):
+               weight_decay=0.0, jit_compile=False, stop_flag=None):
     self.strategy = strategy
+    # A bool tf.Variable read before each step: True ends the loop early
+    # (interrupts.StopSignals sets it on SIGTERM / Ctrl-C).
+    self.stop_flag = stop_flag
     self.model = model
     self.loss_fn = loss_fn
     self.optimizer = optimizer
@@ -76,17 +79,22 @@ class Trainer:
 
   def _train_steps_impl(self, iterator, num_steps):
     sums = {name: tf.constant(0.0) for name in self.loss_fn.loss_names}
+    done = tf.constant(0)
     for _ in tf.range(num_steps):
+      if self.stop_flag is not None and self.stop_flag.read_value():
+        break
       per_replica = self.strategy.run(self._replica_step,
                                       args=(next(iterator),))
       sums = {name: sums[name] + self.strategy.reduce(
           tf.distribute.ReduceOp.SUM, per_replica[name], axis=None)
               for name in sums}
-    return {name: value / tf.cast(num_steps, tf.float32)
+      done += 1
+    return {name: value / tf.cast(tf.maximum(done, 1), tf.float32)
             for name, value in sums.items()}
 
   def train(self, iterator, num_steps):
-    """Runs `num_steps` steps; returns host floats of the mean losses.
+    """Runs `num_steps` steps (fewer when stop_flag is set); returns host
+    floats of the mean losses.
 
     Raises:
       FloatingPointError: a loss is NaN or infinite (the weights are then

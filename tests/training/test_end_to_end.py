@@ -92,24 +92,6 @@ def test_continuous_eval_stops_after_the_last_checkpoint(trained):
   assert metrics['num_images'] == 4
 
 
-def test_an_interrupted_run_resumes_from_its_last_checkpoint(
-    tiny_dataset_dir, tmp_path):
-  model_dir = str(tmp_path / 'model')
-  short = tmp_path / 'short.textproto'
-  short.write_text(tiny_config_text(tiny_dataset_dir, steps=4))
-  experiment.run('train', str(short), model_dir)
-  assert _checkpoint_steps(model_dir) == [2, 4]
-  # The same experiment, now asked to go to step 6, continues from 4.
-  full = tmp_path / 'full.textproto'
-  full.write_text(tiny_config_text(tiny_dataset_dir, steps=6))
-  resumed = experiment.Experiment(str(full), model_dir)
-  resumed.restore()
-  assert resumed.global_step == 4
-  resumed.train(6)
-  assert resumed.global_step == 6
-  assert _checkpoint_steps(model_dir) == [2, 4, 6]
-
-
 def test_export_serves_without_our_package(trained, tmp_path):
   config_path, model_dir, _ = trained
   export_dir = str(tmp_path / 'export')

@@ -195,9 +195,11 @@ def test_continuous_eval_skips_a_checkpoint_deleted_before_it_is_read(
   monkeypatch.setattr(experiment.Experiment, 'restore',
                       restore_after_deletion)
   with caplog.at_level('INFO', logger='deeplab2'):
-    assert experiment.run('continuous_eval', config_path, model_dir) is None
-  assert 'ckpt-4, gone before it could be read (NotFoundError: ' in caplog.text
-  assert 'stopping after 0 evaluation(s)' in caplog.text
+    with pytest.raises(FileNotFoundError, match=(
+        r'continuous_eval: no checkpoint in .*model could be evaluated '
+        r'within continuous_eval_timeout \(1 s\)')):
+      experiment.run('continuous_eval', config_path, model_dir)
+  assert 'ckpt-4 is damaged (ckpt-4.index is missing).' in caplog.text
 
 
 def test_num_gpus_beyond_this_host_is_one_clear_line(tmp_path,

@@ -1,0 +1,108 @@
+"""SIGTERM and Ctrl-C as a request to stop training at the next step.
+
+Cloud machines and schedulers announce preemption with SIGTERM. While a
+`StopSignals` is entered, SIGTERM and SIGINT set `flag` (a tf.Variable the
+training loop reads before each step) instead of killing the process, so
+training stops after the step in flight and the caller can save a
+checkpoint at that step. The flag is set from a watcher thread woken by
+Python's signal wakeup file descriptor: the Python-level handler would only
+run once the main thread returns from TensorFlow, i.e. after the whole
+loop. A second Ctrl-C raises KeyboardInterrupt at once.
+"""
+
+import os
+import signal
+import threading
+
+import tensorflow as tf
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class StopSignals:
+  """Context manager that turns SIGINT / SIGTERM into a stop request.
+
+  Handlers are installed only in the main thread (elsewhere the manager
+  does nothing and `requested` stays False). On exit the previous handlers
+  and wakeup descriptor come back.
+
+  Attributes:
+    flag: bool tf.Variable, True once a stop signal arrived.
+    signal_name: 'SIGTERM' / 'SIGINT' of the first stop signal, or None.
+  """
+
+  def __init__(self):
+    self.flag = tf.Variable(False, trainable=False, name='stop_requested')
+    self.signal_name = None
+    self._previous = {}
+    self._previous_fd = None
+    self._pipe = None
+    self._thread = None
+
+  @property
+  def requested(self):
+    return self.signal_name is not None or bool(self.flag.numpy())
+
+  def _handle(self, signum, frame):
+    del frame
+    if self.signal_name is not None and signum == signal.SIGINT:
+      raise KeyboardInterrupt   # a second Ctrl-C: stop now
+    self.signal_name = signal.Signals(signum).name
+    self.flag.assign(True)
+
+  def _watch(self, read_fd):
+    stop_numbers = {int(s) for s in _SIGNALS}
+    while True:
+      try:
+        data = os.read(read_fd, 64)
+      except OSError:
+        return
+      if not data:
+        return
+      if stop_numbers & set(data):
+        self.flag.assign(True)
+
+  def __enter__(self):
+    if threading.current_thread() is not threading.main_thread():
+      return self
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    self._pipe = (read_fd, write_fd)
+    self._previous_fd = signal.set_wakeup_fd(write_fd,
+                                             warn_on_full_buffer=False)
+    self._previous = {s: signal.signal(s, self._handle) for s in _SIGNALS}
+    self._thread = threading.Thread(target=self._watch, args=(read_fd,),
+                                    daemon=True, name='stop-signals')
+    self._thread.start()
+    return self
+
+  def __exit__(self, exc_type, exc, traceback):
+    if self._pipe is None:
+      return False
+    for signum, handler in self._previous.items():
+      signal.signal(signum, handler)
+    signal.set_wakeup_fd(self._previous_fd)
+    read_fd, write_fd = self._pipe
+    os.close(write_fd)           # the watcher's read returns b''
+    self._thread.join(timeout=5)
+    os.close(read_fd)
+    self._pipe = None
+    return False
+
+
+class TrainingStopped(Exception):
+  """Training stopped on a signal after saving a checkpoint.
+
+  Attributes:
+    step: the step saved.
+    signal_name: 'SIGTERM' or 'SIGINT'.
+    checkpoint: the checkpoint path (None on hosts that do not write).
+  """
+
+  def __init__(self, step, signal_name, checkpoint):
+    self.step = step
+    self.signal_name = signal_name
+    self.checkpoint = checkpoint
+    where = f'; saved {checkpoint}' if checkpoint else ''
+    super().__init__(f'stopped by {signal_name} at step {step}{where}; run '
+                     'the same command again to resume')
