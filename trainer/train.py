@@ -47,6 +47,9 @@ def main(argv=None):
   try:
     metrics = experiment.run(args.mode, args.config_file, args.model_dir,
                              strategy)
+  except KeyboardInterrupt:
+    # A second Ctrl-C: no checkpoint of the step in flight.
+    sys.exit('error: interrupted; resuming starts from the last checkpoint.')
   except interrupts.TrainingStopped as e:
     # SIGTERM (preemption) or Ctrl-C: the checkpoint is saved.
     print(f'stopped: {e}', file=sys.stderr)

@@ -51,12 +51,54 @@ class PipelineOptions:
 
 
 def list_files(file_patterns):
-  """Expands glob patterns; an empty result is an error naming them."""
+  """Expands glob patterns into TFRecord files.
+
+  Raises:
+    FileNotFoundError: nothing matches (the message names the patterns).
+    ValueError: a matching file is not a TFRecord file (named), e.g. a
+      pattern that also catches the descriptor JSON or images.
+  """
   files = sorted(f for pattern in file_patterns for f in glob.glob(pattern))
   if not files:
     raise FileNotFoundError(
         f'No TFRecord files match {list(file_patterns)}.')
+  for path in files:
+    problem = _not_a_tfrecord(path)
+    if problem:
+      raise ValueError(f'{path} (matched by {list(file_patterns)}) is not a '
+                       f'TFRecord file: {problem}.')
   return files
+
+
+def _crc32c(data):
+  crc = 0xFFFFFFFF
+  for byte in data:
+    crc ^= byte
+    for _ in range(8):
+      crc = (crc >> 1) ^ (0x82F63B78 & -(crc & 1))
+  return crc ^ 0xFFFFFFFF
+
+
+def _not_a_tfrecord(path):
+  """Why the file's first record header is not TFRecord framing, or None.
+
+  A record starts with its length (uint64, little endian) and the masked
+  CRC-32C of those 8 bytes; an empty file holds no records.
+  """
+  try:
+    with open(path, 'rb') as f:
+      header = f.read(12)
+  except OSError as e:
+    return f'cannot read it ({e.strerror})'
+  if not header:
+    return None
+  if len(header) < 12:
+    return 'shorter than a record header'
+  crc = _crc32c(header[:8])
+  masked = (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+  if masked != int.from_bytes(header[8:12], 'little'):
+    return 'its first record header does not check out'
+  return None
 
 
 def _train_sample(example, seed, options):

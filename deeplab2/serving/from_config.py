@@ -46,24 +46,13 @@ def _restored_model(parts, checkpoint_path):
 
 def _restore(model, path):
   """Restores one checkpoint prefix (or weights file) into `model`."""
-  if not keras_applications.is_keras_weights_file(path):
-    if not tf.io.gfile.exists(path + '.index'):
-      raise FileNotFoundError(f'No checkpoint {path} ({path}.index does not '
-                              'exist).')
-    problem = checkpoints.damaged_files(path)
-    if problem:
-      raise checkpoints.DamagedCheckpointError(
-          f'Checkpoint {path} is damaged ({problem})')
-  try:
-    with checkpoints.quiet_restore():
-      weights.restore_weights(model, path)
-  except (tf.errors.OpError, IndexError) as e:
-    raise checkpoints.DamagedCheckpointError(
-        f'Checkpoint {path} is damaged ({type(e).__name__}: '
-        f'{checkpoints.first_line(e)})') from None
-  except (ValueError, AssertionError) as e:
-    raise ValueError(f'Checkpoint {path} does not fit this config: '
-                     f'{checkpoints.first_line(e)}') from None
+  is_weights_file = keras_applications.is_keras_weights_file(path)
+  if not is_weights_file and not tf.io.gfile.exists(path + '.index'):
+    raise FileNotFoundError(f'No checkpoint {path} ({path}.index does not '
+                            'exist).')
+  checkpoints.restore_checked(path,
+                              lambda: weights.restore_weights(model, path),
+                              check_files=not is_weights_file)
 
 
 def export_from_config(config_path, checkpoint_path, output_path,

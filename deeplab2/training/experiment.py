@@ -179,20 +179,10 @@ class Experiment:
     return None
 
   def _restore_checked(self, path):
-    """Restores one checkpoint; a damaged one is a ValueError naming it."""
-    problem = checkpoints.damaged_files(path)
-    if problem is None:
-      try:
-        with checkpoints.quiet_restore():
-          self.checkpoint.restore(path).assert_existing_objects_matched()
-      except (tf.errors.OpError, IndexError) as e:
-        problem = f'{type(e).__name__}: {checkpoints.first_line(e)}'
-      except (ValueError, AssertionError) as e:
-        # Shapes or variables that differ: another config's checkpoint.
-        raise ValueError(f'Checkpoint {path} does not fit this config: '
-                         f'{checkpoints.first_line(e)}') from None
-    if problem is not None:
-      raise DamagedCheckpointError(f'Checkpoint {path} is damaged ({problem})')
+    """Restores one checkpoint; see checkpoints.restore_checked."""
+    checkpoints.restore_checked(
+        path, lambda: self.checkpoint.restore(
+            path).assert_existing_objects_matched())
     _log.info('Restored %s at step %d.', path, self.global_step)
 
   def _dataset(self, split):

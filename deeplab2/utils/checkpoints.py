@@ -1,7 +1,6 @@
 """Checkpoint files: which are whole, and restoring without a flood of
 warnings. Shared by training, evaluation and export."""
 
-import contextlib
 import gc
 import logging
 import os
@@ -49,20 +48,44 @@ def newest_first(model_dir):
   return list(reversed(state.all_model_checkpoint_paths)) if state else []
 
 
-@contextlib.contextmanager
-def quiet_restore():
-  """Silences TF's per-variable warnings of a restore that fails.
+def restore_checked(path, restore_fn, check_files=True):
+  """Runs `restore_fn()` (which restores `path`) and explains failures.
 
-  A restore that raises (another config's checkpoint) leaves a status
-  object whose deletion logs one warning per unresolved variable, hundreds
-  of lines before the one error that matters. They are dropped here: the
-  caller reports the error.
+  TF's per-variable warnings of a failed restore (hundreds of lines, logged
+  as its objects are deleted) are dropped: the error says what matters.
+
+  Args:
+    path: the checkpoint prefix.
+    restore_fn: callable doing the restore.
+    check_files: first check that the checkpoint's files are whole.
+
+  Raises:
+    DamagedCheckpointError: a file missing, truncated or unreadable.
+    ValueError: the checkpoint holds other variables or shapes (another
+      config's); the message has TF's first line, which names the variable
+      and both shapes.
   """
+  problem = damaged_files(path) if check_files else None
+  if problem:
+    raise DamagedCheckpointError(f'Checkpoint {path} is damaged ({problem})')
   logger = tf.get_logger()
   level = logger.level
   logger.setLevel(logging.ERROR)
+  failure = None
   try:
-    yield
+    try:
+      restore_fn()
+    except (tf.errors.OpError, IndexError) as e:
+      failure = DamagedCheckpointError(
+          f'Checkpoint {path} is damaged ({type(e).__name__}: '
+          f'{first_line(e)})')
+    except (ValueError, AssertionError) as e:
+      failure = ValueError(f'Checkpoint {path} does not fit this config: '
+                           f'{first_line(e)}')
+    # The failed restore's objects are gone with `e`'s traceback: collect
+    # them while their warnings are still silenced.
+    gc.collect()
   finally:
-    gc.collect()       # the failed restore's objects log as they go
     logger.setLevel(level)
+  if failure is not None:
+    raise failure

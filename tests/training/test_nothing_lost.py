@@ -15,6 +15,7 @@ from google.protobuf import text_format
 import pytest
 
 from deeplab2 import config as config_lib
+from deeplab2.data import input_pipeline
 from deeplab2.serving import from_config
 from deeplab2.training import experiment
 from conftest import REPO_ROOT, tiny_config_text
@@ -222,3 +223,14 @@ def test_export_errors_are_one_line(four_steps, tmp_path):
             if line.startswith('error:')] == [message]
     assert 'Traceback' not in result.stderr
     assert not os.path.exists(tmp_path / 'export')
+
+
+def test_a_file_pattern_matching_other_files_names_the_file(
+    tiny_dataset_dir, tmp_path):
+  pattern = os.path.join(tiny_dataset_dir, '*')
+  with pytest.raises(ValueError, match=(
+      r'dataset_descriptor.json \(matched by .*\) is not a TFRecord file: '
+      'its first record header does not check out')):
+    input_pipeline.list_files([pattern])
+  (tmp_path / 'empty.tfrecord').write_bytes(b'')
+  assert input_pipeline.list_files([str(tmp_path / '*.tfrecord')])
