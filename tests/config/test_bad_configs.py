@@ -6,6 +6,7 @@ policies, the optimizer registry, the learning policies); the command line
 prints the same line, without a traceback, and creates nothing.
 """
 
+import json
 import logging
 import os
 import re
@@ -193,22 +194,57 @@ def test_shipped_coco_config_loads_without_warnings():
   assert config_lib.load_experiment(_COCO).warnings == ()
 
 
+_MAIN_ON_EACH = """
+import contextlib, io, json, runpy, sys
+main = runpy.run_path(sys.argv[1], run_name='train')['main']
+results = []
+for config, model_dir in json.loads(sys.argv[2]):
+  stderr = io.StringIO()
+  code = 0
+  with contextlib.redirect_stderr(stderr):
+    try:
+      main([f'--config_file={config}', '--mode=train',
+            f'--model_dir={model_dir}'])
+    except SystemExit as e:
+      code = e.code
+  results.append([code, stderr.getvalue()])
+print(json.dumps(results))
+"""
+
+
 def test_train_prints_each_config_error_as_one_line(tmp_path):
-  """`python trainer/train.py` on every bad config of the table: one
-  `error:` line on stderr, exit status 1, no traceback, no model_dir."""
+  """trainer/train.py on every bad config of the table: one `error:` line,
+  exit status 1, no traceback, no model_dir. The first case runs as its
+  own process; the others go through the script's main() in one process
+  (sys.exit's message is the line the interpreter prints)."""
   runs = []
   for case in BAD_CONFIGS:
     path, line = _bad_config(tmp_path, case)
     runs.append((path, line, case[5], str(tmp_path / f'{case[0]}_dir')))
-  for path, line, field, model_dir in runs:
-    result = subprocess.run(
-        [sys.executable, os.path.join(REPO_ROOT, 'trainer', 'train.py'),
-         f'--config_file={path}', '--mode=train', f'--model_dir={model_dir}'],
-        capture_output=True, text=True, cwd=str(tmp_path), timeout=300,
-        check=False)
-    assert result.returncode == 1, result.stderr
-    assert 'Traceback' not in result.stderr + result.stdout
-    errors = [l for l in result.stderr.splitlines() if l.startswith('error:')]
-    assert len(errors) == 1, result.stderr
-    assert errors[0].startswith(f'error: {path}:{line}: {field}: ')
+  script = os.path.join(REPO_ROOT, 'trainer', 'train.py')
+  path, line, field, model_dir = runs[0]
+  result = subprocess.run(
+      [sys.executable, script, f'--config_file={path}', '--mode=train',
+       f'--model_dir={model_dir}'],
+      capture_output=True, text=True, cwd=str(tmp_path), timeout=300,
+      check=False)
+  assert result.returncode == 1, result.stderr
+  assert 'Traceback' not in result.stderr + result.stdout
+  errors = [l for l in result.stderr.splitlines() if l.startswith('error:')]
+  assert len(errors) == 1, result.stderr
+  assert errors[0].startswith(f'error: {path}:{line}: {field}: ')
+  assert not os.path.exists(model_dir)
+
+  result = subprocess.run(
+      [sys.executable, '-c', _MAIN_ON_EACH, script,
+       json.dumps([[path, model_dir] for path, _, _, model_dir in runs[1:]])],
+      capture_output=True, text=True, cwd=str(tmp_path), timeout=600,
+      check=False)
+  assert result.returncode == 0, result.stderr[-3000:]
+  outcomes = json.loads(result.stdout.strip().splitlines()[-1])
+  for (path, line, field, model_dir), (code, stderr) in zip(runs[1:],
+                                                            outcomes):
+    assert isinstance(code, str), (path, code, stderr)   # sys.exit(message)
+    assert code.startswith(f'error: {path}:{line}: {field}: '), code
+    assert '\n' not in code and 'Traceback' not in stderr
     assert not os.path.exists(model_dir)
