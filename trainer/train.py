@@ -17,9 +17,18 @@ import sys
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
+import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
 from deeplab2 import config as config_lib  # pylint: disable=g-import-not-at-top
 from deeplab2.training import experiment
 from deeplab2.training import interrupts
+
+
+def _fail(message):
+  """Exits with `message` as the one line: TF's warnings about objects
+  of a failed restore, logged as they are deleted at exit, are dropped."""
+  tf.get_logger().setLevel('ERROR')
+  sys.exit(message)
 
 
 def main(argv=None):
@@ -48,17 +57,21 @@ def main(argv=None):
     metrics = experiment.run(args.mode, args.config_file, args.model_dir,
                              strategy)
   except KeyboardInterrupt:
-    # A second Ctrl-C: no checkpoint of the step in flight.
-    sys.exit('error: interrupted; resuming starts from the last checkpoint.')
+    # Ctrl-C outside training (e.g. during evaluation): nothing to save.
+    print('error: interrupted; resuming starts from the last checkpoint.',
+          file=sys.stderr)
+    sys.exit(130)
   except interrupts.TrainingStopped as e:
     # SIGTERM (preemption) or Ctrl-C: the checkpoint is saved.
     print(f'stopped: {e}', file=sys.stderr)
     sys.exit(128 + int(getattr(signal, e.signal_name, signal.SIGTERM)))
-  except (config_lib.ConfigError, FileNotFoundError, FileExistsError,
-          FloatingPointError, ValueError) as e:
+  except (config_lib.ConfigError, OSError, FloatingPointError,
+          ValueError) as e:
     # Config problems name file, line and field; the others name the file
     # or the step. No traceback for any of them.
-    sys.exit(f'error: {e}')
+    _fail(f'error: {e}')
+  except tf.errors.OpError as e:      # e.g. a full disk while saving
+    _fail(f'error: {type(e).__name__}: {e.message.splitlines()[0]}')
   if metrics:
     print(f'final: PQ {metrics["pq_all"]:.4f} (things {metrics["pq_things"]:.4f}'
           f', stuff {metrics["pq_stuff"]:.4f}) SQ {metrics["sq_all"]:.4f} '

@@ -290,7 +290,7 @@ def _signals_deferred():
   runs no handler in this thread anyway.
   """
   if threading.current_thread() is not threading.main_thread():
-    yield
+    yield []
     return
   arrived = []
   previous = {}
@@ -298,7 +298,8 @@ def _signals_deferred():
     previous[number] = signal.signal(
         number, lambda signum, frame: arrived.append(signum))
   try:
-    yield
+    # The block may clear the list: the signals then count as answered.
+    yield arrived
   finally:
     for number, handler in previous.items():
       signal.signal(number, handler)
@@ -440,7 +441,7 @@ class StagedOutput:
   def _swap(self):
     backup = os.path.join(self._parent,
                           _sibling_name(self._name, _BACKUP, self._tag))
-    with _signals_deferred():
+    with _signals_deferred() as arrived:
       had_old = os.path.lexists(self._real)
       if had_old:
         os.rename(self._real, backup)
@@ -457,8 +458,11 @@ class StagedOutput:
               f'content is in {backup} and the conversion in {self.path}: '
               f'rename one of them to {self.output_dir}.') from e
         raise
-    if had_old:
-      _remove_tree(backup)
+      if had_old:
+        _remove_tree(backup)
+      # The conversion is complete and in place: a Ctrl-C or SIGTERM that
+      # came during the swap has nothing left to stop.
+      arrived.clear()
 
   def _discard(self):
     """Deletes the temporary folder; False when some of it stays."""

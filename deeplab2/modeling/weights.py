@@ -49,8 +49,13 @@ def restore_weights(model, checkpoint_path, restore_semantic_last_layer=True,
     root = _without_last_layers(model, restore_semantic_last_layer,
                                 restore_instance_last_layer)
   # read() is write()'s counterpart: no save counter to match.
-  tf.train.Checkpoint(model=root).read(
-      checkpoint_path).assert_existing_objects_matched().expect_partial()
+  status = tf.train.Checkpoint(model=root).read(checkpoint_path)
+  try:
+    status.assert_existing_objects_matched()
+  finally:
+    # read() is partial by design (no optimizer); on a mismatch this also
+    # keeps TF from logging one warning per unrestored value.
+    status.expect_partial()
   _log.info('Restored the model from %s%s.', checkpoint_path,
             '' if root is model else ' (last layers left initialised)')
   return 'ours'

@@ -86,8 +86,8 @@ def export_saved_model(model, post_processor, output_stride, output_path,
                        overwrite=False):
   """Writes the SavedModel to `output_path`.
 
-  The new SavedModel is written beside it (`<output_path>.tmp-<pid>`) and
-  swapped in once complete; an existing one is moved aside first and
+  The new SavedModel is written beside it (a hidden `.<name>.tmp-<pid>`)
+  and swapped in once complete; an existing one is moved aside first and
   deleted only after the swap, or put back if the swap fails.
 
   Raises:
@@ -96,7 +96,8 @@ def export_saved_model(model, post_processor, output_stride, output_path,
   output_path = output_path.rstrip('/')
   check_replaceable(output_path, overwrite)
   module = PanopticDeepLabModule(model, post_processor, output_stride)
-  tmp_path = f'{output_path}.tmp-{os.getpid()}'
+  parent, name = os.path.split(output_path)
+  tmp_path = os.path.join(parent, f'.{name}.tmp-{os.getpid()}')
   if tf.io.gfile.exists(tmp_path):
     tf.io.gfile.rmtree(tmp_path)
   try:
@@ -108,7 +109,7 @@ def export_saved_model(model, post_processor, output_stride, output_path,
     raise
   old_path = None
   if tf.io.gfile.exists(output_path):
-    old_path = f'{output_path}.old-{os.getpid()}'
+    old_path = os.path.join(parent, f'.{name}.old-{os.getpid()}')
     tf.io.gfile.rename(output_path, old_path)
   try:
     tf.io.gfile.rename(tmp_path, output_path)

@@ -29,6 +29,10 @@ def _restored_model(parts, checkpoint_path):
   """
   model = parts.build_model(num_replicas=1)
   if not tf.io.gfile.isdir(checkpoint_path):
+    if (not keras_applications.is_keras_weights_file(checkpoint_path) and
+        not tf.io.gfile.exists(checkpoint_path + '.index')):
+      raise FileNotFoundError(f'No checkpoint {checkpoint_path} '
+                              f'({checkpoint_path}.index does not exist).')
     _restore(model, checkpoint_path)
     return model
   candidates = checkpoints.newest_first(checkpoint_path)
@@ -47,9 +51,6 @@ def _restored_model(parts, checkpoint_path):
 def _restore(model, path):
   """Restores one checkpoint prefix (or weights file) into `model`."""
   is_weights_file = keras_applications.is_keras_weights_file(path)
-  if not is_weights_file and not tf.io.gfile.exists(path + '.index'):
-    raise FileNotFoundError(f'No checkpoint {path} ({path}.index does not '
-                            'exist).')
   checkpoints.restore_checked(path,
                               lambda: weights.restore_weights(model, path),
                               check_files=not is_weights_file)

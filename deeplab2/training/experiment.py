@@ -131,6 +131,8 @@ class Experiment:
     # Entered by run(): SIGTERM / Ctrl-C then stop training at the next
     # step, with a checkpoint.
     self.stop_signals = interrupts.StopSignals()
+    # The step of the checkpoint this run restored or last saved.
+    self._saved_step, self._saved_path = None, None
     self._trainer = None
     self._train_iterator = None
     self._summary_writer = None
@@ -181,8 +183,8 @@ class Experiment:
   def _restore_checked(self, path):
     """Restores one checkpoint; see checkpoints.restore_checked."""
     checkpoints.restore_checked(
-        path, lambda: self.checkpoint.restore(
-            path).assert_existing_objects_matched())
+        path, lambda: checkpoints.assert_matched(self.checkpoint.restore(path)))
+    self._saved_step, self._saved_path = self.global_step, path
     _log.info('Restored %s at step %d.', path, self.global_step)
 
   def _dataset(self, split):
@@ -291,8 +293,9 @@ class Experiment:
       losses = trainer.train(iterator, num_steps)
       previous, step = step, self.global_step
       if self._stop_requested():
-        latest = self.checkpoint_manager.latest_checkpoint
-        path = (latest if latest and latest.endswith(f'-{step}')
+        # Saved by this run at this step already, or restored from it (and
+        # so intact): no second save. The same on every host.
+        path = (self._saved_path if self._saved_step == step
                 else self._save(step))
         raise interrupts.TrainingStopped(
             step, self.stop_signals.signal_name or 'a stop signal',
@@ -343,6 +346,7 @@ class Experiment:
                                         check_interval=False)
     if not self.is_chief:
       tf.io.gfile.rmtree(self._checkpoint_dir)
+    self._saved_step, self._saved_path = step, path
     return path
 
 
@@ -417,8 +421,8 @@ def run(mode, config_path, model_dir, strategy=None):
   strategy = strategy or create_strategy()
   check_mode(mode, strategy)
   experiment = Experiment(config_path, model_dir, strategy)
-  os.makedirs(model_dir, exist_ok=True)
   if mode in ('train', 'train_and_eval'):
+    os.makedirs(model_dir, exist_ok=True)
     with experiment.stop_signals:
       return _train(mode, experiment)
   if mode == 'continuous_eval':

@@ -7,7 +7,8 @@ training stops after the step in flight and the caller can save a
 checkpoint at that step. The flag is set from a watcher thread woken by
 Python's signal wakeup file descriptor: the Python-level handler would only
 run once the main thread returns from TensorFlow, i.e. after the whole
-loop. A second Ctrl-C raises KeyboardInterrupt at once.
+loop. A second stop signal (the watcher counts them) ends the process at
+once, without saving: training may be stuck where no step ends.
 """
 
 import os
@@ -32,7 +33,9 @@ class StopSignals:
   """
 
   def __init__(self):
-    self.flag = tf.Variable(False, trainable=False, name='stop_requested')
+    # On the host: the train loop reads it before each step.
+    with tf.device('/CPU:0'):
+      self.flag = tf.Variable(False, trainable=False, name='stop_requested')
     self.signal_name = None
     self._previous = {}
     self._previous_fd = None
@@ -45,13 +48,13 @@ class StopSignals:
 
   def _handle(self, signum, frame):
     del frame
-    if self.signal_name is not None and signum == signal.SIGINT:
-      raise KeyboardInterrupt   # a second Ctrl-C: stop now
-    self.signal_name = signal.Signals(signum).name
+    if self.signal_name is None:
+      self.signal_name = signal.Signals(signum).name
     self.flag.assign(True)
 
   def _watch(self, read_fd):
     stop_numbers = {int(s) for s in _SIGNALS}
+    received = 0
     while True:
       try:
         data = os.read(read_fd, 64)
@@ -59,8 +62,18 @@ class StopSignals:
         return
       if not data:
         return
-      if stop_numbers & set(data):
+      for number in data:
+        if number not in stop_numbers:
+          continue
+        received += 1
         self.flag.assign(True)
+        if received >= 2:
+          # A second stop signal: the process may be stuck inside TF, where
+          # no Python handler runs. Leave now, without saving.
+          os.write(2, b'error: a second stop signal; exiting at once '
+                      b'without saving (resuming starts from the last '
+                      b'checkpoint).\n')
+          os._exit(128 + number)  # pylint: disable=protected-access
 
   def __enter__(self):
     if threading.current_thread() is not threading.main_thread():

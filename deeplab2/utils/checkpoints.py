@@ -20,6 +20,27 @@ def first_line(error):
   return lines[0][:300] if lines else type(error).__name__
 
 
+def assert_matched(status):
+  """status.assert_existing_objects_matched(), and when that fails,
+  expect_partial() first: the status then logs no warning per variable."""
+  try:
+    return status.assert_existing_objects_matched()
+  except AssertionError:
+    status.expect_partial()
+    raise
+
+
+def _files_with_prefix(prefix):
+  """Files named `<prefix>...` (a literal prefix: no glob characters)."""
+  folder, name = os.path.split(prefix)
+  try:
+    entries = tf.io.gfile.listdir(folder or '.')
+  except tf.errors.NotFoundError:
+    return []
+  return [os.path.join(folder, entry) for entry in entries
+          if entry.startswith(name)]
+
+
 def damaged_files(path):
   """Why the checkpoint `path` (a prefix) cannot be whole, or None.
 
@@ -29,7 +50,8 @@ def damaged_files(path):
   index = path + '.index'
   if not tf.io.gfile.exists(index):
     return f'{os.path.basename(index)} is missing'
-  shards = tf.io.gfile.glob(path + '.data-*-of-*')
+  shards = [f for f in _files_with_prefix(path + '.data-')
+            if '-of-' in f and not f.endswith('.tmp')]
   if not shards:
     return f'{os.path.basename(path)}.data-*-of-* is missing'
   expected = int(shards[0].rsplit('-of-', 1)[1])
@@ -43,9 +65,31 @@ def damaged_files(path):
 
 
 def newest_first(model_dir):
-  """The checkpoints the `checkpoint` file of model_dir lists, newest first."""
-  state = tf.train.get_checkpoint_state(model_dir)
-  return list(reversed(state.all_model_checkpoint_paths)) if state else []
+  """The checkpoints of model_dir, newest first.
+
+  They are the ones its `checkpoint` file lists. When that file is missing
+  or unreadable while `ckpt-N.index` files exist, those are taken by step
+  (with a warning), so a lost state file never restarts training at 0.
+  """
+  state = None
+  try:
+    state = tf.train.get_checkpoint_state(model_dir)
+  except (tf.errors.OpError, ValueError):
+    pass
+  if state is not None:
+    paths = list(state.all_model_checkpoint_paths)
+    if state.model_checkpoint_path and state.model_checkpoint_path not in paths:
+      paths.append(state.model_checkpoint_path)
+    return list(reversed(paths))
+  found = []
+  for index in _files_with_prefix(os.path.join(model_dir, 'ckpt-')):
+    step = index[len(os.path.join(model_dir, 'ckpt-')):-len('.index')]
+    if index.endswith('.index') and step.isdigit():
+      found.append((int(step), index[:-len('.index')]))
+  if found:
+    _log.warning('%s has checkpoints but no readable `checkpoint` file; '
+                 'taking them by step.', model_dir)
+  return [path for _, path in sorted(found, reverse=True)]
 
 
 def restore_checked(path, restore_fn, check_files=True):
