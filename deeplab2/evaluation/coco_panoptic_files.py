@@ -133,6 +133,14 @@ def read_id_png(path: str, context: str = '') -> np.ndarray:
   return rgb[:, :, 0] + 256 * rgb[:, :, 1] + 256 * 256 * rgb[:, :, 2]
 
 
+def ids_to_rgb(ids) -> np.ndarray:
+  """uint8 [H, W, 3] R, G, B of int [H, W] segment ids in 0..256^3-1
+  (id = R + 256 G + 256^2 B)."""
+  ids = np.asarray(ids, np.int64)
+  return np.stack([ids % 256, ids // 256 % 256, ids // 65536],
+                  axis=-1).astype(np.uint8)
+
+
 def write_id_png(path: str, ids) -> None:
   """Writes segment ids as an RGB PNG (R + 256 G + 256^2 B), read_id_png's
   inverse.
@@ -148,8 +156,7 @@ def write_id_png(path: str, ids) -> None:
   if ids.size and (ids.min() < 0 or ids.max() > _MAX_SEGMENT_ID):
     raise ValueError(f'{path}: segment ids must be in 0..{_MAX_SEGMENT_ID}, '
                      f'got {ids.min()}..{ids.max()}.')
-  rgb = np.stack([ids % 256, ids // 256 % 256, ids // 65536], axis=-1)
-  Image.fromarray(rgb.astype(np.uint8), 'RGB').save(path)
+  Image.fromarray(ids_to_rgb(ids), 'RGB').save(path)
 
 
 def _label_spec(categories):

@@ -76,6 +76,8 @@ import re
 import numpy as np
 from PIL import Image
 
+from deeplab2.evaluation import coco_panoptic_files
+
 PANOPTIC = 'panoptic'
 SEMANTIC = 'semantic'
 INSTANCE = 'instance'
@@ -180,9 +182,7 @@ class Segments:
     """
     if len(self) >= 256 ** 3:
       raise ValueError(f'{len(self)} segments do not fit an RGB PNG.')
-    index = self.index
-    return np.stack([index % 256, index // 256 % 256, index // 65536],
-                    axis=-1).astype(np.uint8)
+    return coco_panoptic_files.ids_to_rgb(self.index)
 
   def segments_info(self) -> list:
     """The COCO `segments_info` list: id, category_id, iscrowd 0, area,

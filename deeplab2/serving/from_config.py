@@ -1,7 +1,6 @@
 """Builds a restored model from an experiment config, then exports or
 converts it. The config is read through `deeplab2.config` only."""
 
-import logging
 import os
 
 import tensorflow as tf
@@ -11,8 +10,6 @@ from deeplab2.modeling import keras_applications
 from deeplab2.modeling import weights
 from deeplab2.serving import export
 from deeplab2.utils import checkpoints
-
-_log = logging.getLogger('deeplab2')
 
 
 def _restored_model(parts, checkpoint_path):
@@ -35,17 +32,11 @@ def _restored_model(parts, checkpoint_path):
                               f'({checkpoint_path}.index does not exist).')
     _restore(model, checkpoint_path)
     return model
-  candidates = checkpoints.newest_first(checkpoint_path)
-  if not candidates:
+  path, _ = checkpoints.restore_newest_intact(
+      checkpoint_path, lambda path: _restore(model, path))
+  if path is None:
     raise FileNotFoundError(f'No checkpoint in {checkpoint_path}.')
-  for path in candidates:
-    try:
-      _restore(model, path)
-      return model
-    except checkpoints.DamagedCheckpointError as e:
-      _log.warning('%s; trying an older checkpoint.', e)
-  raise checkpoints.DamagedCheckpointError(
-      f'Every checkpoint in {checkpoint_path} is damaged.')
+  return model
 
 
 def _restore(model, path):

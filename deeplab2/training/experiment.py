@@ -2,7 +2,6 @@
 continuous_eval, with checkpoints, summaries and metric files in model_dir.
 """
 
-import json
 import logging
 import os
 import shutil
@@ -41,9 +40,6 @@ def _format_duration(seconds):
       f'{minutes}m{seconds:02d}s')
 
 
-DamagedCheckpointError = checkpoints.DamagedCheckpointError
-
-
 def metrics_path(model_dir, step):
   return os.path.join(model_dir, 'eval', f'metrics-{step:08d}.json')
 
@@ -73,10 +69,7 @@ def write_metrics(model_dir, step, metrics):
   """Writes the metrics JSON of one evaluation; returns its path."""
   path = metrics_path(model_dir, step)
   os.makedirs(os.path.dirname(path), exist_ok=True)
-  tmp_path = path + '.tmp'
-  with open(tmp_path, 'w') as f:
-    json.dump({'step': step, **metrics}, f, indent=2, sort_keys=True)
-  os.replace(tmp_path, path)
+  report.write_metrics_json({'step': step, **metrics}, path, overwrite=True)
   return path
 
 
@@ -156,23 +149,14 @@ class Experiment:
     if checkpoint_path:
       self._restore_checked(checkpoint_path)
       return checkpoint_path
-    damaged = []
-    for path in checkpoints.newest_first(self.model_dir):
-      try:
-        self._restore_checked(path)
-      except DamagedCheckpointError as e:
-        _log.warning('%s; trying an older checkpoint.', e)
-        damaged.append(path)
-        continue
-      if damaged:
-        _log.warning('Resumed from %s: the newer %s damaged.', path,
-                     ', '.join(damaged) + (' is' if len(damaged) == 1
-                                           else ' are'))
+    path, damaged = checkpoints.restore_newest_intact(
+        self.model_dir, self._restore_checked)
+    if path and damaged:
+      _log.warning('Resumed from %s: the newer %s damaged.', path,
+                   ', '.join(damaged) + (' is' if len(damaged) == 1
+                                         else ' are'))
+    if path:
       return path
-    if damaged:
-      raise DamagedCheckpointError(
-          f'Every checkpoint in {self.model_dir} is damaged: '
-          f'{", ".join(damaged)}.')
     if self.parts.initial_checkpoint.path:
       initial = self.parts.initial_checkpoint
       weights.restore_weights(self.model, initial.path,
@@ -473,7 +457,7 @@ def _continuous_eval(experiment, rebuild):
                                             timeout=timeout):
     try:
       experiment.restore(path)
-    except DamagedCheckpointError as e:
+    except checkpoints.DamagedCheckpointError as e:
       # Usually deleted by the trainer's num_checkpoints_to_keep meanwhile.
       _log.warning('Skipped: %s.', e)
       experiment = rebuild()

@@ -133,3 +133,33 @@ def restore_checked(path, restore_fn, check_files=True):
     logger.setLevel(level)
   if failure is not None:
     raise failure
+
+
+def restore_newest_intact(model_dir, restore_one):
+  """Restores the newest checkpoint of model_dir that is not damaged.
+
+  Args:
+    model_dir: the folder of the checkpoints (newest_first).
+    restore_one: callable(path) restoring one checkpoint; raises
+      DamagedCheckpointError for a damaged one (restore_checked does).
+
+  Returns:
+    (the path restored or None when there is no checkpoint, the newer
+    damaged paths skipped); each skipped one is named in a warning.
+
+  Raises:
+    DamagedCheckpointError: every checkpoint is damaged.
+  """
+  damaged = []
+  for path in newest_first(model_dir):
+    try:
+      restore_one(path)
+    except DamagedCheckpointError as e:
+      _log.warning('%s; trying an older checkpoint.', e)
+      damaged.append(path)
+      continue
+    return path, damaged
+  if damaged:
+    raise DamagedCheckpointError(f'Every checkpoint in {model_dir} is '
+                                 f'damaged: {", ".join(damaged)}.')
+  return None, damaged
