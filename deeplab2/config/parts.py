@@ -16,6 +16,7 @@ import os
 
 import tensorflow as tf
 
+from deeplab2 import inference
 from deeplab2.config import errors
 from deeplab2.config import loader
 from deeplab2.config import text_locations
@@ -96,16 +97,6 @@ class InitialCheckpoint:
   path: str
   restore_semantic_last_layer: bool
   restore_instance_last_layer: bool
-
-
-@dataclasses.dataclass(frozen=True)
-class ExportOptions:
-  """What the exported SavedModel needs besides the model.
-
-  Attributes:
-    output_stride: inputs are padded to output_stride * k + 1.
-  """
-  output_stride: int
 
 
 def build_model(model_options, bn_options, input_size=None):
@@ -318,10 +309,26 @@ class ExperimentParts:
         restore_instance_last_layer=(
             model.restore_instance_last_layer_from_initial_checkpoint))
 
-  @property
-  def export_options(self):
-    return ExportOptions(
-        output_stride=self.config.model_options.backbone.output_stride)
+  def inference_options(self, eval_scales=None, add_flipped_images=None):
+    """inference.InferenceOptions: the eval dataset's preprocessing (resize
+    to a range, crop) and the evaluator's test-time augmentation, unless
+    `eval_scales` / `add_flipped_images` are given."""
+    options = self._dataset_options('eval')
+    evaluator = self.config.evaluator_options
+    if eval_scales is None:
+      eval_scales = tuple(evaluator.eval_scales) or (1.0,)
+    if add_flipped_images is None:
+      add_flipped_images = evaluator.add_flipped_images
+    return inference.InferenceOptions(
+        crop_size=tuple(options.crop_size),
+        output_stride=self.config.model_options.backbone.output_stride,
+        min_resize_value=validation.single_resize_value(
+            options.min_resize_value),
+        max_resize_value=validation.single_resize_value(
+            options.max_resize_value),
+        resize_factor=options.resize_factor,
+        eval_scales=tuple(float(s) for s in eval_scales),
+        add_flipped_images=bool(add_flipped_images))
 
   @property
   def l2_weight_decay(self):

@@ -20,36 +20,10 @@ def resize_align_corners(image, label, size):
   return image, label[0, :, :, 0]
 
 
-def resize_to_range_size(size, min_size=0, max_size=0, factor=0):
-  """deeplab2's resize-to-range target size for an int32 (height, width).
-
-  The shorter side goes to `min_size`, unless the longer side would then
-  exceed `max_size`, in which case the longer side goes to `max_size`
-  (sizes are floored). With `factor`, each side is raised to the next
-  factor * k + 1. Zero turns a bound off.
-  """
-  size_f = tf.cast(size, tf.float32)
-  new_size = tf.cast(size, tf.int32)
-  if min_size:
-    new_size = tf.cast(tf.floor(size_f * (min_size / tf.reduce_min(size_f))),
-                       tf.int32)
-  if max_size:
-    small = tf.cast(tf.floor(size_f * (max_size / tf.reduce_max(size_f))),
-                    tf.int32)
-    if min_size:
-      new_size = tf.cond(tf.reduce_max(new_size) > max_size,
-                         lambda: small, lambda: new_size)
-    else:
-      new_size = small
-  if factor:
-    new_size += (factor - (new_size - 1) % factor) % factor
-  return new_size
-
-
 def resize_to_range(image, label, min_size=0, max_size=0, factor=0):
   """Resizes float image [H, W, 3] and int32 label [H, W] to the range."""
-  new_size = resize_to_range_size(tf.shape(label), min_size, max_size,
-                                  factor)
+  new_size = resize.resize_to_range_size(tf.shape(label), min_size,
+                                         max_size, factor)
   return resize_align_corners(image, label, new_size)
 
 
@@ -88,7 +62,7 @@ def pad_to_size(image, label, height, width, label_pad_value, offset=(0, 0)):
   bottom = height - shape[0] - top
   right = width - shape[1] - left
   paddings = [[top, bottom], [left, right]]
-  image = tf.pad(image - 127.5, paddings + [[0, 0]]) + 127.5
+  image = resize.pad_image(image[None], paddings)[0]
   label = tf.pad(label, paddings, constant_values=label_pad_value)
   return image, label
 

@@ -1,53 +1,137 @@
-"""Exports a trained model plus post-processing as a self-contained SavedModel.
+"""Exports a trained model with evaluation's inference path as a
+self-contained SavedModel (loading it needs TensorFlow only).
 
-The `serving_default` signature takes one uint8 image [H, W, 3] of any size
-and returns (int32 [H, W]) panoptic_pred, semantic_pred, instance_pred,
-(float32) center_heatmap [H, W] and offset_map [H, W, 2], plus center_points int32 [K, 2], center_scores
-and instance_scores float32 [K]. Loading it needs TensorFlow only.
+Signatures:
+  serving_default: `image`, uint8 [H, W, C] of any size (deeplab2's);
+  serving_batch: `images`, uint8 [B, H, W, C], images of one size.
+C is 3 (RGB), 1 (grey), 2 (grey + alpha) or 4 (RGBA; alpha dropped).
+
+Each image goes through deeplab2.inference: evaluation's resize to a range
+and padding to the eval crop, the model with the test-time augmentation
+chosen at export, post-processing on the (resized) image, and every map
+brought back to H x W. Outputs, per image (the batch signature adds a
+leading B):
+  panoptic_pred, semantic_pred, instance_pred: int32 [H, W];
+  semantic_probs: float32 [H, W, num_classes];
+and with the instance branch:
+  center_heatmap, instance_center_pred, instance_scores: float32 [H, W];
+  offset_map: float32 [H, W, 2], (y, x) in pixels of the H x W image;
+  center_points: int32 [K, 2] and center_scores float32 [K], the kept
+    centers (y, x) at the post-processed size, score 0 for empty slots;
+  instance_score_list: float32 [K], the score of instance k + 1 at k.
+The SavedModel's assets hold `deeplab2_export.json`: the dataset
+descriptor (class names, colours, thing ids, label divisor) and the
+inference options it was exported with.
 """
 
+import json
 import os
+import tempfile
 
 import tensorflow as tf
 
 from deeplab2 import common
+from deeplab2 import inference
+
+METADATA_FILE = 'deeplab2_export.json'
 
 SIGNATURE_OUTPUT_KEYS = (
     common.PRED_PANOPTIC, common.PRED_SEMANTIC, common.PRED_INSTANCE,
-    common.PRED_CENTER_HEATMAP, common.PRED_OFFSET_MAP,
-    common.PRED_CENTER_POINTS,
-    common.PRED_CENTER_SCORES, common.PRED_INSTANCE_SCORES)
+    inference.SEMANTIC_PROBS, common.PRED_CENTER_HEATMAP,
+    common.PRED_OFFSET_MAP, inference.INSTANCE_CENTER_PRED,
+    common.PRED_INSTANCE_SCORES, common.PRED_CENTER_POINTS,
+    common.PRED_CENTER_SCORES, inference.INSTANCE_SCORE_LIST)
+
+
+def to_rgb(images):
+  """uint8 [..., H, W, C] with C in 1..4 -> uint8 [..., H, W, 3].
+
+  Grey (and grey + alpha) is repeated into the three channels, an alpha
+  channel dropped. Any other C, or an empty image, is an
+  InvalidArgumentError that says so.
+  """
+  shape = tf.shape(images)
+  channels = shape[-1]
+  checks = [
+      tf.debugging.assert_less_equal(
+          channels, 4, message='An image has 1 (grey), 2 (grey + alpha), 3 '
+          '(RGB) or 4 (RGBA) channels; this one has more'),
+      tf.debugging.assert_positive(
+          shape[-3:-1], message='An image needs at least one row and one '
+          'column')]
+  with tf.control_dependencies(checks):
+    rgb = tf.cond(channels < 3,
+                  lambda: tf.repeat(images[..., :1], 3, axis=-1),
+                  lambda: images[..., :3])
+  return tf.ensure_shape(rgb, images.shape[:-1].concatenate([3]))
 
 
 class PanopticDeepLabModule(tf.Module):
-  """Pads the image to output_stride * k + 1, runs the model, crops back,
-  then post-processes: the same steps as evaluation."""
+  """The model, its post-processor and deeplab2.inference, as signatures.
 
-  def __init__(self, model, post_processor, output_stride):
+  Args:
+    model: the restored PanopticDeepLab.
+    post_processor: PanopticDeepLabPostProcessor (evaluation's).
+    options: inference.InferenceOptions (evaluation's, possibly with other
+      test-time augmentation).
+    input_size: optional (height, width): the signatures then take only
+      that size (static shapes throughout).
+  """
+
+  def __init__(self, model, post_processor, options, input_size=None):
     super().__init__(name='panoptic_deeplab_serving')
     self.model = model
     self.post_processor = post_processor
-    self.output_stride = output_stride
+    self.options = options
+    self.input_size = tuple(input_size) if input_size else None
+    height, width = self.input_size or (None, None)
+    self.serve = tf.function(
+        self._serve,
+        input_signature=[tf.TensorSpec([height, width, None], tf.uint8,
+                                       name='image')])
+    self.serve_batch = tf.function(
+        self._serve_batch,
+        input_signature=[tf.TensorSpec([None, height, width, None],
+                                       tf.uint8, name='images')])
 
-  @tf.function(input_signature=[
-      tf.TensorSpec([None, None, 3], tf.uint8, name='image')])
-  def serve(self, image):
-    """uint8 [H, W, 3] -> dict of predictions for that image (no batch)."""
-    height, width = tf.shape(image)[0], tf.shape(image)[1]
-    stride = self.output_stride
-    padded_height = (height - 1 + stride - 1) // stride * stride + 1
-    padded_width = (width - 1 + stride - 1) // stride * stride + 1
-    padded = tf.pad(tf.cast(image, tf.float32) - 127.5,
-                    [[0, padded_height - height], [0, padded_width - width],
-                     [0, 0]]) + 127.5
-    outputs = self.model(padded[None], training=False)
-    outputs = {k: v[:, :height, :width] for k, v in outputs.items()}
+  def _serve(self, image):
+    outputs = self._serve_batch(image[None])
+    return {key: value[0] for key, value in outputs.items()}
+
+  def _serve_batch(self, images):
+    """uint8 [B, H, W, C] -> dict of [B, ...] outputs (module docstring)."""
+    images = to_rgb(images)
+    static = images.shape[1:3]
+    original = ([int(v) for v in static] if static.is_fully_defined()
+                else tf.shape(images)[1:3])
+    padded, size = inference.preprocess(images, self.options)
+    outputs = inference.crop(
+        inference.predict(self.model, padded, self.options), size)
     predictions = self.post_processor(outputs)
-    result = {key: predictions[key][0] for key in predictions}
-    for key in (common.PRED_CENTER_HEATMAP, common.PRED_OFFSET_MAP):
-      if key in outputs:
-        result[key] = outputs[key][0]
-    return {key: result[key] for key in SIGNATURE_OUTPUT_KEYS if key in result}
+    maps = inference.output_maps(outputs, predictions)
+    if self.options.resizes:
+      maps = inference.to_size(maps, original)
+    for key in (common.PRED_CENTER_POINTS, common.PRED_CENTER_SCORES):
+      if key in predictions:
+        maps[key] = predictions[key]
+    return {key: maps[key] for key in SIGNATURE_OUTPUT_KEYS if key in maps}
+
+
+def metadata(descriptor, options, input_size=None):
+  """The JSON object saved beside the SavedModel as its asset."""
+  return {
+      'dataset_descriptor': descriptor.to_json_dict(),
+      'inference_options': {
+          'crop_size': list(options.crop_size),
+          'output_stride': options.output_stride,
+          'min_resize_value': options.min_resize_value,
+          'max_resize_value': options.max_resize_value,
+          'resize_factor': options.resize_factor,
+          'eval_scales': list(options.eval_scales),
+          'add_flipped_images': options.add_flipped_images,
+      },
+      'input_size': list(input_size) if input_size else None,
+  }
 
 
 _SAVED_MODEL_ENTRIES = {'saved_model.pb', 'variables', 'assets',
@@ -82,9 +166,16 @@ def check_replaceable(output_path, overwrite):
         '--overwrite replaces SavedModel folders only.')
 
 
-def export_saved_model(model, post_processor, output_stride, output_path,
-                       overwrite=False):
+def export_saved_model(model, post_processor, options, output_path,
+                       descriptor, overwrite=False, input_size=None):
   """Writes the SavedModel to `output_path`.
+
+  Args:
+    model, post_processor, options, input_size: see PanopticDeepLabModule.
+    output_path: the SavedModel folder.
+    descriptor: the eval dataset's DatasetDescriptor (saved as an asset).
+    overwrite: replace an existing SavedModel there (see
+      check_replaceable).
 
   The new SavedModel is written beside it (a hidden `.<name>.tmp-<pid>`)
   and swapped in once complete; an existing one is moved aside first and
@@ -95,14 +186,20 @@ def export_saved_model(model, post_processor, output_stride, output_path,
   """
   output_path = output_path.rstrip('/')
   check_replaceable(output_path, overwrite)
-  module = PanopticDeepLabModule(model, post_processor, output_stride)
+  module = PanopticDeepLabModule(model, post_processor, options, input_size)
   parent, name = os.path.split(output_path)
   tmp_path = os.path.join(parent, f'.{name}.tmp-{os.getpid()}')
   if tf.io.gfile.exists(tmp_path):
     tf.io.gfile.rmtree(tmp_path)
   try:
-    tf.saved_model.save(module, tmp_path,
-                        signatures={'serving_default': module.serve})
+    with tempfile.TemporaryDirectory() as scratch:
+      metadata_path = os.path.join(scratch, METADATA_FILE)
+      with open(metadata_path, 'w') as f:
+        json.dump(metadata(descriptor, options, input_size), f, indent=2)
+      module.metadata_file = tf.saved_model.Asset(metadata_path)
+      tf.saved_model.save(module, tmp_path,
+                          signatures={'serving_default': module.serve,
+                                      'serving_batch': module.serve_batch})
   except BaseException:
     if tf.io.gfile.exists(tmp_path):
       tf.io.gfile.rmtree(tmp_path)
@@ -120,3 +217,18 @@ def export_saved_model(model, post_processor, output_stride, output_path,
   if old_path is not None:
     tf.io.gfile.rmtree(old_path)
   return output_path
+
+
+def read_metadata(saved_model_dir):
+  """The deeplab2_export.json of an exported SavedModel, as a dict.
+
+  Raises:
+    FileNotFoundError: the folder has no such asset (not our export).
+  """
+  path = os.path.join(saved_model_dir, 'assets', METADATA_FILE)
+  if not tf.io.gfile.exists(path):
+    raise FileNotFoundError(
+        f'{path} does not exist: {saved_model_dir} is not a SavedModel '
+        'written by export_model.py.')
+  with tf.io.gfile.GFile(path) as f:
+    return json.load(f)

@@ -12,7 +12,7 @@ from deeplab2.serving import export
 from deeplab2.utils import checkpoints
 
 
-def _restored_model(parts, checkpoint_path):
+def restored_model(parts, checkpoint_path):
   """The config's model with `checkpoint_path` restored into it.
 
   `checkpoint_path` may be a checkpoint prefix (`.../ckpt-3000`), ours or
@@ -48,14 +48,22 @@ def _restore(model, path):
 
 
 def export_from_config(config_path, checkpoint_path, output_path,
-                       overwrite=False):
-  """Restores `checkpoint_path` into the config's model and exports it."""
+                       overwrite=False, eval_scales=None,
+                       add_flipped_images=None, input_size=None):
+  """Restores `checkpoint_path` into the config's model and exports it.
+
+  Args:
+    eval_scales, add_flipped_images: test-time augmentation of the export;
+      None: the config's evaluator_options.
+    input_size: optional fixed (height, width) of the signatures.
+  """
   export.check_replaceable(output_path.rstrip('/'), overwrite)
   parts = config_lib.load_experiment(config_path)
-  model = _restored_model(parts, checkpoint_path)
+  model = restored_model(parts, checkpoint_path)
   return export.export_saved_model(
-      model, parts.build_post_processor(), parts.export_options.output_stride,
-      output_path, overwrite)
+      model, parts.build_post_processor(),
+      parts.inference_options(eval_scales, add_flipped_images), output_path,
+      parts.descriptor('eval'), overwrite=overwrite, input_size=input_size)
 
 
 def convert_checkpoint(config_path, checkpoint_path, output_prefix,
@@ -75,7 +83,7 @@ def convert_checkpoint(config_path, checkpoint_path, output_prefix,
     raise FileExistsError(f'{output_prefix}.index exists; pass overwrite=True '
                           '(--overwrite) to replace it.')
   parts = config_lib.load_experiment(config_path)
-  model = _restored_model(parts, checkpoint_path)
+  model = restored_model(parts, checkpoint_path)
   directory = os.path.dirname(output_prefix)
   if directory:
     os.makedirs(directory, exist_ok=True)

@@ -6,6 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from deeplab2 import common
+from deeplab2 import inference
 from deeplab2.evaluation import mask_ap
 from deeplab2.evaluation import metric_set
 from deeplab2.modeling import test_time_augmentation
@@ -49,8 +50,9 @@ class Evaluator:
     # [{name: uint8 [H, W, 3]}] of the last evaluation: input, panoptic
     # prediction, center heatmap and offsets (colour wheel).
     self.samples = []
-    # Callables write(filename, panoptic, semantic, instance_scores),
-    # called with each scored image (this host's).
+    # Callables write(filename, maps, segment_scores), called with each
+    # scored image (this host's): maps holds inference.output_maps at
+    # the image's original size, as NumPy arrays without the batch axis.
     self.prediction_writers = []
     self._predict = tf.function(self._predict_impl)
     self._post_process = tf.function(post_processor.__call__,
@@ -81,22 +83,23 @@ class Evaluator:
     for i, (height, width) in enumerate(batch[common.IMAGE_SIZE]):
       if not valid[i]:
         continue
-      single = {k: v[i:i + 1, :height, :width] for k, v in outputs.items()}
+      single = inference.crop({k: v[i:i + 1] for k, v in outputs.items()},
+                              [int(height), int(width)])
       predictions = self._post_process(single)
       label_height, label_width = batch[common.LABEL_SIZE][i]
       label = labels[i, :label_height, :label_width]
-      panoptic = predictions[common.PRED_PANOPTIC]
-      semantic = predictions[common.PRED_SEMANTIC]
-      scores = segment_scores(predictions)
+      maps = {k: predictions[k] for k in (common.PRED_PANOPTIC,
+                                          common.PRED_SEMANTIC)}
+      if self.prediction_writers:
+        maps.update(inference.output_maps(single, predictions))
       if (label_height, label_width) != (height, width):
         # The input was resized to a range: predictions go back to the
-        # original label's size (nearest, align corners), as deeplab2.
-        size = tf.constant([label_height, label_width], tf.int32)
-        panoptic = resize.resize_nearest(panoptic[..., None], size)[..., 0]
-        semantic = resize.resize_nearest(semantic[..., None], size)[..., 0]
-      panoptic = panoptic.numpy()[0]
-      semantic = semantic.numpy()[0]
-      metrics.update(label, panoptic, semantic, scores)
+        # original label's size, as deeplab2 (and the exported model).
+        maps = inference.to_size(maps, [int(label_height), int(label_width)])
+      maps = {k: np.asarray(v)[0] for k, v in maps.items()}
+      scores = segment_scores(predictions)
+      metrics.update(label, maps[common.PRED_PANOPTIC],
+                     maps[common.PRED_SEMANTIC], scores)
       if self.prediction_writers:
         filename = batch[common.FILENAME][i]
         filename = (filename.decode() if isinstance(filename, bytes)
@@ -105,7 +108,7 @@ class Evaluator:
           raise ValueError('An eval record has an empty image/filename: '
                            'prediction files are named after it.')
         for write in self.prediction_writers:
-          write(filename, panoptic, semantic, scores)
+          write(filename, maps, scores)
       count += 1
       if len(self.samples) < self.num_vis_samples:
         self.samples.append(self._pictures(

@@ -12,6 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from deeplab2 import common
 from deeplab2 import config as config_lib
 from deeplab2.data import input_pipeline
 from deeplab2.evaluation import prediction_files
@@ -53,15 +54,20 @@ def predictions_path(model_dir, step, save_dir=''):
 def prediction_writer(folder, descriptor):
   """(writer, add) for the eval dataset's official format: the three
   cityscapesScripts formats for Cityscapes, COCO panoptic otherwise.
-  add(filename, panoptic, semantic, instance_scores) writes one image."""
+  add(filename, maps, segment_scores) writes one image (the evaluator's
+  writer call)."""
   if descriptor.name == 'cityscapes_panoptic':
     writer = prediction_files.CityscapesWriter(folder, descriptor)
-    return writer, writer.add
+
+    def add_cityscapes(filename, maps, segment_scores):
+      writer.add(filename, maps[common.PRED_PANOPTIC],
+                 maps[common.PRED_SEMANTIC], segment_scores)
+    return writer, add_cityscapes
   writer = prediction_files.CocoPanopticWriter(folder, descriptor)
 
-  def add(filename, panoptic, semantic, instance_scores):
-    del semantic, instance_scores   # COCO panoptic holds neither.
-    writer.add(filename, panoptic)
+  def add(filename, maps, segment_scores):
+    del segment_scores   # COCO panoptic holds none.
+    writer.add(filename, maps[common.PRED_PANOPTIC])
   return writer, add
 
 

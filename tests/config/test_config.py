@@ -23,7 +23,10 @@ def _synthetic_text():
 
 def test_synthetic_config_loads_and_validates():
   parts = config_lib.load_experiment(SYNTHETIC_CONFIG)
-  assert parts.export_options.output_stride == 16
+  options = parts.inference_options()
+  assert options.output_stride == 16
+  assert options.crop_size == tuple(
+      parts.config.eval_dataset_options.crop_size)
   assert parts.descriptor('train').name == 'synthetic_panoptic'
   assert parts.descriptor('eval').num_classes == 5
   assert parts.warnings == ()

@@ -52,7 +52,7 @@ def test_every_config_builds_through_the_one_door(path):
         split).label_spec
   assert parts.model_input_size == tuple(
       parts.config.train_dataset_options.crop_size)
-  assert parts.export_options.output_stride in (8, 16, 32)
+  assert parts.inference_options().output_stride in (8, 16, 32)
   schedule = parts.train_schedule
   assert 0 < schedule.save_checkpoints_steps <= schedule.total_steps
 

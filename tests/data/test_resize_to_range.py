@@ -12,6 +12,7 @@ from deeplab2.data import augmentation
 from deeplab2.data import input_pipeline
 from deeplab2.postprocessing import post_processor
 from deeplab2.training import evaluator as evaluator_lib
+from deeplab2.utils import resize
 from conftest import tiny_config_text
 
 
@@ -23,7 +24,7 @@ from conftest import tiny_config_text
     ((1024, 2048), 1025, 2049, 0, (1024, 2049)),
 ])
 def test_target_sizes(size, min_size, max_size, factor, expected):
-  got = augmentation.resize_to_range_size(tf.constant(size), min_size,
+  got = resize.resize_to_range_size(tf.constant(size), min_size,
                                           max_size, factor)
   assert tuple(got.numpy()) == expected
 

@@ -90,7 +90,8 @@ def test_a_bfloat16_model_exports_and_serves_float32(tmp_path):
   parts = config_lib.from_message(config)
   path = str(tmp_path / 'export')
   export.export_saved_model(parts.build_model(), parts.build_post_processor(),
-                            parts.export_options.output_stride, path)
+                            parts.inference_options(), path,
+                            parts.descriptor('eval'))
   serve = tf.saved_model.load(path).signatures['serving_default']
   outputs = serve(image=tf.zeros([37, 41, 3], tf.uint8))
   assert outputs['panoptic_pred'].shape == (37, 41)

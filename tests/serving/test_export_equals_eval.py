@@ -1,0 +1,173 @@
+"""The exported SavedModel predicts what evaluation scores.
+
+A tiny trained model is exported, then run in a fresh Python process that
+never imports our package, through both signatures, on images smaller than,
+equal to and larger than the eval crop (odd and even sides), for the plain
+synthetic config and for a COCO-style config (resize to a range, test-time
+augmentation). Its maps must equal the evaluator's own predictions for the
+same images exactly, its float outputs within 1e-5.
+"""
+
+import dataclasses
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from google.protobuf import text_format
+
+from deeplab2 import config as config_lib
+from deeplab2 import inference
+from deeplab2.data import input_pipeline
+from deeplab2.data import synthetic
+from deeplab2.data import tfrecord
+from deeplab2.serving import export
+from deeplab2.serving import from_config
+from deeplab2.training import evaluator as evaluator_lib
+from deeplab2.training import experiment
+from conftest import tiny_config_text
+
+# (height, width): smaller than the 33 x 33 crop (odd, even), equal, larger
+# (odd, even); two different images of each size.
+SIZES = ((29, 23), (30, 32), (33, 33), (50, 41), (34, 66))
+INT_KEYS = ('panoptic_pred', 'semantic_pred', 'instance_pred')
+FLOAT_KEYS = ('semantic_probs', 'center_heatmap', 'offset_map',
+              'instance_center_pred', 'instance_scores',
+              'instance_score_list')
+
+_SERVE_SCRIPT = """
+import sys, numpy as np, tensorflow as tf
+loaded = tf.saved_model.load(sys.argv[1])
+inputs = np.load(sys.argv[2])
+single = loaded.signatures['serving_default']
+batch = loaded.signatures['serving_batch']
+results = {}
+for name in inputs.files:
+  for key, value in single(image=tf.constant(inputs[name][0])).items():
+    results[f'{name}/single/{key}'] = value.numpy()
+  for key, value in batch(images=tf.constant(inputs[name])).items():
+    for i in range(len(inputs[name])):
+      results[f'{name}/batch{i}/{key}'] = value.numpy()[i]
+assert not any(m.startswith('deeplab2') for m in sys.modules), 'imported us'
+np.savez(sys.argv[3], **results)
+"""
+
+
+def _images():
+  """{size name: (uint8 [2, h, w, 3], int32 [2, h, w] panoptic labels)},
+  windows of two synthetic 129 x 129 samples."""
+  samples = [synthetic.generate_sample(np.random.default_rng(seed), 129)
+             for seed in (5, 6)]
+  images = {}
+  for height, width in SIZES:
+    top, left = 7, 11
+    crops = [(image[top:top + height, left:left + width],
+              panoptic[top:top + height, left:left + width])
+             for image, panoptic, _ in samples]
+    images[f'{height}x{width}'] = (np.stack([c[0] for c in crops]),
+                                   np.stack([c[1] for c in crops]))
+  return images
+
+
+def _write_config(path, data_dir, resized):
+  config = config_lib.parse_experiment_text(tiny_config_text(data_dir,
+                                                             steps=2))
+  # Two steps leave the heatmap low: a low threshold keeps instances to
+  # compare.
+  config.evaluator_options.center_score_threshold = 0.0
+  if resized:
+    # COCO's scheme at 33 px: longest side to 33, sides 16 k + 1, crop 33.
+    options = config.eval_dataset_options
+    options.min_resize_value[:] = [33]
+    options.max_resize_value[:] = [33]
+    options.resize_factor = 16
+    config.evaluator_options.eval_scales[:] = [0.75, 1.25]
+    config.evaluator_options.add_flipped_images = True
+  path.write_text(text_format.MessageToString(config))
+  return str(path)
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory, tiny_dataset_dir):
+  root = tmp_path_factory.mktemp('export_equals_eval')
+  config_path = _write_config(root / 'plain.textproto', tiny_dataset_dir,
+                              resized=False)
+  model_dir = str(root / 'model')
+  experiment.run('train', config_path, model_dir)
+  return root, model_dir
+
+
+def _evaluator_maps(parts, model, images, root):
+  """{name/i: maps} of the evaluator, one image per batch, each with its own
+  crop: the config's, or for a larger image the size the export pads to."""
+  options = parts.inference_options()
+  evaluator = evaluator_lib.Evaluator(
+      tf.distribute.get_strategy(), model, parts.build_post_processor(),
+      parts.label_spec, eval_scales=options.eval_scales,
+      add_flipped_images=options.add_flipped_images)
+  captured = {}
+  evaluator.prediction_writers = [
+      lambda filename, maps, scores: captured.__setitem__(filename, maps)]
+  for name, (batch_images, labels) in images.items():
+    for i in range(len(batch_images)):
+      record = str(root / f'{parts.config.experiment_name}-{name}-{i}.tfrecord')
+      with tf.io.TFRecordWriter(record) as writer:
+        height, width = labels[i].shape
+        writer.write(tfrecord.make_example(
+            tfrecord.encode_png(batch_images[i]), 'png', height, width,
+            f'{name}-{i}.png', labels[i]).SerializeToString())
+      size = inference.processed_size([height, width], options)
+      pipeline = dataclasses.replace(
+          parts.pipeline_options('eval'), file_patterns=(record,),
+          batch_size=1,
+          crop_size=tuple(inference.padded_size(size, options)))
+      evaluator.evaluate(input_pipeline.make_dataset(pipeline))
+  return {name.rsplit('.', 1)[0]: maps for name, maps in captured.items()}
+
+
+@pytest.mark.parametrize('resized', [False, True], ids=['plain', 'resized_tta'])
+def test_both_signatures_equal_the_evaluator_in_a_fresh_process(
+    trained, tiny_dataset_dir, resized):
+  root, model_dir = trained
+  config_path = _write_config(root / f'export-{resized}.textproto',
+                              tiny_dataset_dir, resized)
+  parts = config_lib.load_experiment(config_path)
+  options = parts.inference_options()
+  if resized:
+    assert options.resizes and options.add_flipped_images
+  export_dir = from_config.export_from_config(config_path, model_dir,
+                                              str(root / f'export-{resized}'))
+  assert export.read_metadata(export_dir)['inference_options'][
+      'eval_scales'] == list(options.eval_scales)
+
+  images = _images()
+  np.savez(root / 'inputs.npz', **{k: v[0] for k, v in images.items()})
+  served_path = root / f'served-{resized}.npz'
+  subprocess.run([sys.executable, '-c', _SERVE_SCRIPT, export_dir,
+                  str(root / 'inputs.npz'), str(served_path)],
+                 check=True, cwd=str(root), env={**os.environ,
+                                                 'PYTHONPATH': ''})
+  served = np.load(served_path)
+
+  model = from_config.restored_model(parts, model_dir)
+  expected = _evaluator_maps(parts, model, images, root)
+  assert len(expected) == 2 * len(SIZES)
+  checked_instances = 0
+  for name, (batch_images, _) in images.items():
+    for i in range(len(batch_images)):
+      want = expected[f'{name}-{i}']
+      for signature in ('single', f'batch{i}') if i == 0 else (f'batch{i}',):
+        prefix = f'{name}/{signature}/'
+        for key in INT_KEYS:
+          got = served[prefix + key]
+          assert got.shape == batch_images[i].shape[:2], (prefix, key)
+          np.testing.assert_array_equal(got, want[key],
+                                        err_msg=prefix + key)
+        for key in FLOAT_KEYS:
+          np.testing.assert_allclose(served[prefix + key], want[key],
+                                     rtol=0, atol=1e-5, err_msg=prefix + key)
+      checked_instances += int(want['instance_pred'].max() > 0)
+  # Instances were found, so the instance maps were compared.
+  assert checked_instances >= len(SIZES), checked_instances
