@@ -137,7 +137,7 @@ def preprocess(images, options):
   target_height, target_width = _size_list(target)
   padded = resize.pad_image(images, [[0, target_height - height],
                                      [0, target_width - width]])
-  if isinstance(target, list):
+  if isinstance(target, list) and not padded.shape[1:3].is_fully_defined():
     padded = tf.ensure_shape(padded, [None] + target + [3])
   return padded, size
 

@@ -50,11 +50,15 @@ def _nearest_in_image(points, scores, offsets, mask, chunk_size):
                 tf.math.squared_difference(chunk[:, 1:2], center_x[None, :]))
     return tf.argmin(distance, axis=-1, output_type=tf.int32)
 
-  nearest = tf.map_fn(
-      lambda i: tf.cond(i < active_chunks, lambda: nearest_in_chunk(i),
-                        lambda: tf.zeros([chunk_size], tf.int32)),
-      tf.range(num_chunks), fn_output_signature=tf.int32,
-      parallel_iterations=4)
+  # A while loop over the active chunks only, writing into a preallocated
+  # tensor: no TensorList, so TFLite builtins express it too.
+  def body(i, nearest):
+    return i + 1, tf.tensor_scatter_nd_update(nearest, [[i]],
+                                              nearest_in_chunk(i)[None])
+
+  _, nearest = tf.while_loop(
+      lambda i, _: i < active_chunks, body,
+      (tf.constant(0), tf.zeros([num_chunks, chunk_size], tf.int32)))
   # Scatter back: slots past `count` go to a dropped extra pixel.
   slot = tf.range(num_chunks * chunk_size)
   target = tf.where(slot < count, tf.reshape(compact, [-1]), num_pixels)
@@ -87,6 +91,9 @@ def group_pixels(center_points, center_scores, offset_map, pixel_mask=None,
     pixel_mask = tf.ones(tf.shape(offset_map)[:3], tf.bool)
   if center_points.shape[1] == 0:
     return tf.zeros(tf.shape(offset_map)[:3], tf.int32)
+  if offset_map.shape[0] == 1:
+    return _nearest_in_image(center_points[0], center_scores[0],
+                             offset_map[0], pixel_mask[0], chunk_size)[None]
   return tf.map_fn(
       lambda args: _nearest_in_image(*args, chunk_size),
       (center_points, center_scores, offset_map, pixel_mask),

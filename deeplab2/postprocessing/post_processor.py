@@ -96,10 +96,14 @@ class PanopticDeepLabPostProcessor:
                               instance_class, instance_area, image_scores)
       return panoptic[0], instance_pred[0], score[0]
 
-    panoptic, instance_pred, score = tf.map_fn(
-        one_image, tf.range(tf.shape(semantic)[0]),
-        fn_output_signature=(tf.int32, tf.int32, tf.float32),
-        parallel_iterations=1)
+    if semantic.shape[0] == 1:
+      # No loop for a batch of one: TFLite then needs no TensorList ops.
+      panoptic, instance_pred, score = (v[None] for v in one_image(0))
+    else:
+      panoptic, instance_pred, score = tf.map_fn(
+          one_image, tf.range(tf.shape(semantic)[0]),
+          fn_output_signature=(tf.int32, tf.int32, tf.float32),
+          parallel_iterations=1)
     result.update({
         common.PRED_PANOPTIC: panoptic,
         common.PRED_INSTANCE: instance_pred,

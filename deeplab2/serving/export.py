@@ -100,7 +100,10 @@ class PanopticDeepLabModule(tf.Module):
 
   def _serve_batch(self, images):
     """uint8 [B, H, W, C] -> dict of [B, ...] outputs (module docstring)."""
-    images = to_rgb(images)
+    return self.predict_rgb(to_rgb(images))
+
+  def predict_rgb(self, images):
+    """uint8 [B, H, W, 3] -> dict of [B, ...] outputs (module docstring)."""
     static = images.shape[1:3]
     original = ([int(v) for v in static] if static.is_fully_defined()
                 else tf.shape(images)[1:3])

@@ -1,0 +1,65 @@
+"""Converts the exported inference path to a TFLite model for LiteRT.
+
+The whole of deeplab2.inference goes inside the .tflite model with TFLite
+builtin ops only (no Flex ops, which LiteRT's interpreter lacks): the
+preprocessing, the network, the test-time augmentation, the center NMS, the
+grouping, the majority-vote merge, the instance scores and the maps at the
+input size. The model takes one uint8 image [1, H, W, 3] of the fixed
+size it was converted for, and gives the outputs of export.py's
+serving_batch signature under the same names. `tflite_predictor` (NumPy
+only) feeds it images of other channel counts and checks the size.
+"""
+
+import os
+import tempfile
+
+import tensorflow as tf
+# Public TF has no other way to freeze a function's variables.
+from tensorflow.python.framework import convert_to_constants  # pylint: disable=g-direct-tensorflow-import
+
+QUANTIZATIONS = ('float32', 'float16', 'int8')
+
+
+def convert(module, quantization='float32'):
+  """Returns the .tflite bytes of an export.PanopticDeepLabModule.
+
+  Args:
+    module: export.PanopticDeepLabModule with a fixed input_size.
+    quantization: 'float32' (none); 'float16' (weights stored as float16);
+      'int8' (dynamic-range: weights int8, activations quantised on the fly
+      where the kernels allow it; no calibration data needed).
+
+  Raises:
+    ValueError: an unknown quantization, or no fixed input size.
+  """
+  if quantization not in QUANTIZATIONS:
+    raise ValueError(f'quantization must be one of {", ".join(QUANTIZATIONS)}'
+                     f', got {quantization!r}.')
+  if not module.input_size:
+    raise ValueError('A TFLite model has a fixed input size: export with '
+                     'input_size=(height, width).')
+  height, width = module.input_size
+  spec = tf.TensorSpec([1, height, width, 3], tf.uint8, name='images')
+  predict = tf.function(module.predict_rgb, input_signature=[spec])
+  # The converter keeps the variables of a SavedModel as TFLite resource
+  # variables (left uninitialised by LiteRT's signature runner): they are
+  # turned into constants first.
+  concrete = predict.get_concrete_function()
+  frozen = convert_to_constants.convert_variables_to_constants_v2(concrete)
+  holder = tf.Module()
+  # The frozen function returns a flat list: the names are put back.
+  holder.serve = tf.function(
+      lambda images: tf.nest.pack_sequence_as(
+          concrete.structured_outputs, tf.nest.flatten(frozen(images))),
+      input_signature=[spec])
+  with tempfile.TemporaryDirectory() as scratch:
+    path = os.path.join(scratch, 'saved_model')
+    tf.saved_model.save(holder, path,
+                        signatures={'serving_default': holder.serve})
+    converter = tf.lite.TFLiteConverter.from_saved_model(path)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantization != 'float32':
+      converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantization == 'float16':
+      converter.target_spec.supported_types = [tf.float16]
+    return converter.convert()
