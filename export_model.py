@@ -1,7 +1,12 @@
-"""Exports a trained Panoptic-DeepLab as a SavedModel (serving_default).
+"""Exports a trained Panoptic-DeepLab as a SavedModel, or as a TFLite model.
 
   python export_model.py --config_file=configs/synthetic/resnet_mini_os16.textproto \
       --checkpoint_path=runs/synthetic --output_path=runs/synthetic/export
+  python export_model.py ... --output_path=model.tflite --tflite=int8
+
+The model runs evaluation's preprocessing, test-time augmentation and
+post-processing (the config's, unless --eval_scales / --add_flipped_images
+say otherwise); see docs/deployment.md.
 """
 
 import argparse
@@ -14,6 +19,7 @@ import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 from deeplab2 import config as config_lib  # pylint: disable=g-import-not-at-top
 from deeplab2.serving import from_config
+from deeplab2.serving import tflite
 
 
 def _fail(message):
@@ -23,18 +29,63 @@ def _fail(message):
   sys.exit(message)
 
 
+def _size(text):
+  try:
+    height, width = (int(v) for v in text.split(','))
+  except ValueError:
+    raise argparse.ArgumentTypeError(
+        f'--input_size is HEIGHT,WIDTH (e.g. 513,1025), got {text!r}')
+  if height < 1 or width < 1:
+    raise argparse.ArgumentTypeError(
+        f'--input_size sides must be positive, got {text!r}')
+  return height, width
+
+
+def _scales(text):
+  try:
+    scales = tuple(float(v) for v in text.split(','))
+  except ValueError:
+    raise argparse.ArgumentTypeError(
+        f'--eval_scales is a comma-separated list (e.g. 0.5,1,1.5), got '
+        f'{text!r}')
+  if not scales or min(scales) <= 0:
+    raise argparse.ArgumentTypeError(
+        f'--eval_scales must be positive, got {text!r}')
+  return scales
+
+
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--config_file', required=True)
   parser.add_argument('--checkpoint_path', required=True,
                       help='a checkpoint prefix, or a model_dir (latest)')
-  parser.add_argument('--output_path', required=True)
+  parser.add_argument('--output_path', required=True,
+                      help='the SavedModel folder, or the .tflite file')
   parser.add_argument('--overwrite', action='store_true')
+  parser.add_argument('--eval_scales', type=_scales, default=None,
+                      help='test-time scales baked in (default: the '
+                      "config's evaluator_options.eval_scales)")
+  parser.add_argument('--add_flipped_images', default=None,
+                      action=argparse.BooleanOptionalAction,
+                      help='also run mirrored inputs (default: the config)')
+  parser.add_argument('--input_size', type=_size, default=None,
+                      help='HEIGHT,WIDTH: accept only this size (static '
+                      'shapes); with --tflite the default is the eval crop')
+  parser.add_argument('--tflite', choices=tflite.QUANTIZATIONS, default=None,
+                      help='write a .tflite model for LiteRT instead')
   args = parser.parse_args(argv)
+  options = dict(eval_scales=args.eval_scales,
+                 add_flipped_images=args.add_flipped_images,
+                 input_size=args.input_size)
   try:
-    path = from_config.export_from_config(args.config_file,
-                                          args.checkpoint_path,
-                                          args.output_path, args.overwrite)
+    if args.tflite:
+      path = from_config.tflite_from_config(
+          args.config_file, args.checkpoint_path, args.output_path,
+          args.tflite, args.overwrite, **options)
+    else:
+      path = from_config.export_from_config(
+          args.config_file, args.checkpoint_path, args.output_path,
+          args.overwrite, **options)
   except (config_lib.ConfigError, OSError, ValueError) as e:
     _fail(f'error: {e}')
   except tf.errors.OpError as e:      # e.g. a full disk while saving
@@ -43,7 +94,8 @@ def main(argv=None):
     print('error: interrupted; the output was left as it was.',
           file=sys.stderr)
     sys.exit(130)
-  print(f'exported SavedModel to {path}')
+  kind = f'TFLite ({args.tflite}) model' if args.tflite else 'SavedModel'
+  print(f'exported {kind} to {path}')
 
 
 if __name__ == '__main__':

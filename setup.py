@@ -37,7 +37,10 @@ setuptools.setup(
     extras_require={
         'cpu': [f'tensorflow-cpu=={_TF_VERSION}'],
         'gpu': [f'tensorflow[and-cuda]=={_TF_VERSION}'],
-        'test': ['pytest', 'grpcio-tools==1.85.1', 'cityscapesscripts'],
+        'tflite': ['ai-edge-litert'],
+        'video': ['imageio', 'imageio-ffmpeg'],
+        'test': ['pytest', 'grpcio-tools==1.85.1', 'cityscapesscripts',
+                 'ai-edge-litert', 'imageio', 'imageio-ffmpeg'],
     },
     cmdclass={'build_py': BuildPyWithProtos},
 )

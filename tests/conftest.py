@@ -75,3 +75,19 @@ def tiny_config_path(tiny_dataset_dir, tmp_path):
   path = tmp_path / 'tiny.textproto'
   path.write_text(tiny_config_text(tiny_dataset_dir))
   return str(path)
+
+
+@pytest.fixture(scope='session')
+def tiny_saved_model(tmp_path_factory):
+  """(SavedModel path, ExperimentParts) of the tiny config, seeded."""
+  import keras  # pylint: disable=g-import-not-at-top
+  from deeplab2 import config as config_lib  # pylint: disable=g-import-not-at-top
+  from deeplab2.serving import export  # pylint: disable=g-import-not-at-top
+  keras.utils.set_random_seed(0)
+  parts = config_lib.from_message(
+      config_lib.parse_experiment_text(tiny_config_text('/unused')))
+  path = str(tmp_path_factory.mktemp('tiny_export') / 'saved_model')
+  export.export_saved_model(parts.build_model(), parts.build_post_processor(),
+                            parts.inference_options(), path,
+                            parts.descriptor('eval'))
+  return path, parts

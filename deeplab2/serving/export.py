@@ -19,9 +19,9 @@ and with the instance branch:
   center_points: int32 [K, 2] and center_scores float32 [K], the kept
     centers (y, x) at the post-processed size, score 0 for empty slots;
   instance_score_list: float32 [K], the score of instance k + 1 at k.
-The SavedModel's assets hold `deeplab2_export.json`: the dataset
-descriptor (class names, colours, thing ids, label divisor) and the
-inference options it was exported with.
+The SavedModel's assets hold `dataset_descriptor.json` (class names,
+colours, thing ids, label divisor) and `deeplab2_export.json` (the
+inference options it was exported with).
 """
 
 import json
@@ -34,6 +34,7 @@ from deeplab2 import common
 from deeplab2 import inference
 
 METADATA_FILE = 'deeplab2_export.json'
+DESCRIPTOR_FILE = 'dataset_descriptor.json'
 
 SIGNATURE_OUTPUT_KEYS = (
     common.PRED_PANOPTIC, common.PRED_SEMANTIC, common.PRED_INSTANCE,
@@ -120,10 +121,9 @@ class PanopticDeepLabModule(tf.Module):
     return {key: maps[key] for key in SIGNATURE_OUTPUT_KEYS if key in maps}
 
 
-def metadata(descriptor, options, input_size=None):
-  """The JSON object saved beside the SavedModel as its asset."""
+def metadata(options, input_size=None):
+  """The JSON object of METADATA_FILE, an asset of the SavedModel."""
   return {
-      'dataset_descriptor': descriptor.to_json_dict(),
       'inference_options': {
           'crop_size': list(options.crop_size),
           'output_stride': options.output_stride,
@@ -198,8 +198,11 @@ def export_saved_model(model, post_processor, options, output_path,
     with tempfile.TemporaryDirectory() as scratch:
       metadata_path = os.path.join(scratch, METADATA_FILE)
       with open(metadata_path, 'w') as f:
-        json.dump(metadata(descriptor, options, input_size), f, indent=2)
+        json.dump(metadata(options, input_size), f, indent=2)
+      descriptor_path = os.path.join(scratch, DESCRIPTOR_FILE)
+      descriptor.write_json(descriptor_path)
       module.metadata_file = tf.saved_model.Asset(metadata_path)
+      module.descriptor_file = tf.saved_model.Asset(descriptor_path)
       tf.saved_model.save(module, tmp_path,
                           signatures={'serving_default': module.serve,
                                       'serving_batch': module.serve_batch})

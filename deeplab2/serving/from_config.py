@@ -9,6 +9,7 @@ from deeplab2 import config as config_lib
 from deeplab2.modeling import keras_applications
 from deeplab2.modeling import weights
 from deeplab2.serving import export
+from deeplab2.serving import tflite
 from deeplab2.utils import checkpoints
 
 
@@ -64,6 +65,46 @@ def export_from_config(config_path, checkpoint_path, output_path,
       model, parts.build_post_processor(),
       parts.inference_options(eval_scales, add_flipped_images), output_path,
       parts.descriptor('eval'), overwrite=overwrite, input_size=input_size)
+
+
+def tflite_from_config(config_path, checkpoint_path, output_path,
+                       quantization='float32', overwrite=False,
+                       eval_scales=None, add_flipped_images=None,
+                       input_size=None):
+  """Writes the config's restored model as a .tflite file (serving.tflite).
+
+  Args:
+    input_size: (height, width) the model takes; None: the eval crop size.
+    Others: see export_from_config and tflite.convert.
+
+  Returns:
+    the path written.
+
+  Raises:
+    FileExistsError: `output_path` exists and overwrite is False.
+  """
+  if tf.io.gfile.exists(output_path) and not overwrite:
+    raise FileExistsError(f'{output_path} exists; pass overwrite=True '
+                          '(--overwrite) to replace it.')
+  if quantization not in tflite.QUANTIZATIONS:
+    raise ValueError(f'--tflite must be one of '
+                     f'{", ".join(tflite.QUANTIZATIONS)}, got '
+                     f'{quantization!r}.')
+  parts = config_lib.load_experiment(config_path)
+  options = parts.inference_options(eval_scales, add_flipped_images)
+  model = restored_model(parts, checkpoint_path)
+  module = export.PanopticDeepLabModule(
+      model, parts.build_post_processor(), options,
+      input_size or options.crop_size)
+  data = tflite.convert(module, quantization)
+  directory = os.path.dirname(output_path)
+  if directory:
+    os.makedirs(directory, exist_ok=True)
+  tmp_path = output_path + f'.tmp-{os.getpid()}'
+  with open(tmp_path, 'wb') as f:
+    f.write(data)
+  os.replace(tmp_path, output_path)
+  return output_path
 
 
 def convert_checkpoint(config_path, checkpoint_path, output_prefix,

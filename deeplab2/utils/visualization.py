@@ -87,3 +87,55 @@ def panel(tiles, columns=4, caption_height=14):
                  (x, y + caption_height))
     draw.text((x + 2, y + 1), title, fill=(255, 255, 255))
   return np.asarray(canvas)
+
+
+def segment_borders(panoptic):
+  """bool [H, W]: pixels whose right or lower neighbour is another segment
+  (a one-pixel line between segments)."""
+  panoptic = np.asarray(panoptic)
+  border = np.zeros(panoptic.shape, bool)
+  border[:, :-1] |= panoptic[:, :-1] != panoptic[:, 1:]
+  border[:-1, :] |= panoptic[:-1, :] != panoptic[1:, :]
+  return border
+
+
+def overlay_panoptic(image, panoptic, label_spec, alpha=0.55, borders=True,
+                     labels=None):
+  """The panoptic colours blended over the image.
+
+  Stuff takes its class colour from the dataset palette, each instance a
+  shade of its class colour (colorize_panoptic); void stays the image.
+
+  Args:
+    image: uint8 [H, W, 3].
+    panoptic: int [H, W] panoptic ids of the same size.
+    label_spec: label_spec.LabelSpec of the ids.
+    alpha: weight of the colours.
+    borders: draw a thin white line between segments.
+    labels: optional [(text, (y, x))] drawn at those points.
+
+  Returns:
+    uint8 [H, W, 3].
+  """
+  image = np.asarray(image, np.uint8)
+  colours = colorize_panoptic(panoptic, label_spec).astype(np.float32)
+  void = np.asarray(label_spec.is_void(panoptic))
+  blended = (1 - alpha) * image.astype(np.float32) + alpha * colours
+  out = np.where(void[..., None], image.astype(np.float32), blended)
+  if borders:
+    out[segment_borders(panoptic)] = 255.0
+  out = np.clip(out + 0.5, 0, 255).astype(np.uint8)
+  if labels:
+    canvas = Image.fromarray(out)
+    draw = ImageDraw.Draw(canvas)
+    for text, (y, x) in labels:
+      left, top, right, bottom = draw.textbbox((0, 0), text)
+      x0 = int(min(max(x - (right - left) / 2, 0),
+                   max(out.shape[1] - (right - left), 0)))
+      y0 = int(min(max(y - (bottom - top) / 2, 0),
+                   max(out.shape[0] - (bottom - top), 0)))
+      draw.rectangle((x0 - 1, y0 - 1, x0 + right - left + 1,
+                      y0 + bottom - top + 1), fill=(0, 0, 0))
+      draw.text((x0 - left, y0 - top), text, fill=(255, 255, 255))
+    out = np.asarray(canvas)
+  return out

@@ -77,6 +77,7 @@ def _write_config(path, data_dir, resized):
   # Two steps leave the heatmap low: a low threshold keeps instances to
   # compare.
   config.evaluator_options.center_score_threshold = 0.0
+  config.seed = 7    # the same weights in every run (the int8 pin)
   if resized:
     # COCO's scheme at 33 px: longest side to 33, sides 16 k + 1, crop 33.
     options = config.eval_dataset_options
@@ -171,3 +172,47 @@ def test_both_signatures_equal_the_evaluator_in_a_fresh_process(
       checked_instances += int(want['instance_pred'].max() > 0)
   # Instances were found, so the instance maps were compared.
   assert checked_instances >= len(SIZES), checked_instances
+
+
+# Pixel accuracy of the int8 (dynamic-range) model's panoptic map against
+# the SavedModel's on the images below, as measured when this test was
+# written; the test fails if it drops more than 0.02 below.
+INT8_PANOPTIC_AGREEMENT = 0.9106
+
+
+def test_tflite_float32_equals_the_saved_model_and_int8_agreement(
+    trained, tiny_dataset_dir, capsys):
+  from ai_edge_litert import interpreter as litert  # pylint: disable=g-import-not-at-top
+  root, model_dir = trained
+  config_path = _write_config(root / 'tflite.textproto', tiny_dataset_dir,
+                              resized=False)
+  export_dir = from_config.export_from_config(config_path, model_dir,
+                                              str(root / 'export-tflite'))
+  serve = tf.saved_model.load(export_dir).signatures['serving_default']
+  images = [synthetic.generate_sample(np.random.default_rng(seed), 33)[0]
+            for seed in range(20, 28)]
+  expected = [serve(image=tf.constant(image)) for image in images]
+  agreement = {}
+  for quantization in ('float32', 'int8'):
+    path = from_config.tflite_from_config(
+        config_path, model_dir, str(root / f'{quantization}.tflite'),
+        quantization)
+    runner = litert.Interpreter(model_path=path).get_signature_runner()
+    same = total = 0
+    for image, want in zip(images, expected):
+      got = runner(images=image[None])
+      assert got['panoptic_pred'].shape == (1, 33, 33)
+      if quantization == 'float32':
+        for key in ('panoptic_pred', 'semantic_pred', 'instance_pred'):
+          np.testing.assert_array_equal(got[key][0], want[key].numpy())
+        np.testing.assert_allclose(got['semantic_probs'][0],
+                                   want['semantic_probs'].numpy(), atol=1e-5)
+      same += int((got['panoptic_pred'][0] ==
+                   want['panoptic_pred'].numpy()).sum())
+      total += got['panoptic_pred'][0].size
+    agreement[quantization] = same / total
+  with capsys.disabled():
+    print(f'\nTFLite panoptic pixel agreement with the SavedModel: '
+          f'{agreement}')
+  assert agreement['float32'] == 1.0
+  assert agreement['int8'] >= INT8_PANOPTIC_AGREEMENT - 0.02, agreement

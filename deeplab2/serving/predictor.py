@@ -1,0 +1,225 @@
+"""A predictor for one image or a batch, as Detectron2's DefaultPredictor.
+
+  predictor = Predictor.from_saved_model('runs/synthetic/export')
+  result = predictor(image)             # uint8 [H, W, 3] (or grey, RGBA)
+  result.panoptic, result.segments      # NumPy maps, a list of Segment
+  picture = result.overlay(image)
+
+It loads an exported SavedModel (TensorFlow only), a config + checkpoint
+(the same inference path, built in this process), or a .tflite model
+(LiteRT), and returns NumPy arrays.
+"""
+
+import dataclasses
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from deeplab2 import inference
+from deeplab2.data import dataset_descriptor
+from deeplab2.evaluation import prediction_files
+from deeplab2.serving import export
+from deeplab2.serving import image_io
+from deeplab2.utils import visualization
+
+
+@dataclasses.dataclass(frozen=True)
+class Segment:
+  """One non-void segment of a panoptic prediction.
+
+  Attributes:
+    id: its panoptic id (class * label_divisor + instance).
+    class_id: the class index; class_name its name.
+    category_id: the dataset's own category id (COCO's, say), or None.
+    is_thing: whether the class has instances.
+    score: things: the instance score (center heatmap x mean class
+      probability); stuff: the mean probability of its class over it.
+    area: pixels.
+    bbox: (x, y, width, height).
+  """
+  id: int
+  class_id: int
+  class_name: str
+  category_id: int | None
+  is_thing: bool
+  score: float
+  area: int
+  bbox: tuple
+
+
+@dataclasses.dataclass
+class Prediction:
+  """The maps of one image (at its size) and its segments.
+
+  Attributes:
+    panoptic, semantic, instance: int32 [H, W].
+    maps: every output by name (export's names), NumPy, without batch axis.
+    segments: list of Segment, in increasing panoptic id.
+    descriptor: the DatasetDescriptor of the ids.
+  """
+  panoptic: np.ndarray
+  semantic: np.ndarray
+  instance: np.ndarray
+  maps: dict
+  segments: list
+  descriptor: dataset_descriptor.DatasetDescriptor
+
+  def overlay(self, image, alpha=0.55, borders=True, labels=False):
+    """uint8 [H, W, 3]: the prediction's colours over `image` (see
+    visualization.overlay_panoptic); labels names each segment."""
+    texts = None
+    if labels:
+      texts = [(s.class_name, _label_point(self.panoptic, s))
+               for s in self.segments]
+    return visualization.overlay_panoptic(
+        image_io.to_rgb_uint8(image), self.panoptic, self.descriptor, alpha,
+        borders, texts)
+
+  def coco_segments_info(self):
+    """The COCO panoptic `segments_info` of the segments (ids 1..K in the
+    order of `segments`, as the PNG of prediction_files encodes them)."""
+    return prediction_files.Segments(self.panoptic,
+                                     self.descriptor).segments_info()
+
+
+def _label_point(panoptic, segment):
+  """(y, x): the segment's pixel nearest to its mean position."""
+  ys, xs = np.nonzero(panoptic == segment.id)
+  k = np.argmin((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2)
+  return int(ys[k]), int(xs[k])
+
+
+def segments_of(maps, descriptor):
+  """[Segment] of one image's output maps (panoptic_pred, semantic_probs,
+  instance_scores as exported)."""
+  panoptic = maps['panoptic_pred']
+  found = prediction_files.Segments(panoptic, descriptor)
+  probs = maps.get(inference.SEMANTIC_PROBS)
+  instance_scores = maps.get('instance_scores')
+  segments = []
+  for k in range(len(found)):
+    class_id = int(found.classes[k])
+    mask = found.index == k + 1
+    is_thing = class_id in descriptor.thing_class_ids
+    if is_thing and instance_scores is not None:
+      score = float(instance_scores[mask].max())
+    elif probs is not None:
+      score = float(probs[..., class_id][mask].mean())
+    else:
+      score = float('nan')
+    category = int(found.category_ids[k])
+    segments.append(Segment(
+        id=int(found.panoptic_ids[k]), class_id=class_id,
+        class_name=descriptor.class_names[class_id],
+        category_id=category if category >= 0 else None,
+        is_thing=is_thing, score=score, area=int(found.areas[k]),
+        bbox=tuple(int(v) for v in found.bboxes[k])))
+  return segments
+
+
+class Predictor:
+  """Runs one inference path on NumPy images; see the module docstring.
+
+  Args:
+    batch_function: callable(uint8 [B, H, W, 3] array) -> {name: [B, ...]
+      array}.
+    descriptor: DatasetDescriptor of the model's classes.
+    input_size: the only (height, width) the model takes, or None.
+  """
+
+  def __init__(self, batch_function, descriptor, input_size=None):
+    self._batch_function = batch_function
+    self.descriptor = descriptor
+    self.input_size = tuple(input_size) if input_size else None
+
+  @classmethod
+  def from_saved_model(cls, path):
+    """An export of export_model.py (its serving_batch signature)."""
+    loaded = tf.saved_model.load(path)
+    meta = export.read_metadata(path)
+    signature = loaded.signatures['serving_batch']
+
+    def run(images):
+      outputs = signature(images=tf.constant(images))
+      return {key: value.numpy() for key, value in outputs.items()}
+    descriptor = dataset_descriptor.read_json(
+        os.path.join(path, 'assets', export.DESCRIPTOR_FILE))
+    predictor = cls(run, descriptor, meta.get('input_size'))
+    predictor._loaded = loaded     # keeps the functions alive
+    return predictor
+
+  @classmethod
+  def from_config(cls, config_path, checkpoint_path, eval_scales=None,
+                  add_flipped_images=None):
+    """The config's model with a checkpoint, in this process."""
+    # Imported here: a SavedModel user needs none of the model code.
+    from deeplab2 import config as config_lib  # pylint: disable=g-import-not-at-top
+    from deeplab2.serving import from_config  # pylint: disable=g-import-not-at-top
+    parts = config_lib.load_experiment(config_path)
+    module = export.PanopticDeepLabModule(
+        from_config.restored_model(parts, checkpoint_path),
+        parts.build_post_processor(),
+        parts.inference_options(eval_scales, add_flipped_images))
+    serve = tf.function(module.predict_rgb, reduce_retracing=True)
+
+    def run(images):
+      return {key: value.numpy()
+              for key, value in serve(tf.constant(images)).items()}
+    return cls(run, parts.descriptor('eval'))
+
+  @classmethod
+  def from_tflite(cls, path, descriptor, num_threads=None):
+    """A .tflite model of export_model.py --tflite, run by LiteRT.
+
+    Args:
+      descriptor: the DatasetDescriptor of its classes (a .tflite file
+        holds none): a JSON path or an object.
+    """
+    from ai_edge_litert import interpreter as litert  # pylint: disable=g-import-not-at-top
+    runner = litert.Interpreter(model_path=path, num_threads=num_threads)
+    signature = runner.get_signature_runner()
+    shape = signature.get_input_details()['images']['shape']
+    if isinstance(descriptor, str):
+      descriptor = dataset_descriptor.read_json(descriptor)
+
+    def run(images):
+      outputs = [signature(images=image[None]) for image in images]
+      return {key: np.concatenate([o[key] for o in outputs])
+              for key in outputs[0]}
+    predictor = cls(run, descriptor, tuple(int(v) for v in shape[1:3]))
+    predictor._interpreter = runner
+    return predictor
+
+  def __call__(self, image):
+    """One image (uint8 [H, W, 3], or see image_io.to_rgb_uint8) ->
+    Prediction."""
+    return self.predict_batch(image_io.to_rgb_uint8(image)[None])[0]
+
+  def predict_batch(self, images):
+    """uint8 [B, H, W, 3] (or a list of same-size images) -> [Prediction].
+
+    Raises:
+      ValueError: images of different sizes, or not the model's fixed size.
+    """
+    images = [image_io.to_rgb_uint8(image) for image in images]
+    sizes = {image.shape for image in images}
+    if len(sizes) != 1:
+      raise ValueError(f'A batch holds images of one size, got '
+                       f'{sorted(s[:2] for s in sizes)}.')
+    size = images[0].shape[:2]
+    if self.input_size and size != self.input_size:
+      raise ValueError(f'This model takes {self.input_size[0]} x '
+                       f'{self.input_size[1]} images only, got {size[0]} x '
+                       f'{size[1]}.')
+    outputs = self._batch_function(np.stack(images))
+    predictions = []
+    for i in range(len(images)):
+      maps = {key: value[i] for key, value in outputs.items()}
+      predictions.append(Prediction(
+          panoptic=maps['panoptic_pred'], semantic=maps['semantic_pred'],
+          instance=maps['instance_pred'], maps=maps,
+          segments=segments_of(maps, self.descriptor),
+          descriptor=self.descriptor))
+    return predictions
+

@@ -1,0 +1,176 @@
+"""Runs a Predictor over image files, folders and videos, and writes:
+
+  <output_dir>/overlay/<name>.png     the panoptic colours over the image
+  <output_dir>/panoptic/<name>.png    the raw panoptic PNG (COCO: segment
+                                      ids as R + 256 G + 256^2 B)
+  <output_dir>/panoptic.json          one COCO panoptic entry per image
+  <output_dir>/<video>_overlay.mp4    per video, beside its frames, which
+                                      are named <video>_<frame>
+
+Unreadable files are reported and skipped; existing outputs are refused
+unless overwrite is set, before anything is written.
+"""
+
+import dataclasses
+import os
+
+import numpy as np
+
+from deeplab2.evaluation import prediction_files
+from deeplab2.serving import image_io
+
+OVERLAY_DIR = 'overlay'
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.gif', '.tif', '.tiff',
+                    '.webp', '.ppm', '.pgm')
+
+
+@dataclasses.dataclass
+class Summary:
+  """What a run did: images (and frames) written, files skipped with why."""
+  written: int = 0
+  skipped: list = dataclasses.field(default_factory=list)  # [(path, why)]
+
+
+def list_inputs(path):
+  """The files to run: `path` itself, or the images and videos directly in
+  the folder `path` (sorted; other files are ignored).
+
+  Raises:
+    FileNotFoundError: `path` does not exist, or the folder holds none.
+  """
+  if not os.path.exists(path):
+    raise FileNotFoundError(f'--input {path} does not exist.')
+  if not os.path.isdir(path):
+    return [path]
+  files = sorted(
+      os.path.join(path, name) for name in os.listdir(path)
+      if name.lower().endswith(IMAGE_EXTENSIONS +
+                               image_io.VIDEO_EXTENSIONS))
+  if not files:
+    raise FileNotFoundError(f'{path} holds no image or video files '
+                            f'({", ".join(IMAGE_EXTENSIONS)}, '
+                            f'{", ".join(image_io.VIDEO_EXTENSIONS)}).')
+  return files
+
+
+def is_video(path):
+  return path.lower().endswith(image_io.VIDEO_EXTENSIONS)
+
+
+def _stem(path):
+  return os.path.splitext(os.path.basename(path))[0]
+
+
+def check_outputs(inputs, output_dir, overwrite):
+  """Raises FileExistsError naming an existing output, unless overwrite."""
+  if overwrite or not os.path.exists(output_dir):
+    return
+  taken = [os.path.join(output_dir, prediction_files.PANOPTIC + '.json'),
+           os.path.join(output_dir, prediction_files.PANOPTIC)]
+  for path in inputs:
+    taken.append(os.path.join(output_dir, OVERLAY_DIR, _stem(path) + '.png'))
+    if is_video(path):
+      taken.append(os.path.join(output_dir, _stem(path) + '_overlay.mp4'))
+  existing = [p for p in taken if os.path.exists(p)]
+  if existing:
+    raise FileExistsError(f'{existing[0]} exists ({len(existing)} outputs '
+                          'exist); pass --overwrite to replace them.')
+
+
+def _save_png(array, path):
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  tmp_path = path + '.tmp.png'
+  Image.fromarray(array).save(tmp_path)
+  os.replace(tmp_path, path)
+
+
+def _frames(path):
+  """(fps, iterator of uint8 [H, W, 3] frames) of a video, via imageio's
+  ffmpeg plugin."""
+  import imageio.v2 as imageio  # pylint: disable=g-import-not-at-top
+  try:
+    reader = imageio.get_reader(path, 'ffmpeg')
+    fps = float(reader.get_meta_data().get('fps', 25.0))
+  except Exception as e:  # pylint: disable=broad-except
+    raise image_io.UnreadableImageError(
+        f'{path}: not a readable video ({e})') from e
+
+  def frames():
+    with reader:
+      for frame in reader:
+        yield image_io.to_rgb_uint8(frame)
+  return fps, frames()
+
+
+def run(predictor, input_path, output_dir, overwrite=False, labels=False,
+        progress=None):
+  """Predicts every input and writes the outputs (module docstring).
+
+  Args:
+    predictor: predictor.Predictor.
+    input_path: an image, a video, or a folder of them.
+    output_dir: created if missing.
+    overwrite: replace existing outputs.
+    labels: write class names on the overlays.
+    progress: optional callable(done, total) over the input files.
+
+  Returns:
+    Summary.
+
+  Raises:
+    FileNotFoundError: see list_inputs.
+    FileExistsError: see check_outputs.
+  """
+  inputs = list_inputs(input_path)
+  check_outputs(inputs, output_dir, overwrite)
+  os.makedirs(os.path.join(output_dir, OVERLAY_DIR), exist_ok=True)
+  summary = Summary()
+  with prediction_files.CocoPanopticWriter(
+      output_dir, predictor.descriptor, overwrite=overwrite) as writer:
+
+    def predict_and_write(name, image):
+      prediction = predictor(image)
+      overlay = prediction.overlay(image, labels=labels)
+      _save_png(overlay, os.path.join(output_dir, OVERLAY_DIR,
+                                      name + '.png'))
+      writer.add(name + '.png', prediction.panoptic, image_id=name)
+      summary.written += 1
+      return overlay
+
+    for done, path in enumerate(inputs, 1):
+      try:
+        if is_video(path):
+          _run_video(path, output_dir, predict_and_write)
+        else:
+          predict_and_write(_stem(path), image_io.read_image(path))
+      except image_io.UnreadableImageError as e:
+        summary.skipped.append((path, str(e)))
+      if progress is not None:
+        progress(done, len(inputs))
+  return summary
+
+
+def _run_video(path, output_dir, predict_and_write):
+  """Each frame as an image named <video>_<frame>, and the overlays as
+  <video>_overlay.mp4 (H.264; odd sides padded by one black pixel)."""
+  import imageio.v2 as imageio  # pylint: disable=g-import-not-at-top
+  fps, frames = _frames(path)
+  stem = _stem(path)
+  video_path = os.path.join(output_dir, stem + '_overlay.mp4')
+  tmp_path = os.path.join(output_dir, f'.{stem}_overlay.tmp.mp4')
+  writer = imageio.get_writer(tmp_path, 'ffmpeg', fps=fps, codec='libx264',
+                              macro_block_size=1, quality=8)
+  count = 0
+  try:
+    for index, frame in enumerate(frames):
+      overlay = predict_and_write(f'{stem}_{index:06d}', frame)
+      height, width = overlay.shape[:2]
+      writer.append_data(np.pad(overlay, [[0, height % 2], [0, width % 2],
+                                          [0, 0]]))
+      count += 1
+  finally:
+    writer.close()
+  if not count:
+    os.remove(tmp_path)
+    raise image_io.UnreadableImageError(f'{path}: the video has no frames.')
+  os.replace(tmp_path, video_path)
