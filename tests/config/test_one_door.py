@@ -112,8 +112,11 @@ _MAY_IMPORT = {
     'solver': {'solver', 'registry'},
     'training': {'training', 'config', 'modeling', 'data', 'losses',
                  'postprocessing', 'evaluation', 'solver', 'utils', 'common',
-                 'label_spec'},
-    'serving': {'serving', 'config', 'modeling', 'utils', 'common'},
+                 'label_spec', 'inference'},
+    # The inference path shared with evaluation, the dataset descriptor and
+    # the COCO panoptic writer of infer.py; never training.
+    'serving': {'serving', 'config', 'modeling', 'utils', 'common',
+                'inference', 'data', 'evaluation'},
 }
 
 
