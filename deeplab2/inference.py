@@ -227,8 +227,6 @@ def to_size(maps, size):
   offset_map is resized and rescaled to the new pixel units; all with
   aligned corners, as the resize to a range. Other keys pass unchanged.
   """
-  size = tf.convert_to_tensor(size, tf.int32) if not isinstance(
-      size, list) else size
   resized = {}
   for key, value in maps.items():
     if key in _NEAREST_KEYS:

@@ -200,7 +200,8 @@ def _replace_into(path, write):
   os.replace(tmp_path, path)
 
 
-def _save_png(array, path):
+def save_png(array, path):
+  """Writes uint8 [H, W] or [H, W, 3] as a PNG (temporary name, rename)."""
   _replace_into(path, lambda p: Image.fromarray(array).save(p, format='PNG'))
 
 
@@ -237,7 +238,7 @@ class _PanopticFiles:
 
   def add(self, image_id, stem, segments):
     file_name = stem + '.png'
-    _save_png(segments.rgb(), os.path.join(self.png_dir, file_name))
+    save_png(segments.rgb(), os.path.join(self.png_dir, file_name))
     self.annotations.append({'image_id': image_id, 'file_name': file_name,
                              'segments_info': segments.segments_info()})
 
@@ -478,7 +479,7 @@ class CityscapesWriter(_Writer):
       label_ids = np.where(inside,
                            self._table[np.where(inside, semantic, 0)], -1)
     label_ids = np.where(label_ids < 0, 0, label_ids).astype(np.uint8)
-    _save_png(label_ids, os.path.join(
+    save_png(label_ids, os.path.join(
         self.folder, SEMANTIC, f'{image_id}_pred_labelIds.png'))
 
   def _instances(self, image_id, segments, scores):
@@ -503,7 +504,7 @@ class CityscapesWriter(_Writer):
     for n, (k, score) in enumerate(instances):
       mask_path = f'{MASK_DIR}/{image_id}_{n}.png'
       # A 1-bit PNG (bool array): read as 8 bits it is 0 / 255.
-      _save_png(segments.index == k + 1,
+      save_png(segments.index == k + 1,
                 os.path.join(self.folder, INSTANCE, mask_path))
       lines.append(f'{mask_path} {int(segments.category_ids[k])} '
                    f'{score!r}\n')

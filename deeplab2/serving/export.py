@@ -24,6 +24,7 @@ colours, thing ids, label divisor) and `deeplab2_export.json` (the
 inference options it was exported with).
 """
 
+import dataclasses
 import json
 import os
 import tempfile
@@ -123,18 +124,8 @@ class PanopticDeepLabModule(tf.Module):
 
 def metadata(options, input_size=None):
   """The JSON object of METADATA_FILE, an asset of the SavedModel."""
-  return {
-      'inference_options': {
-          'crop_size': list(options.crop_size),
-          'output_stride': options.output_stride,
-          'min_resize_value': options.min_resize_value,
-          'max_resize_value': options.max_resize_value,
-          'resize_factor': options.resize_factor,
-          'eval_scales': list(options.eval_scales),
-          'add_flipped_images': options.add_flipped_images,
-      },
-      'input_size': list(input_size) if input_size else None,
-  }
+  return {'inference_options': dataclasses.asdict(options),
+          'input_size': list(input_size) if input_size else None}
 
 
 _SAVED_MODEL_ENTRIES = {'saved_model.pb', 'variables', 'assets',

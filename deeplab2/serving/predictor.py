@@ -97,23 +97,31 @@ def segments_of(maps, descriptor):
   found = prediction_files.Segments(panoptic, descriptor)
   probs = maps.get(inference.SEMANTIC_PROBS)
   instance_scores = maps.get('instance_scores')
+  # Per-segment sums over the pixels, in one pass each (index 0: void).
+  index = found.index.ravel()
+  counts = np.maximum(np.bincount(index, minlength=len(found) + 1), 1)
+  stuff_score = np.full(len(found) + 1, np.nan)
+  if probs is not None:
+    pixel_class = np.append(0, found.classes)[index]
+    pixel_prob = np.take_along_axis(probs.reshape(index.size, -1),
+                                    pixel_class[:, None], axis=1)[:, 0]
+    stuff_score = np.bincount(index, pixel_prob, len(found) + 1) / counts
+  thing_score = None
+  if instance_scores is not None:
+    thing_score = np.zeros(len(found) + 1)
+    np.maximum.at(thing_score, index, instance_scores.ravel())
   segments = []
   for k in range(len(found)):
     class_id = int(found.classes[k])
-    mask = found.index == k + 1
     is_thing = class_id in descriptor.thing_class_ids
-    if is_thing and instance_scores is not None:
-      score = float(instance_scores[mask].max())
-    elif probs is not None:
-      score = float(probs[..., class_id][mask].mean())
-    else:
-      score = float('nan')
+    score = (thing_score[k + 1] if is_thing and thing_score is not None
+             else stuff_score[k + 1])
     category = int(found.category_ids[k])
     segments.append(Segment(
         id=int(found.panoptic_ids[k]), class_id=class_id,
         class_name=descriptor.class_names[class_id],
         category_id=category if category >= 0 else None,
-        is_thing=is_thing, score=score, area=int(found.areas[k]),
+        is_thing=is_thing, score=float(score), area=int(found.areas[k]),
         bbox=tuple(int(v) for v in found.bboxes[k])))
   return segments
 

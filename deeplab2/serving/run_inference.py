@@ -77,13 +77,6 @@ def check_outputs(inputs, output_dir, overwrite):
                           'exist); pass --overwrite to replace them.')
 
 
-def _save_png(array, path):
-  from PIL import Image  # pylint: disable=g-import-not-at-top
-  tmp_path = path + '.tmp.png'
-  Image.fromarray(array).save(tmp_path)
-  os.replace(tmp_path, path)
-
-
 def _frames(path):
   """(fps, iterator of uint8 [H, W, 3] frames) of a video, via imageio's
   ffmpeg plugin."""
@@ -131,7 +124,7 @@ def run(predictor, input_path, output_dir, overwrite=False, labels=False,
     def predict_and_write(name, image):
       prediction = predictor(image)
       overlay = prediction.overlay(image, labels=labels)
-      _save_png(overlay, os.path.join(output_dir, OVERLAY_DIR,
+      prediction_files.save_png(overlay, os.path.join(output_dir, OVERLAY_DIR,
                                       name + '.png'))
       writer.add(name + '.png', prediction.panoptic, image_id=name)
       summary.written += 1

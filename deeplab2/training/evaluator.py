@@ -11,7 +11,6 @@ from deeplab2.evaluation import mask_ap
 from deeplab2.evaluation import metric_set
 from deeplab2.modeling import test_time_augmentation
 from deeplab2.training import distribution
-from deeplab2.utils import resize
 from deeplab2.utils import visualization
 
 
