@@ -129,6 +129,13 @@ class PanopticQuality:
     a crowd segment of the ground truth. The scores are those of
     update_segments.
 
+    All crowd pixels of a class share that one id, so they are one crowd
+    segment here: where the original ground truth listed several crowd
+    segments of a class, a prediction lying on any of them is absorbed,
+    where the official tools absorb it only on the last one listed (and
+    count a false positive otherwise). Stuff segments likewise: one per
+    class. docs/evaluation.md states the difference.
+
     Args:
       groundtruth: int [H, W] panoptic ids (negative or ignore class = void).
       prediction: int [H, W] panoptic ids (ignore class = void).

@@ -70,6 +70,29 @@ def create_strategy(num_gpus=None, master=''):
   return tf.distribute.MirroredStrategy([g.name for g in gpus[:num_gpus]])
 
 
+def eval_input_options() -> tf.distribute.InputOptions:
+  """How the eval dataset is distributed: every batch stays in host memory.
+
+  An eval batch holds what an accelerator cannot or need not hold: the
+  image's file name (a tf.string, which TPUStrategy cannot place on a TPU)
+  and, with resize-to-range, the original labels padded to the largest of
+  each batch (a shape that changes from batch to batch). The default
+  options (experimental_fetch_to_device=True) prefetch every tensor of
+  every batch to the replica devices; these keep the whole batch on each
+  host's CPU instead. The evaluator then sends only the images to the
+  replicas, as the argument of strategy.run, and reads labels, sizes,
+  file names and the valid flags on the host, where it scores them.
+
+  Training batches (numbers of fixed shapes only) keep the default
+  options, which prefetch them to the devices.
+
+  Returns:
+    tf.distribute.InputOptions with experimental_fetch_to_device=False,
+    for distribute_datasets_from_function.
+  """
+  return tf.distribute.InputOptions(experimental_fetch_to_device=False)
+
+
 def describe(strategy):
   """One line: the strategy's class, its replicas and hosts."""
   # Public names: TF's class of MultiWorkerMirroredStrategy has another.

@@ -133,7 +133,10 @@ class Evaluator:
 
     Args:
       dataset: a (distributed) dataset of eval batches, from
-        input_pipeline.make_dataset.
+        input_pipeline.make_dataset; distributed, as by
+        experiment.distributed_dataset, with
+        distribution.eval_input_options (batches in host memory: only
+        the images go to the replicas, through strategy.run).
       eval_steps: number of global batches, -1 for all.
       finish_local: optional callable run on each host after it scored its
         images and before the hosts' statistics are combined (e.g. closing

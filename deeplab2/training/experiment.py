@@ -71,6 +71,25 @@ def prediction_writer(folder, descriptor):
   return writer, add
 
 
+def distributed_dataset(strategy, options):
+  """The dataset of `options` under `strategy`: one input pipeline per host.
+
+  Args:
+    strategy: the tf.distribute strategy of the run.
+    options: input_pipeline.PipelineOptions (train or eval).
+
+  Returns:
+    A tf.distribute.DistributedDataset of per-replica batches. Training
+    batches are prefetched to the replica devices (the default options);
+    eval batches stay in host memory (distribution.eval_input_options), so
+    their file names and variably shaped labels never go to a device.
+  """
+  return strategy.distribute_datasets_from_function(
+      lambda context: input_pipeline.make_dataset(options, context),
+      options=(None if options.is_training
+               else distribution.eval_input_options()))
+
+
 def write_metrics(model_dir, step, metrics):
   """Writes the metrics JSON of one evaluation; returns its path."""
   path = metrics_path(model_dir, step)
@@ -182,8 +201,7 @@ class Experiment:
     options = self.parts.pipeline_options(
         split, num_replicas=self.strategy.num_replicas_in_sync,
         seed=self.parts.seed if split == 'train' else None)
-    return self.strategy.distribute_datasets_from_function(
-        lambda context: input_pipeline.make_dataset(options, context))
+    return distributed_dataset(self.strategy, options)
 
   def _summary_writer_of(self, name):
     if not self.is_chief:

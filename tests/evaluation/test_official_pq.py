@@ -18,7 +18,9 @@ from cityscapesscripts.evaluation import (
 from cityscapesscripts.helpers import labels as cityscapes_labels
 
 from deeplab2 import label_spec
+from deeplab2.data import panoptic_format
 from deeplab2.evaluation import coco_panoptic_files
+from deeplab2.evaluation import metric_set
 from deeplab2.evaluation import panoptic_quality
 
 TEST_DATA = os.path.join(os.path.dirname(os.path.dirname(
@@ -189,6 +191,62 @@ def test_only_the_last_crowd_segment_of_a_category_absorbs(
       [(1, gt, {s: segments[s] for s in (1,) + order})],
       [(1, pred, {10: WALL, 11: PERSON, 12: PERSON, 13: PERSON})])
   assert _counts(ours, PERSON) == (0, person_fp, 0)
+
+
+@pytest.mark.parametrize('on_crowd, official_fp', [('first', 1), ('last', 0)])
+def test_in_training_pq_merges_the_crowd_regions_of_a_class(
+    monkeypatch, tmp_path, on_crowd, official_fp):
+  """A documented difference (docs/evaluation.md): the label encoding gives
+  every crowd region of a class instance 0, so the in-training evaluator
+  sees one crowd segment per class, where the official tools see each
+  crowd segment apart and only the last listed absorbs predictions."""
+  # On a wall: two person crowds, 2 (listed first) and 3 (listed last), and
+  # person 4, predicted exactly. One more predicted person lies inside one
+  # of the crowds.
+  gt = _paint((30, 30), [(1, 0, 30, 0, 30), (2, 0, 10, 0, 10),
+                         (3, 20, 30, 20, 30), (4, 20, 30, 0, 10)])
+  start = {'first': 1, 'last': 21}[on_crowd]
+  pred = _paint((30, 30), [(10, 0, 30, 0, 30), (11, 20, 30, 0, 10),
+                           (12, start, start + 8, start, start + 8)])
+  official = _compare_images(
+      monkeypatch, tmp_path,
+      [(1, gt, {1: (WALL, False), 2: (PERSON, True), 3: (PERSON, True),
+                4: (PERSON, False)})],
+      [(1, pred, {10: WALL, 11: PERSON, 12: PERSON})])
+  # The in-training path: the converter's label (what the TFRecords hold)
+  # and the evaluator's MetricSet. Classes: CATEGORIES' order.
+  spec = label_spec.LabelSpec(num_classes=4, ignore_label=255,
+                              label_divisor=1000, thing_class_ids=(0, 3))
+  category_map = panoptic_format.CategoryMap(
+      {c['id']: i for i, c in enumerate(CATEGORIES)}, spec)
+  with open(tmp_path / 'gt.json', encoding='utf-8') as f:
+    segments = json.load(f)['annotations'][0]['segments_info']
+  label = panoptic_format.panoptic_label(str(tmp_path / 'gt' / '1.png'),
+                                         segments, category_map)
+  # Both crowds became one id: person (class 0), instance 0.
+  assert np.unique(label[(gt == 2) | (gt == 3)]).tolist() == [0]
+  semantic = np.where(pred == 10, 1, 0)           # wall 1, person 0
+  instance = np.where(pred == 10, 0, pred - 10)   # persons 1 and 2
+  in_training = metric_set.MetricSet(spec, with_mask_ap=False)
+  in_training.update(label, semantic * 1000 + instance, semantic, {})
+  in_training = in_training.result()
+
+  # Matches and false negatives agree; so does every other class.
+  assert in_training['per_class'][1] == official['per_class'][WALL]
+  assert _counts(official, PERSON) == (1, official_fp, 0)
+  assert _counts(in_training, 0) == (1, 0, 0)
+  if official_fp:
+    # Inside the first crowd: a false positive for the official tools,
+    # absorbed in training, whose PQ is higher.
+    assert official['per_class'][PERSON]['pq'] == pytest.approx(2 / 3)
+    assert in_training['per_class'][0]['pq'] == 1.0
+    assert in_training['pq_all'] > official['pq_all']
+  else:
+    # Inside the last crowd: absorbed by both, the same metrics.
+    for key in ('pq', 'sq', 'rq'):
+      for group in ('all', 'things', 'stuff'):
+        assert in_training[f'{key}_{group}'] == pytest.approx(
+            official[f'{key}_{group}'], abs=TOLERANCE)
 
 
 def test_void_pixels(monkeypatch, tmp_path):

@@ -1,7 +1,7 @@
 """Runs a tiny model under MirroredStrategy over 2 logical CPU devices and
 under one device, and writes what the tests compare to a JSON file.
 
-  python tests/training/mirrored_checks.py WORK_DIR OUT_JSON
+  python tests/training/mirrored_checks.py WORK_DIR OUT_JSON [CHECK,...]
 
 A separate process: logical devices must be set before TensorFlow starts.
 """
@@ -30,6 +30,7 @@ from deeplab2.data import input_pipeline
 from deeplab2.data import synthetic
 from deeplab2.data import tfrecord
 from deeplab2.training import evaluator as evaluator_lib
+from deeplab2.training import experiment
 from deeplab2.training import trainer as trainer_lib
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
@@ -83,7 +84,9 @@ def _train(strategy, parts, initial_weights, batch):
   of each step and the final weights."""
   num_replicas = strategy.num_replicas_in_sync
   with strategy.scope():
-    model = parts.build_model(num_replicas=num_replicas)
+    # No ASPP dropout: its masks are drawn per replica.
+    model = parts.build_model(num_replicas=num_replicas,
+                              aspp_dropout_rate=0.0)
     optimizer = parts.build_optimizer()
     optimizer.build(model.trainable_variables)
   model.set_weights(initial_weights)
@@ -128,8 +131,8 @@ def _evaluate(strategy, parts, weights):
     model = parts.build_model(num_replicas=num_replicas)
   model.set_weights(weights)
   options = parts.pipeline_options('eval', num_replicas=num_replicas)
-  dataset = strategy.distribute_datasets_from_function(
-      lambda context: input_pipeline.make_dataset(options, context))
+  # As Experiment distributes it: batches in host memory.
+  dataset = experiment.distributed_dataset(strategy, options)
   evaluator = evaluator_lib.Evaluator(strategy, model,
                                       parts.build_post_processor(),
                                       parts.label_spec)
@@ -148,6 +151,25 @@ def check_evaluation(data_dir):
       results[name][f'two_batch{eval_batch}'] = _evaluate(
           TWO, _parts(data_dir, 2, eval_batch, files, resize), weights)
   return results
+
+
+def _batch_devices(dataset):
+  """{key: [device of each replica's tensor]} of the first batch."""
+  batch = next(iter(dataset))
+  return {key: [tensor.device for tensor in TWO.experimental_local_results(
+      value)] for key, value in batch.items()}
+
+
+def check_eval_input(data_dir):
+  """Where the two replicas' eval batches lie: as Experiment distributes
+  them, and with the default input options (which fetch to the devices)."""
+  options = _parts(data_dir, 2, 1, 'sized', 29).pipeline_options(
+      'eval', num_replicas=2)
+  return {
+      'experiment': _batch_devices(
+          experiment.distributed_dataset(TWO, options)),
+      'default': _batch_devices(TWO.distribute_datasets_from_function(
+          lambda context: input_pipeline.make_dataset(options, context)))}
 
 
 class _InfOnReplicaOne:
@@ -202,7 +224,7 @@ def check_overflow(data_dir):
 
 
 CHECKS = {'training': check_training, 'evaluation': check_evaluation,
-          'overflow': check_overflow}
+          'overflow': check_overflow, 'eval_input': check_eval_input}
 
 
 def main(work_dir, out_path, names=None):

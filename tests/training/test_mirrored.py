@@ -1,7 +1,7 @@
 """MirroredStrategy over 2 logical CPU devices against one device: the same
 training, the same evaluation (partial last batches, resized images of
-different sizes, any eval batch) and a float16 overflow on one replica
-skipping the step on both.
+different sizes, any eval batch, with the eval batches in host memory) and
+a float16 overflow on one replica skipping the step on both.
 
 The strategies run in one subprocess (mirrored_checks.py): logical devices
 must be set before TensorFlow starts.
@@ -14,6 +14,8 @@ import sys
 
 import numpy as np
 import pytest
+
+from deeplab2 import common
 
 _SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                        'mirrored_checks.py')
@@ -62,3 +64,16 @@ def test_an_overflow_on_replica_one_skips_the_step_on_both(results):
   assert overflow['scale_after'] == overflow['scale_before'] / 2
   # The losses look finite: only the step counter shows the skip.
   assert all(np.isfinite(v) for v in overflow['losses'].values())
+
+
+def test_eval_batches_stay_on_the_host_of_both_replicas(results):
+  devices = results['eval_input']
+  host = '/job:localhost/replica:0/task:0/device:CPU:0'
+  # As Experiment distributes them: file names, labels (padded to the
+  # batch's largest size) and images of both replicas in host memory.
+  assert {common.FILENAME, common.PANOPTIC_LABEL, common.IMAGE} <= set(
+      devices['experiment'])
+  for key, replicas in devices['experiment'].items():
+    assert replicas == [host, host], key
+  # The default options would fetch replica 1's batch to its device.
+  assert devices['default'][common.FILENAME][1].endswith('CPU:1')
