@@ -270,6 +270,13 @@ def validate_experiment(config, path=None, text=None, num_replicas=1,
 
   _check_trainer(check, config.trainer_options)
   _check_evaluator(check, config.evaluator_options)
+  if descriptors:
+    # Both splits label pixels alike (checked above); eval is what is
+    # post-processed.
+    split = 'eval' if 'eval' in descriptors else 'train'
+    _check_instance_ids_fit(check, config.evaluator_options,
+                            descriptors[split], f'{split}_dataset_options',
+                            getattr(config, f'{split}_dataset_options'))
   return descriptors, check.warnings
 
 
@@ -466,10 +473,6 @@ def _check_trainer(check, trainer):
                   f'must be >= 0, got {loss.weight}')
     check.require(0 < loss.top_k_percent <= 1, f'{loss_field}.top_k_percent',
                   f'must be in (0, 1], got {loss.top_k_percent}')
-    if name != 'semantic_loss':
-      check.require(loss.top_k_percent == 1, f'{loss_field}.top_k_percent',
-                    f'{loss.top_k_percent}: hard-pixel mining is implemented '
-                    'for the semantic loss only; set 1.0')
   solver = trainer.solver_options
   sfield = f'{field}.solver_options'
   check.require(solver.learning_policy in schedules.LEARNING_POLICIES,
@@ -550,3 +553,24 @@ def _check_evaluator(check, evaluator):
                 f'must all be positive, got {scales}')
   check.require(len(set(scales)) == len(scales), f'{field}.eval_scales',
                 f'lists a scale twice: {scales}')
+
+
+def _check_instance_ids_fit(check, evaluator, descriptor, dataset_field,
+                            dataset_options):
+  """Refuses more centers than the label divisor has instance ids.
+
+  Instance ids of a class run 1..label_divisor - 1; with keep_k_centers >=
+  label_divisor one class can get an id that encodes an instance of the
+  next class (deeplab2 encodes COCO's 257th instance of a class so).
+  keep_k_centers -1 (keep all) is bounded by the merge instead, which turns
+  instances past label_divisor - 1 of a class into void.
+  """
+  keep_k = evaluator.keep_k_centers
+  divisor = descriptor.label_divisor
+  default = '' if evaluator.HasField('keep_k_centers') else ' (the default)'
+  check.require(
+      keep_k < divisor, 'evaluator_options.keep_k_centers',
+      f'{keep_k}{default} centers can give one class {keep_k} instances, but '
+      f'{dataset_field}.dataset "{dataset_options.dataset}" has label_divisor '
+      f'{divisor} (instance ids 1..{divisor - 1}); set keep_k_centers to at '
+      f'most {divisor - 1}')

@@ -18,6 +18,11 @@ def merge_semantic_and_instance(semantic_pred, instance_index, num_centers,
     that got at least one pixel, in the raster order of each instance's first
     pixel (deeplab2's `tf.unique` order).
   - Thing pixels of an image with no center become void.
+  - Instance ids stay below `label_divisor`: an instance whose id would
+    reach it (it would encode an instance of the next class) becomes void,
+    its pixels get instance index 0 and its area 0. Only a class with
+    label_divisor or more instances gets there, so only keep_k_centers -1
+    (PostProcessorOptions refuses keep_k_centers >= label_divisor).
   - Stuff segments with fewer than `stuff_area_limit` pixels become void
     (an area equal to the limit is kept).
 
@@ -35,7 +40,7 @@ def merge_semantic_and_instance(semantic_pred, instance_index, num_centers,
     instance_pred: int32 [B, H, W], the instance index (1..K) of thing
       pixels, 0 elsewhere.
     instance_class: int32 [B, K], the voted class of each center's instance.
-    instance_area: int32 [B, K], its pixel count (0 = empty).
+    instance_area: int32 [B, K], its pixel count (0 = empty or void).
   """
   batch = tf.shape(semantic_pred)[0]
   num_classes = label_spec.num_classes
@@ -69,6 +74,14 @@ def merge_semantic_and_instance(semantic_pred, instance_index, num_centers,
   earlier = first_pixel[:, None, :] < first_pixel[:, :, None]
   counted = same_class & earlier & non_empty[:, None, :]
   instance_id = 1 + tf.reduce_sum(tf.cast(counted, tf.int32), axis=-1)
+  # An id of label_divisor or more would be an instance of the next class:
+  # such an instance goes to slot 0 (no instance).
+  fits = instance_id < label_spec.label_divisor
+  instance_slot = tf.concat(
+      [tf.zeros([batch, 1], tf.int32),
+       tf.range(1, slots)[None] * tf.cast(fits, tf.int32)], axis=1)
+  instance_pred = tf.gather(instance_slot, instance_pred, batch_dims=1)
+  instance_area = tf.where(fits, instance_area, 0)
 
   # One small table per image, then one gather per pixel: slot 0 (thing
   # pixels of no instance) is void.

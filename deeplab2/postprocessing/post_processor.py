@@ -21,7 +21,9 @@ class PostProcessorOptions:
       label divisor).
     center_score_threshold: heatmap values <= this are never centers.
     nms_kernel: odd max-pool window of the center NMS.
-    keep_k_centers: centers kept per image; -1 keeps all.
+    keep_k_centers: centers kept per image; -1 keeps all. Must be below
+      label_spec.label_divisor: instance ids of a class run 1..divisor - 1
+      (with -1, instances of a class past that become void).
     stuff_area_limit: stuff segments with fewer pixels become void.
   """
   label_spec: label_spec_lib.LabelSpec
@@ -35,6 +37,13 @@ class PostProcessorOptions:
       raise TypeError('PostProcessorOptions.label_spec must be a '
                       f'deeplab2.label_spec.LabelSpec, got '
                       f'{type(self.label_spec).__name__}.')
+    divisor = self.label_spec.label_divisor
+    if self.keep_k_centers >= divisor:
+      raise ValueError(
+          f'keep_k_centers={self.keep_k_centers} can give one class '
+          f'{self.keep_k_centers} instances, but label_divisor={divisor} '
+          f'holds instance ids 1..{divisor - 1} only; keep_k_centers must '
+          'be below label_divisor.')
 
 
 class PanopticDeepLabPostProcessor:

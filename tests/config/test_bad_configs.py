@@ -110,10 +110,12 @@ BAD_CONFIGS = [
      'adamw_weight_decay: 0.01',
      'trainer_options.solver_options.adamw_weight_decay',
      r'applies to optimizer "adamw" only, not "adam"'),
-    ('top_k_on_center_loss', SYNTHETIC_CONFIG, 'weight: 200',
-     'weight: 200\n      top_k_percent: 0.5', 'top_k_percent: 0.5',
-     'trainer_options.loss_options.center_loss.top_k_percent',
-     r'hard-pixel mining is implemented for the semantic loss only'),
+    ('more_centers_than_instance_ids', SYNTHETIC_CONFIG, 'keep_k_centers: 50',
+     'keep_k_centers: 1200', 'keep_k_centers: 1200',
+     'evaluator_options.keep_k_centers',
+     r'^1200 centers can give one class 1200 instances, but '
+     r'eval_dataset_options.dataset "synthetic_panoptic" has label_divisor '
+     r'1000 \(instance ids 1\.\.999\); set keep_k_centers to at most 999$'),
 ]
 
 

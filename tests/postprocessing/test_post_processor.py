@@ -1,6 +1,7 @@
 """Post-processing on hand-made heatmaps, offsets and semantic maps."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from deeplab2 import common
@@ -176,3 +177,64 @@ def test_instance_score_is_center_score_times_mean_class_probability():
   probability = np.exp(5.0) / (np.exp(5.0) + NUM_CLASSES - 1)
   np.testing.assert_allclose(result[common.PRED_INSTANCE_SCORES][0],
                              0.8 * probability, rtol=1e-6)
+
+
+# COCO's divisor: instance ids of a class run 1..255.
+SPEC_256 = label_spec.LabelSpec(num_classes=NUM_CLASSES, ignore_label=IGNORE,
+                                label_divisor=256,
+                                thing_class_ids=(THING_A, THING_B))
+
+
+def _single_pixel_instances(height, width, count):
+  """`count` one-pixel THING_A instances (raster order), STUFF_A after.
+
+  nms_kernel 1 keeps every heatmap pixel above the threshold as a center,
+  and zero offsets group each thing pixel to its own center. THING_B is
+  THING_A + 1: an id of 256 would encode THING_B's instance 0.
+  """
+  semantic = np.full(height * width, STUFF_A)
+  semantic[:count] = THING_A
+  semantic = semantic.reshape(height, width)
+  heatmap = np.where(semantic == THING_A, 0.5, 0.0)
+  return semantic, heatmap, np.zeros((height, width, 2), np.float32)
+
+
+def test_keep_k_centers_reaching_the_label_divisor_is_refused():
+  semantic, heatmap, offsets = _single_pixel_instances(16, 20, 300)
+  with pytest.raises(ValueError, match=r'keep_k_centers=300 can give one '
+                     r'class 300 instances, but label_divisor=256 holds '
+                     r'instance ids 1\.\.255 only'):
+    _run(semantic, heatmap, offsets, label_spec=SPEC_256, nms_kernel=1,
+         keep_k_centers=300)
+  with pytest.raises(ValueError, match=r'keep_k_centers=256 .* '
+                     r'label_divisor=256'):
+    _processor(label_spec=SPEC_256, keep_k_centers=256)
+
+
+def test_label_divisor_minus_one_instances_of_one_class_stay_in_it():
+  semantic, heatmap, offsets = _single_pixel_instances(16, 17, 255)
+  result = _run(semantic, heatmap, offsets, label_spec=SPEC_256,
+                nms_kernel=1, keep_k_centers=255)
+  panoptic = result[common.PRED_PANOPTIC]
+  assert (result[common.PRED_CENTER_SCORES] > 0).sum() == 255
+  np.testing.assert_array_equal(panoptic // 256, semantic)
+  np.testing.assert_array_equal(panoptic.reshape(-1)[:255] % 256,
+                                np.arange(1, 256))
+
+
+def test_keep_all_centers_voids_instances_past_the_label_divisor():
+  """keep_k_centers -1 is not bounded: the merge voids ids >= 256."""
+  semantic, heatmap, offsets = _single_pixel_instances(16, 20, 300)
+  result = _run(semantic, heatmap, offsets, label_spec=SPEC_256,
+                nms_kernel=1, keep_k_centers=-1)
+  panoptic = result[common.PRED_PANOPTIC].reshape(-1)
+  instance = result[common.PRED_INSTANCE].reshape(-1)
+  assert (result[common.PRED_CENTER_SCORES] > 0).sum() == 300
+  np.testing.assert_array_equal(panoptic[:255],
+                                THING_A * 256 + np.arange(1, 256))
+  assert (panoptic[255:300] == SPEC_256.void_label).all()
+  assert (panoptic[300:] == STUFF_A * 256).all()
+  np.testing.assert_array_equal(instance[:255], np.arange(1, 256))
+  assert not instance[255:].any()
+  scores = result[common.PRED_INSTANCE_SCORES]
+  assert (scores[:255] > 0).all() and not scores[255:].any()
