@@ -27,6 +27,7 @@ from deeplab2.losses import panoptic_deeplab_loss
 from deeplab2.modeling import backbones
 from deeplab2.modeling import panoptic_deeplab
 from deeplab2.modeling import precision
+from deeplab2.modeling.layers import aspp as aspp_lib
 from deeplab2.modeling.layers import decoder
 from deeplab2.modeling.layers import heads
 from deeplab2.modeling.layers import normalization
@@ -99,7 +100,8 @@ class InitialCheckpoint:
   restore_instance_last_layer: bool
 
 
-def build_model(model_options, bn_options, input_size=None):
+def build_model(model_options, bn_options, input_size=None,
+                pool_crop_size=None, aspp_dropout_rate=0.1):
   """Builds the Panoptic-DeepLab of a ModelOptions message.
 
   Args:
@@ -107,6 +109,10 @@ def build_model(model_options, bn_options, input_size=None):
       (validated, or a deeplab2 config known to be valid).
     bn_options: normalization.BatchNormOptions.
     input_size: optional (height, width) to create the variables with.
+    pool_crop_size: the train crop (height, width), which fixes the ASPP
+      pooling window as in deeplab2; None pools globally.
+    aspp_dropout_rate: the dropout after each ASPP projection in training
+      (deeplab2: 0.1; 0 switches it off, e.g. for a deterministic step).
 
   Returns:
     panoptic_deeplab.PanopticDeepLab, its layers under
@@ -117,9 +123,14 @@ def build_model(model_options, bn_options, input_size=None):
         model_options.backbone.name,
         validation.backbone_options(model_options.backbone), bn_options)
     pdl = model_options.panoptic_deeplab
+    aspp = {'aspp_dropout_rate': aspp_dropout_rate,
+            'aspp_pool_size': None if pool_crop_size is None else
+                              aspp_lib.feature_pool_size(
+                                  pool_crop_size,
+                                  model_options.backbone.output_stride)}
     parts = {
         'semantic_decoder': _decoder(model_options.decoder, pdl.low_level,
-                                     bn_options, 'semantic_decoder'),
+                                     bn_options, 'semantic_decoder', aspp),
         'semantic_head': _head(pdl.semantic_head, bn_options,
                                'semantic_head'),
     }
@@ -128,7 +139,8 @@ def build_model(model_options, bn_options, input_size=None):
       decoder_options, _, low_levels, _ = validation.instance_branch_inputs(
           model_options)
       parts['instance_decoder'] = _decoder(decoder_options, low_levels,
-                                           bn_options, 'instance_decoder')
+                                           bn_options, 'instance_decoder',
+                                           aspp)
       parts['center_head'] = _head(instance.center_head, bn_options,
                                    'center_head')
       parts['offset_head'] = _head(instance.regression_head, bn_options,
@@ -140,7 +152,7 @@ def build_model(model_options, bn_options, input_size=None):
   return model
 
 
-def _decoder(options, low_levels, bn_options, name):
+def _decoder(options, low_levels, bn_options, name, aspp):
   return decoder.PanopticDeepLabDecoder(
       high_level_key=options.feature_key,
       low_level_keys=[low.feature_key for low in low_levels],
@@ -151,7 +163,7 @@ def _decoder(options, low_levels, bn_options, name):
       decoder_conv_type=options.decoder_conv_type,
       aspp_use_only_1x1_proj_conv=options.aspp_use_only_1x1_proj_conv,
       aspp_conv_type=options.aspp_conv_type,
-      bn_options=bn_options, name=name)
+      bn_options=bn_options, name=name, **aspp)
 
 
 def _head(options, bn_options, name):
@@ -355,13 +367,17 @@ class ExperimentParts:
         epsilon=solver.batchnorm_epsilon,
         synchronized=solver.use_sync_batchnorm and num_replicas > 1)
 
-  def build_model(self, num_replicas=1, input_size=None):
-    """The model with its variables created.
+  def build_model(self, num_replicas=1, input_size=None,
+                  aspp_dropout_rate=0.1):
+    """The model with its variables created; its ASPP pools over the window
+    of model_input_size (the train crop), as deeplab2's.
 
     Args:
       num_replicas: replicas it will run on (for the batch-norm sync rule).
       input_size: (height, width) to create the variables at; default
         model_input_size. Variables do not depend on it.
+      aspp_dropout_rate: deeplab2's 0.1; 0 for a deterministic training
+        step (the training parity test).
 
     Raises:
       ConfigError: a backbone that refuses its options (e.g. a layer
@@ -370,7 +386,9 @@ class ExperimentParts:
     try:
       return build_model(self.config.model_options,
                          self.bn_options(num_replicas),
-                         input_size or self.model_input_size)
+                         input_size or self.model_input_size,
+                         pool_crop_size=self.model_input_size,
+                         aspp_dropout_rate=aspp_dropout_rate)
     except ValueError as e:
       field = 'model_options.backbone'
       raise errors.ConfigError(
@@ -402,8 +420,10 @@ class ExperimentParts:
         semantic_top_k_percent=losses.semantic_loss.top_k_percent,
         center_loss_name=losses.center_loss.name or 'mse',
         center_weight=losses.center_loss.weight,
+        center_top_k_percent=losses.center_loss.top_k_percent,
         regression_loss_name=losses.regression_loss.name or 'l1',
-        regression_weight=losses.regression_loss.weight)
+        regression_weight=losses.regression_loss.weight,
+        regression_top_k_percent=losses.regression_loss.top_k_percent)
     return panoptic_deeplab_loss.PanopticDeepLabLoss(
         options, has_instance_branch=(
             self.config.model_options.panoptic_deeplab.instance.enable))

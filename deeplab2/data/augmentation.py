@@ -91,9 +91,9 @@ def random_pad_and_crop(image, label, crop_height, crop_width,
   return image, label
 
 
-def random_flip(image, label, seed):
-  """Left-right flip with probability 0.5."""
-  flip = tf.random.stateless_uniform([], seed) < 0.5
+def random_flip(image, label, seed, probability=0.5):
+  """Left-right flip with the given probability."""
+  flip = tf.random.stateless_uniform([], seed) < probability
   image = tf.cond(flip, lambda: image[:, ::-1], lambda: image)
   label = tf.cond(flip, lambda: label[:, ::-1], lambda: label)
   return image, label

@@ -29,6 +29,8 @@ class PipelineOptions:
       before anything else (0: off); evaluation then scores predictions
       resized back to the original label.
     target_options: targets.TargetOptions.
+    flip_probability: of the training left-right flip (0.5, as deeplab2;
+      0 never flips, e.g. to compare targets with a reference).
     seed: makes shuffling and augmentation deterministic when set.
   """
   file_patterns: tuple
@@ -43,6 +45,7 @@ class PipelineOptions:
   max_resize_value: int = 0
   resize_factor: int = 0
   autoaugment_policy_name: str = ''
+  flip_probability: float = 0.5
   seed: int = None
 
   @property
@@ -121,7 +124,8 @@ def _train_sample(example, seed, options):
   image, label = augmentation.random_pad_and_crop(
       image, label, options.crop_size[0], options.crop_size[1],
       t.label_spec.void_label, seeds[2])
-  image, label = augmentation.random_flip(image, label, seeds[3])
+  image, label = augmentation.random_flip(image, label, seeds[3],
+                                         options.flip_probability)
   sample = targets.make_targets(label, t)
   sample[common.IMAGE] = tf.ensure_shape(image, list(options.crop_size) + [3])
   sample[common.PANOPTIC_LABEL] = label

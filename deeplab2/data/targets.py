@@ -7,6 +7,7 @@ augmentation from the augmented panoptic label.
 
 import dataclasses
 
+import numpy as np
 import tensorflow as tf
 
 from deeplab2 import common
@@ -99,9 +100,10 @@ def center_heatmap(centers, height, width, sigma, radius):
   Returns:
     float32 [height, width].
   """
-  steps = tf.range(-radius, radius + 1, dtype=tf.float32)
-  profile = tf.exp(-steps * steps / (2 * sigma**2))
-  window = profile[:, None] * profile[None, :]               # [k, k]
+  # deeplab2's window: computed in float64, then cast to float32.
+  steps = np.arange(-radius, radius + 1, dtype=np.float64)
+  window = tf.constant(np.exp(-(steps[:, None]**2 + steps[None, :]**2) /
+                              (2 * sigma**2)).astype(np.float32))  # [k, k]
   corner = tf.cast(centers, tf.int32)
   offsets = tf.range(-radius, radius + 1)
   ys = corner[:, 0:1] + offsets[None, :]                     # [N, k]
@@ -133,8 +135,9 @@ def make_targets(panoptic_label, options):
       GT_CENTER_HEATMAP: float32 [H, W].
       GT_OFFSET: float32 [H, W, 2], (y, x) of center - pixel on non-crowd
         thing pixels, 0 elsewhere.
-      SEMANTIC_WEIGHT: float32 [H, W], 0 on void, small_instance_weight on
-        pixels of instances smaller than the threshold, else 1.
+      SEMANTIC_WEIGHT: float32 [H, W], small_instance_weight on pixels of
+        instances smaller than the threshold, else 1 (void too, as in
+        deeplab2: the loss itself drops ignore pixels).
       CENTER_WEIGHT: float32 [H, W], 1 except on void and crowd pixels.
       OFFSET_WEIGHT: float32 [H, W], 1 on non-crowd thing pixels.
   """
@@ -166,7 +169,6 @@ def make_targets(panoptic_label, options):
                                options.small_instance_threshold)
     semantic_weight = tf.where(is_small, options.small_instance_weight,
                                semantic_weight)
-  semantic_weight = tf.where(is_void, 0.0, semantic_weight)
   center_weight = tf.where(is_void | is_crowd, 0.0, 1.0)
   offset_weight = tf.cast(has_instance, tf.float32)
   return {

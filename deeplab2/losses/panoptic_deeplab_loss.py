@@ -35,8 +35,10 @@ class LossOptions:
   semantic_top_k_percent: float = 0.2
   center_loss_name: str = 'mse'
   center_weight: float = 200.0
+  center_top_k_percent: float = 1.0
   regression_loss_name: str = 'l1'
   regression_weight: float = 0.01
+  regression_top_k_percent: float = 1.0
 
 
 class PanopticDeepLabLoss:
@@ -71,9 +73,9 @@ class PanopticDeepLabLoss:
     if self.has_instance_branch:
       losses[CENTER_LOSS] = o.center_weight * self._center(
           batch[common.GT_CENTER_HEATMAP], outputs[common.PRED_CENTER_HEATMAP],
-          batch[common.CENTER_WEIGHT])
+          batch[common.CENTER_WEIGHT], o.center_top_k_percent)
       losses[REGRESSION_LOSS] = o.regression_weight * self._regression(
           batch[common.GT_OFFSET], outputs[common.PRED_OFFSET_MAP],
-          batch[common.OFFSET_WEIGHT])
+          batch[common.OFFSET_WEIGHT], o.regression_top_k_percent)
     losses[TOTAL_LOSS] = tf.add_n(list(losses.values()))
     return losses

@@ -18,7 +18,8 @@ class PanopticDeepLab(keras.Model):
     semantic_logits [B, H, W, num_classes],
     center_heatmap [B, H, W] (raw regression, no activation),
     offset_map [B, H, W, 2] ((y, x) in input pixels);
-  the last two only when the instance branch is built.
+  the last two only when the instance branch is built. `pool_scale` scales
+  the ASPP pooling window with the input (test-time augmentation).
   """
 
   def __init__(self, backbone, semantic_decoder, semantic_head,
@@ -40,17 +41,19 @@ class PanopticDeepLab(keras.Model):
   def has_instance_branch(self):
     return self.instance_decoder is not None
 
-  def call(self, images, training=None, output_size=None):
+  def call(self, images, training=None, output_size=None, pool_scale=1.0):
     size = (tf.shape(images)[1:3] if output_size is None else
             tf.convert_to_tensor(output_size, tf.int32))
     x = tf.cast(tf.cast(images, tf.float32) / 127.5 - 1.0, self.compute_dtype)
     features = self.backbone(x, training=training)
-    semantic = self.semantic_decoder(features, training=training)
+    semantic = self.semantic_decoder(features, training=training,
+                                     pool_scale=pool_scale)
     logits = self.semantic_head(semantic, training=training)
     outputs = {common.PRED_SEMANTIC_LOGITS: resize.resize_bilinear(
         tf.cast(logits, tf.float32), size)}
     if self.has_instance_branch:
-      instance = self.instance_decoder(features, training=training)
+      instance = self.instance_decoder(features, training=training,
+                                       pool_scale=pool_scale)
       center = tf.cast(self.center_head(instance, training=training),
                        tf.float32)
       offset = tf.cast(self.offset_head(instance, training=training),

@@ -2,10 +2,8 @@
 averaged before post-processing (deeplab2's definition).
 
 For each scale s the input of size (H, W) is resized (bilinear, align
-corners) to ((H - 1) s + 1, (W - 1) s + 1), as deeplab2 scales its inputs.
-The ASPP image pooling of our model is a global mean, so it always covers
-the whole scaled feature map: that is deeplab2's scaled pool size for crop
-sizes of the form k * output_stride + 1. Each pass's outputs are brought
+corners) to ((H - 1) s + 1, (W - 1) s + 1), as deeplab2 scales its inputs,
+and the ASPP pooling window is scaled alike. Each pass's outputs are brought
 straight from the decoder's resolution to (H, W) (offsets rescaled with
 the size); a flipped pass is flipped back and its x offsets negated. The
 semantic probabilities (softmax of each pass), center heatmaps and offsets
@@ -84,7 +82,8 @@ def predict(model, images, scales=(1.0,), flip=False):
     if flip:
       passes.append((tf.reverse(scaled, axis=[2]), True))
     for pass_images, flipped in passes:
-      outputs = model(pass_images, training=False, output_size=size)
+      outputs = model(pass_images, training=False, output_size=size,
+                      pool_scale=scale)
       if flipped:
         outputs = _flip_back(outputs)
       outputs = dict(outputs)

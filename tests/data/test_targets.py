@@ -83,7 +83,7 @@ def test_weights():
   assert semantic_weight[3, 4] == 1.0          # 20 px instance, not small
   assert semantic_weight[12, 16] == 3.0        # 5 px instance: small
   assert semantic_weight[16, 3] == 1.0         # crowd
-  assert semantic_weight[0, 22] == 0.0         # void
+  assert semantic_weight[0, 22] == 1.0         # void: the loss drops it
   assert semantic_weight[0, 0] == 1.0
   center_weight = t[common.CENTER_WEIGHT]
   assert center_weight[0, 0] == 1.0            # stuff counts for centers

@@ -33,17 +33,14 @@ def numpy_targets(label, sigma, threshold, small_weight):
     for y in range(max(0, int(cy) - radius), min(height, int(cy) + radius + 1)):
       for x in range(max(0, int(cx) - radius),
                      min(width, int(cx) + radius + 1)):
-        gy = np.float32(np.exp(np.float32(-(y - cy) ** 2) /
-                               np.float32(2 * sigma ** 2)))
-        gx = np.float32(np.exp(np.float32(-(x - cx) ** 2) /
-                               np.float32(2 * sigma ** 2)))
-        heatmap[y, x] = max(heatmap[y, x], gy * gx)
+        gaussian = np.float32(np.exp(-((y - cy) ** 2 + (x - cx) ** 2) /
+                                     (2 * sigma ** 2)))
+        heatmap[y, x] = max(heatmap[y, x], gaussian)
     offset[mask, 0] = cy - ys
     offset[mask, 1] = cx - xs
     offset_weight[mask] = 1.0
     if mask.sum() < threshold:
       semantic_weight[mask] = small_weight
-  semantic_weight[void] = 0.0
   center_weight = np.where(void | crowd, 0.0, 1.0).astype(np.float32)
   return {common.GT_SEMANTIC: semantic, common.GT_CENTER_HEATMAP: heatmap,
           common.GT_OFFSET: offset, common.SEMANTIC_WEIGHT: semantic_weight,

@@ -21,6 +21,7 @@ from deeplab2.modeling.layers import drop_path
 from deeplab2.modeling.layers import squeeze_excite
 from deeplab2.modeling.layers import switchable_atrous
 from conftest import SYNTHETIC_CONFIG
+from conftest import tiny_config_text
 
 BN = normalization.BatchNormOptions(momentum=0.9, epsilon=1e-3)
 
@@ -63,6 +64,126 @@ def test_separable_conv(conv_type):
 def test_aspp():
   check_layer(aspp.ASPP(8, (1, 2, 3), bn_options=BN),
               tf.random.normal([2, 5, 9, 6]), (2, 5, 9, 8))
+
+
+def test_aspp_with_a_pooling_window():
+  check_layer(aspp.ASPP(8, (1, 2, 3), bn_options=BN, pool_size=(3, 5)),
+              tf.random.normal([2, 5, 9, 6]), (2, 5, 9, 8))
+
+
+def _numpy_resize_align_corners(x, height, width):
+  """Bilinear [h, w, C] -> [height, width, C], align_corners=True."""
+  h, w = x.shape[:2]
+  ys = np.arange(height) * ((h - 1) / (height - 1) if height > 1 else 0)
+  xs = np.arange(width) * ((w - 1) / (width - 1) if width > 1 else 0)
+  y0 = np.minimum(np.floor(ys).astype(int), h - 1)
+  x0 = np.minimum(np.floor(xs).astype(int), w - 1)
+  y1, x1 = np.minimum(y0 + 1, h - 1), np.minimum(x0 + 1, w - 1)
+  fy, fx = (ys - y0)[:, None, None], (xs - x0)[None, :, None]
+  top = x[y0][:, x0] * (1 - fx) + x[y0][:, x1] * fx
+  bottom = x[y1][:, x0] * (1 - fx) + x[y1][:, x1] * fx
+  return top * (1 - fy) + bottom * fy
+
+
+def _numpy_pooled_branch(features, window, conv, bn):
+  """deeplab2's ASPPPool in NumPy: stride-1 'valid' average over the
+  window, 1x1 conv, inference batch norm, ReLU, align-corners resize."""
+  x = features.astype(np.float64)[0]
+  h, w = x.shape[:2]
+  wh, ww = window
+  pooled = np.stack([np.stack([x[i:i + wh, j:j + ww].mean(axis=(0, 1))
+                               for j in range(w - ww + 1)])
+                     for i in range(h - wh + 1)])
+  y = pooled @ conv.kernel.numpy()[0, 0].astype(np.float64)
+  y = ((y - bn.moving_mean.numpy()) /
+       np.sqrt(bn.moving_variance.numpy() + bn.epsilon) * bn.gamma.numpy() +
+       bn.beta.numpy())
+  return _numpy_resize_align_corners(np.maximum(y, 0.0), h, w)
+
+
+def test_aspp_pools_over_the_train_crops_window_at_a_larger_eval_crop():
+  # Train crop 513 x 1025 at output stride 32: deeplab2's window is 17 x 33
+  # feature pixels; the eval crop 1025 x 2049 gives 33 x 65 features.
+  window = aspp.feature_pool_size((513, 1025), 32)
+  assert window == (17, 33)
+  assert aspp.feature_pool_size((1025, 2049), 32) == (33, 65)
+  layer = aspp.ASPP(4, (1, 2, 3), bn_options=BN, pool_size=window)
+  features = tf.random.stateless_normal([1, 33, 65, 3], seed=(1, 2))
+  layer(features, training=False)
+  for bn_layer in (layer.pool_conv.batch_norm, layer.projection.batch_norm):
+    bn_layer.moving_mean.assign(np.linspace(-0.2, 0.3, 4))
+    bn_layer.moving_variance.assign(np.linspace(0.5, 1.5, 4))
+  expected_pool = _numpy_pooled_branch(
+      features.numpy(), window, layer.pool_conv.conv,
+      layer.pool_conv.batch_norm)
+  # The whole layer, its pooled branch replaced by the NumPy reference.
+  branches = [layer.conv_1x1(features, training=False)] + [
+      conv(features, training=False) for conv in layer.atrous_convs]
+  branches.append(tf.constant(expected_pool[None], tf.float32))
+  expected = layer.projection(tf.concat(branches, -1), training=False)
+  np.testing.assert_allclose(layer(features, training=False).numpy(),
+                             expected.numpy(), rtol=0, atol=1e-5)
+  # The window matters: a global pool gives other features.
+  global_pool = _numpy_pooled_branch(features.numpy(), (33, 65),
+                                     layer.pool_conv.conv,
+                                     layer.pool_conv.batch_norm)
+  assert np.abs(global_pool - expected_pool).max() > 1e-2
+
+
+def test_aspp_window_scales_as_deeplab2_and_covers_short_maps():
+  # deeplab2's scale_mutable_sequence: int((side - 1) * scale + 1).
+  assert aspp.scaled_pool_size((17, 33), 0.5) == (9, 17)
+  assert aspp.scaled_pool_size((17, 33), 1.75) == (29, 57)
+  assert aspp.scaled_pool_size(None, 0.5) is None
+  features = tf.random.stateless_normal([2, 4, 9, 3], seed=(3, 4))
+  # A window longer than the map on a side averages that side whole.
+  pooled = aspp.image_pooling(features, (6, 4)).numpy()
+  assert pooled.shape == (2, 1, 6, 3)
+  np.testing.assert_allclose(
+      pooled[:, 0, 2], features.numpy()[:, :, 2:6].mean(axis=(1, 2)),
+      rtol=1e-5, atol=1e-6)
+  # Unknown sizes (a SavedModel's input) take the same decisions.
+  dynamic = tf.function(
+      lambda x: aspp.image_pooling(x, (6, 4)),
+      input_signature=[tf.TensorSpec([None, None, None, 3])])
+  np.testing.assert_allclose(dynamic(features).numpy(), pooled, rtol=1e-6)
+
+
+def test_aspp_dropout_acts_in_training_only():
+  layer = aspp.ASPP(16, (1, 2, 3), bn_options=BN)
+  features = tf.random.stateless_normal([1, 5, 5, 4], seed=(5, 6))
+  first = layer(features, training=True).numpy()
+  second = layer(features, training=True).numpy()
+  assert np.any(first != second)
+  np.testing.assert_array_equal(layer(features, training=False).numpy(),
+                                layer(features, training=False).numpy())
+  # Switched off (the training parity test) it is deterministic, and gives
+  # the projection's output before the dropout.
+  off = aspp.ASPP.from_config({**layer.get_config(), 'dropout_rate': 0.0})
+  off(features, training=False)
+  off.set_weights(layer.get_weights())
+  projected = off(features, training=True).numpy()
+  np.testing.assert_array_equal(off(features, training=True).numpy(),
+                                projected)
+  # About 10 % of the (non-zero) outputs are zeroed, the others scaled by
+  # 1 / 0.9.
+  dropped = (first == 0) & (projected != 0)
+  assert np.mean(dropped[projected != 0]) == pytest.approx(0.1, abs=0.06)
+  np.testing.assert_allclose(first[~dropped], projected[~dropped] / 0.9,
+                             rtol=1e-5, atol=1e-6)
+
+
+def test_the_model_pools_over_its_train_crop():
+  from deeplab2.config import parts as parts_lib  # pylint: disable=g-import-not-at-top
+  config = config_lib.parse_experiment_text(tiny_config_text('/unused'))
+  config.train_dataset_options.crop_size[:] = [33, 65]
+  config.eval_dataset_options.crop_size[:] = [65, 129]
+  parts = parts_lib.from_message(config)
+  model = parts.build_model()
+  stride = config.model_options.backbone.output_stride
+  window = aspp.feature_pool_size((33, 65), stride)
+  assert model.semantic_decoder.aspp.pool_size == window
+  assert model.instance_decoder.aspp.pool_size == window
 
 
 def test_head():

@@ -18,9 +18,12 @@ class _ConstantOffsets:
     self.offset = (dy, dx)
     self.num_classes = num_classes
     self.calls = []
+    self.pool_scales = []
 
-  def __call__(self, images, training=None, output_size=None):
+  def __call__(self, images, training=None, output_size=None,
+               pool_scale=1.0):
     del training
+    self.pool_scales.append(pool_scale)
     size = tf.shape(images)[1:3]
     self.calls.append((tuple(int(v) for v in size.numpy()),
                        None if output_size is None else tuple(output_size)))
@@ -57,6 +60,8 @@ def test_offsets_are_rescaled_and_flipped_x_offsets_negated():
   # Inputs: 17 x 25 and 33 x 49, each also mirrored; all back at 33 x 49.
   assert model.calls == [((17, 25), (33, 49))] * 2 + [((33, 49),
                                                        (33, 49))] * 2
+  # Each pass scales the ASPP pooling window with its input, as deeplab2.
+  assert model.pool_scales == [0.5, 0.5, 1.0, 1.0]
   offsets = outputs[common.PRED_OFFSET_MAP].numpy()
   # dy: 2 x 2 (half scale) and 2 (full), averaged over 4 passes -> 3;
   # dx: the mirrored passes cancel the plain ones -> 0.

@@ -25,7 +25,8 @@ class PanopticDeepLabDecoder(normalization.BatchNormConfigMixin,
                aspp_channels, atrous_rates, decoder_channels,
                decoder_conv_type='depthwise_separable_conv',
                aspp_use_only_1x1_proj_conv=False, bn_options=None,
-               aspp_conv_type='standard_conv', **kwargs):
+               aspp_conv_type='standard_conv', aspp_pool_size=None,
+               aspp_dropout_rate=0.1, **kwargs):
     super().__init__(**kwargs)
     self.high_level_key = high_level_key
     self.low_level_keys = tuple(low_level_keys)
@@ -36,13 +37,17 @@ class PanopticDeepLabDecoder(normalization.BatchNormConfigMixin,
     self.decoder_conv_type = decoder_conv_type
     self.aspp_use_only_1x1_proj_conv = aspp_use_only_1x1_proj_conv
     self.aspp_conv_type = aspp_conv_type
+    self.aspp_pool_size = aspp_pool_size
+    self.aspp_dropout_rate = aspp_dropout_rate
     self.bn_options = bn_options or normalization.BatchNormOptions()
     if len(self.low_level_keys) != len(self.low_level_channels):
       raise ValueError(f'{len(self.low_level_keys)} low-level keys but '
                        f'{len(self.low_level_channels)} projection sizes.')
     self.aspp = aspp_lib.ASPP(aspp_channels, atrous_rates,
                               aspp_use_only_1x1_proj_conv, self.bn_options,
-                              conv_type=aspp_conv_type, name='aspp')
+                              conv_type=aspp_conv_type,
+                              pool_size=aspp_pool_size,
+                              dropout_rate=aspp_dropout_rate, name='aspp')
     # Tuples, not lists: tf.train.Checkpoint does not see list attributes
     # of Keras 3 layers.
     self.projections = tuple(
@@ -66,8 +71,9 @@ class PanopticDeepLabDecoder(normalization.BatchNormConfigMixin,
                    (channels + projection.filters,))
       channels = self.decoder_channels
 
-  def call(self, features, training=None):
-    x = self.aspp(features[self.high_level_key], training=training)
+  def call(self, features, training=None, pool_scale=1.0):
+    x = self.aspp(features[self.high_level_key], training=training,
+                  pool_scale=pool_scale)
     for key, projection, fusion in zip(self.low_level_keys, self.projections,
                                        self.fusions):
       low = projection(features[key], training=training)
@@ -96,5 +102,8 @@ class PanopticDeepLabDecoder(normalization.BatchNormConfigMixin,
         decoder_conv_type=self.decoder_conv_type,
         aspp_use_only_1x1_proj_conv=self.aspp_use_only_1x1_proj_conv,
         aspp_conv_type=self.aspp_conv_type,
+        aspp_pool_size=(None if self.aspp_pool_size is None else
+                        list(self.aspp_pool_size)),
+        aspp_dropout_rate=self.aspp_dropout_rate,
         bn_options=self.bn_options.to_config())
     return config
