@@ -116,6 +116,11 @@ BAD_CONFIGS = [
      r'^1200 centers can give one class 1200 instances, but '
      r'eval_dataset_options.dataset "synthetic_panoptic" has label_divisor '
      r'1000 \(instance ids 1\.\.999\); set keep_k_centers to at most 999$'),
+    ('coco_300_centers', _COCO, 'keep_k_centers: 255', 'keep_k_centers: 300',
+     'keep_k_centers: 300', 'evaluator_options.keep_k_centers',
+     r'^300 centers can give one class 300 instances, but '
+     r'eval_dataset_options.dataset "coco_panoptic" has label_divisor 256 '
+     r'\(instance ids 1\.\.255\); set keep_k_centers to at most 255$'),
 ]
 
 
