@@ -1,102 +1,12 @@
-"""Exports a trained Panoptic-DeepLab as a SavedModel, or as a TFLite model.
+"""Shim: runs deeplab2.cli.export_model.main.
 
-  python export_model.py --config_file=configs/synthetic/resnet_mini_os16.textproto \
-      --checkpoint_path=runs/synthetic --output_path=runs/synthetic/export
-  python export_model.py ... --output_path=model.tflite --tflite=int8
-
-The model runs evaluation's preprocessing, test-time augmentation and
-post-processing (the config's, unless --eval_scales / --add_flipped_images
-say otherwise); see docs/deployment.md.
+Keeps `python export_model.py ...` working; installed, the command is
+`deeplab2-export`.
 """
 
-import argparse
-import os
 import sys
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-
-import tensorflow as tf  # pylint: disable=g-import-not-at-top
-
-from deeplab2 import config as config_lib  # pylint: disable=g-import-not-at-top
-from deeplab2.serving import from_config
-from deeplab2.serving import tflite
-
-
-def _fail(message):
-  """Exits with `message` as the one line: TF's warnings about objects
-  of a failed restore, logged as they are deleted at exit, are dropped."""
-  tf.get_logger().setLevel('ERROR')
-  sys.exit(message)
-
-
-def _size(text):
-  try:
-    height, width = (int(v) for v in text.split(','))
-  except ValueError:
-    raise argparse.ArgumentTypeError(
-        f'--input_size is HEIGHT,WIDTH (e.g. 513,1025), got {text!r}')
-  if height < 1 or width < 1:
-    raise argparse.ArgumentTypeError(
-        f'--input_size sides must be positive, got {text!r}')
-  return height, width
-
-
-def _scales(text):
-  try:
-    scales = tuple(float(v) for v in text.split(','))
-  except ValueError:
-    raise argparse.ArgumentTypeError(
-        f'--eval_scales is a comma-separated list (e.g. 0.5,1,1.5), got '
-        f'{text!r}')
-  if not scales or min(scales) <= 0:
-    raise argparse.ArgumentTypeError(
-        f'--eval_scales must be positive, got {text!r}')
-  return scales
-
-
-def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--config_file', required=True)
-  parser.add_argument('--checkpoint_path', required=True,
-                      help='a checkpoint prefix, or a model_dir (latest)')
-  parser.add_argument('--output_path', required=True,
-                      help='the SavedModel folder, or the .tflite file')
-  parser.add_argument('--overwrite', action='store_true')
-  parser.add_argument('--eval_scales', type=_scales, default=None,
-                      help='test-time scales baked in (default: the '
-                      "config's evaluator_options.eval_scales)")
-  parser.add_argument('--add_flipped_images', default=None,
-                      action=argparse.BooleanOptionalAction,
-                      help='also run mirrored inputs (default: the config)')
-  parser.add_argument('--input_size', type=_size, default=None,
-                      help='HEIGHT,WIDTH: accept only this size (static '
-                      'shapes); with --tflite the default is the eval crop')
-  parser.add_argument('--tflite', choices=tflite.QUANTIZATIONS, default=None,
-                      help='write a .tflite model for LiteRT instead')
-  args = parser.parse_args(argv)
-  options = dict(eval_scales=args.eval_scales,
-                 add_flipped_images=args.add_flipped_images,
-                 input_size=args.input_size)
-  try:
-    if args.tflite:
-      path = from_config.tflite_from_config(
-          args.config_file, args.checkpoint_path, args.output_path,
-          args.tflite, args.overwrite, **options)
-    else:
-      path = from_config.export_from_config(
-          args.config_file, args.checkpoint_path, args.output_path,
-          args.overwrite, **options)
-  except (config_lib.ConfigError, OSError, ValueError) as e:
-    _fail(f'error: {e}')
-  except tf.errors.OpError as e:      # e.g. a full disk while saving
-    _fail(f'error: {type(e).__name__}: {e.message.splitlines()[0]}')
-  except KeyboardInterrupt:
-    print('error: interrupted; the output was left as it was.',
-          file=sys.stderr)
-    sys.exit(130)
-  kind = f'TFLite ({args.tflite}) model' if args.tflite else 'SavedModel'
-  print(f'exported {kind} to {path}')
-
+from deeplab2.cli.export_model import main
 
 if __name__ == '__main__':
-  main()
+  sys.exit(main())

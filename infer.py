@@ -1,71 +1,11 @@
-"""Runs an exported Panoptic-DeepLab on images, folders or videos and writes
-overlays, panoptic PNGs and a COCO panoptic JSON.
+"""Shim: runs deeplab2.cli.infer.main.
 
-  python infer.py --saved_model=runs/synthetic/export \
-      --input=path/to/images --output_dir=runs/synthetic/inference
-
-Or with --config_file and --checkpoint_path instead of --saved_model, or
---tflite=model.tflite --descriptor=dataset_descriptor.json. Unreadable
-files are named and skipped (exit status 1 when any was); existing outputs
-are refused without --overwrite.
+Keeps `python infer.py ...` working; installed, the command is `deeplab2-infer`.
 """
 
-import argparse
-import os
 import sys
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-
-from deeplab2.serving import predictor as predictor_lib  # pylint: disable=g-import-not-at-top
-from deeplab2.serving import run_inference  # pylint: disable=g-import-not-at-top
-from deeplab2.utils import progress  # pylint: disable=g-import-not-at-top
-
-
-def _predictor(args, parser):
-  if args.saved_model:
-    return predictor_lib.Predictor.from_saved_model(args.saved_model)
-  if args.tflite:
-    if not args.descriptor:
-      parser.error('--tflite needs --descriptor (the dataset_descriptor.json '
-                   'of its classes)')
-    return predictor_lib.Predictor.from_tflite(args.tflite, args.descriptor)
-  if args.config_file and args.checkpoint_path:
-    return predictor_lib.Predictor.from_config(args.config_file,
-                                               args.checkpoint_path)
-  parser.error('give --saved_model, --tflite, or --config_file with '
-               '--checkpoint_path')
-
-
-def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--saved_model', help='an export_model.py SavedModel')
-  parser.add_argument('--tflite', help='an export_model.py --tflite model')
-  parser.add_argument('--descriptor', help="the .tflite model's classes")
-  parser.add_argument('--config_file')
-  parser.add_argument('--checkpoint_path')
-  parser.add_argument('--input', required=True,
-                      help='an image, a video, or a folder of them')
-  parser.add_argument('--output_dir', required=True)
-  parser.add_argument('--labels', action='store_true',
-                      help='write class names on the overlays')
-  parser.add_argument('--overwrite', action='store_true')
-  args = parser.parse_args(argv)
-  try:
-    predictor = _predictor(args, parser)
-    summary = run_inference.run(
-        predictor, args.input, args.output_dir, args.overwrite, args.labels,
-        progress=progress.ProgressBar(sys.stderr, 'infer'))
-  except (OSError, ValueError) as e:
-    sys.exit(f'error: {e}')
-  except KeyboardInterrupt:
-    sys.exit('error: interrupted; the outputs written so far stay.')
-  for path, why in summary.skipped:
-    print(f'skipped {why}', file=sys.stderr)
-  print(f'wrote {summary.written} image(s) to {args.output_dir}; skipped '
-        f'{len(summary.skipped)} unreadable file(s)')
-  if summary.skipped:
-    sys.exit(1)
-
+from deeplab2.cli.infer import main
 
 if __name__ == '__main__':
-  main()
+  sys.exit(main())

@@ -14,6 +14,7 @@ one table row per variant.
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import resource
@@ -26,7 +27,6 @@ import time
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, _ROOT)
 _CONFIG = os.path.join(_ROOT, 'configs', 'cityscapes', 'panoptic_deeplab',
                        'resnet50_os32_merge_with_pure_tf_func.textproto')
 _CROP = (513, 1025)
@@ -97,8 +97,12 @@ def run_variant(records_dir, variant, steps, warmup, breakdown=False):
 
 
 def _write_records(directory, num_images=8):
-  sys.argv = sys.argv[:1]
-  from benchmarks import input_pipeline as pipeline_benchmark  # pylint: disable=g-import-not-at-top
+  # benchmarks/ is no package: its input_pipeline.py by path.
+  spec = importlib.util.spec_from_file_location(
+      'input_pipeline_benchmark', os.path.join(_ROOT, 'benchmarks',
+                                               'input_pipeline.py'))
+  pipeline_benchmark = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(pipeline_benchmark)
   pipeline_benchmark.write_records(directory, num_images)
 
 

@@ -1,40 +1,12 @@
-"""Converts Mapillary Vistas panoptic (v1.2 or v2.0) to TFRecords.
+"""Shim: runs deeplab2.cli.build_mapillary_data.main.
 
-  python data/build_mapillary_data.py --mapillary_root=DIR --output_dir=OUT \
-      [--version=auto] [--splits=train,val] [--num_shards=10] [--num_workers=2]
-
-The paper resizes the longest side to 2177 px before augmentation: set
-min_resize_value / max_resize_value in the config's dataset options.
+Keeps `python data/build_mapillary_data.py ...` working; installed, the command
+is `deeplab2-build-mapillary-data`.
 """
 
-import argparse
-import os
 import sys
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import conversion_cli  # pylint: disable=g-import-not-at-top,wrong-import-position
-
-from deeplab2.data import mapillary  # pylint: disable=g-import-not-at-top,wrong-import-position
-
-
-def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--mapillary_root', required=True)
-  parser.add_argument('--version', default='auto',
-                      choices=('auto', 'v1.2', 'v2.0'))
-  parser.add_argument(
-      '--label_divisor', type=int, default=mapillary.DEFAULT_LABEL_DIVISOR,
-      help='panoptic id = class * label_divisor + instance (default: '
-      '%(default)s)')
-  conversion_cli.add_common_flags(parser, default_splits='train,val')
-  args = parser.parse_args(argv)
-  return conversion_cli.run(
-      lambda split: mapillary.find_split(args.mapillary_root, split,
-                                         args.version, args.label_divisor),
-      args.splits.split(','), args)
-
+from deeplab2.cli.build_mapillary_data import main
 
 if __name__ == '__main__':
   sys.exit(main())

@@ -1,42 +1,12 @@
-"""Writes the built-in synthetic panoptic dataset as TFRecords.
+"""Shim: runs deeplab2.cli.build_synthetic_data.main.
 
-  python data/build_synthetic_data.py --output_dir=runs/synthetic_data
+Keeps `python data/build_synthetic_data.py ...` working; installed, the command
+is `deeplab2-build-synthetic-data`.
 """
 
-import argparse
-import os
 import sys
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import conversion_cli  # pylint: disable=g-import-not-at-top,wrong-import-position
-
-from deeplab2.data import build_synthetic  # pylint: disable=g-import-not-at-top,wrong-import-position
-
-
-def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--output_dir', required=True)
-  parser.add_argument('--num_train', type=int, default=600)
-  parser.add_argument('--num_val', type=int, default=100)
-  parser.add_argument('--seed', type=int, default=0)
-  parser.add_argument('--num_shards', type=int, default=4)
-  parser.add_argument('--image_size', type=int, default=129)
-  parser.add_argument('--overwrite', action='store_true',
-                      help='replace an existing dataset in output_dir (a '
-                      'folder holding other files is refused)')
-  args = parser.parse_args(argv)
-  written, status = conversion_cli.call(
-      build_synthetic.write_synthetic_dataset, args.output_dir,
-      args.output_dir, args.num_train, args.num_val, args.seed,
-      args.num_shards, args.image_size, args.overwrite)
-  if status:
-    return status
-  for split, paths in written.items():
-    print(f'{split}: {len(paths)} shards in {args.output_dir}')
-  return 0
-
+from deeplab2.cli.build_synthetic_data import main
 
 if __name__ == '__main__':
   sys.exit(main())

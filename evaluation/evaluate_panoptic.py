@@ -1,59 +1,12 @@
-"""Scores COCO-panoptic-format predictions against ground truth (PQ/SQ/RQ).
+"""Shim: runs deeplab2.cli.evaluate_panoptic.main.
 
-  python evaluation/evaluate_panoptic.py --gt_json=GT.json --gt_folder=GT \
-      --pred_json=PRED.json --pred_folder=PRED [--output=metrics.json] \
-      [--overwrite]
-
-Both sides are a JSON file (annotations with segments_info; the ground
-truth's also lists the categories) and a folder of RGB PNGs of segment ids,
-as panopticapi and cityscapesScripts read them, with the same scores. Prints
-a per-class table and writes the metrics as JSON (default:
-panoptic_metrics.json in the current folder; an existing file is kept unless
---overwrite). Bad input: exit status 1 and one "error:" line.
+Keeps `python evaluation/evaluate_panoptic.py ...` working; installed, the
+command is `deeplab2-evaluate-panoptic`.
 """
 
-import argparse
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from deeplab2.evaluation import coco_panoptic_files  # pylint: disable=g-import-not-at-top,wrong-import-position
-from deeplab2.evaluation import report  # pylint: disable=g-import-not-at-top,wrong-import-position
-
-DEFAULT_OUTPUT = 'panoptic_metrics.json'
-
-
-def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--gt_json', required=True,
-                      help='ground-truth JSON (annotations and categories)')
-  parser.add_argument('--gt_folder', required=True,
-                      help='folder of the ground-truth PNGs')
-  parser.add_argument('--pred_json', required=True,
-                      help='prediction JSON (annotations)')
-  parser.add_argument('--pred_folder', required=True,
-                      help='folder of the predicted PNGs')
-  parser.add_argument('--output', default=DEFAULT_OUTPUT,
-                      help=f'metrics JSON to write (default: {DEFAULT_OUTPUT})')
-  parser.add_argument('--overwrite', action='store_true',
-                      help='replace an existing --output file')
-  args = parser.parse_args(argv)
-  output = os.path.abspath(args.output)
-  if os.path.exists(output) and not args.overwrite:   # before the long part
-    sys.exit(f'error: {output} exists; pass --overwrite to replace it.')
-  try:
-    metrics, categories = coco_panoptic_files.evaluate_folders(
-        args.gt_json, args.gt_folder, args.pred_json, args.pred_folder)
-  except coco_panoptic_files.FormatError as e:   # names file and segment
-    sys.exit(f'error: {e}')
-  print(report.format_table(
-      metrics, {c.id: c.name for c in categories.values()}))
-  try:
-    written = report.write_metrics_json(metrics, output, args.overwrite)
-  except OSError as e:
-    sys.exit(f'error: cannot write {output}: {e}')
-  print(f'metrics written to {written}')
-
+from deeplab2.cli.evaluate_panoptic import main
 
 if __name__ == '__main__':
-  main()
+  sys.exit(main())

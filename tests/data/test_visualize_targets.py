@@ -1,15 +1,15 @@
 """The target viewer and the picture helpers."""
 
 import os
-import subprocess
-import sys
 
 import numpy as np
 from PIL import Image
 
 from deeplab2 import label_spec
+from deeplab2.cli import visualize_targets
 from deeplab2.utils import visualization
-from conftest import REPO_ROOT, tiny_config_text
+import cli_runner
+from conftest import tiny_config_text
 
 
 def test_offsets_wheel_and_semantic_colours():
@@ -55,21 +55,18 @@ def test_panoptic_colours_shift_per_instance_and_keep_void_black():
 
 
 def test_visualize_targets_writes_one_panel_per_sample(tiny_dataset_dir,
-                                                       tmp_path):
+                                                       tmp_path, capsys):
   config = tmp_path / 'tiny.textproto'
   config.write_text(tiny_config_text(tiny_dataset_dir))
   output = tmp_path / 'panels'
-  command = [sys.executable, os.path.join(REPO_ROOT, 'data',
-                                          'visualize_targets.py'),
-             f'--config_file={config}', '--split=train', '--num_samples=3',
+  command = [f'--config_file={config}', '--split=train', '--num_samples=3',
              f'--output_dir={output}']
-  result = subprocess.run(command, capture_output=True, text=True,
-                          check=False)
+  result = cli_runner.run_main(visualize_targets.main, command, capsys)
   assert result.returncode == 0, result.stderr[-2000:]
+  assert result.stdout == f'wrote 3 panels to {output}\n'
   panels = sorted(os.listdir(output))
   assert panels == ['train_0000.png', 'train_0001.png', 'train_0002.png']
   picture = np.asarray(Image.open(output / panels[0]))
   assert picture.shape == (2 * (33 + 14), 4 * 33, 3)
-  again = subprocess.run(command, capture_output=True, text=True,
-                         check=False)
+  again = cli_runner.run_main(visualize_targets.main, command, capsys)
   assert again.returncode == 1 and '--overwrite' in again.stderr

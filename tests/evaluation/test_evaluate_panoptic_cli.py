@@ -1,19 +1,18 @@
-"""evaluation/evaluate_panoptic.py: the table, the JSON, one-line errors."""
+"""evaluation/evaluate_panoptic.py (deeplab2.cli.evaluate_panoptic): the
+table, the JSON, one-line errors. Its main() runs in this process."""
 
 import json
 import os
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
+from deeplab2.cli import evaluate_panoptic
 from deeplab2.evaluation import coco_panoptic_files
 from deeplab2.evaluation import report
+import cli_runner
 
-SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))), 'evaluation', 'evaluate_panoptic.py')
 CATEGORIES = [{'id': 7, 'name': 'person', 'isthing': 1},
               {'id': 19, 'name': 'wall', 'isthing': 0}]
 
@@ -53,17 +52,22 @@ def fixture_case(tmp_path):
   return {name: str(path) for name, path in paths.items()}
 
 
-def _run(case, *extra):
-  """Runs the script in the case's folder (its default output goes there)."""
-  return subprocess.run(
-      [sys.executable, SCRIPT, f'--gt_json={case["gt.json"]}',
-       f'--gt_folder={case["gt"]}', f'--pred_json={case["pred.json"]}',
-       f'--pred_folder={case["pred"]}', *extra],
-      capture_output=True, text=True, cwd=case['root'], check=False)
+@pytest.fixture(name='run_cli')
+def fixture_run(capsys, monkeypatch):
+  """Runs the command in the case's folder (its default output goes
+  there)."""
+  def run(case, *extra):
+    monkeypatch.chdir(case['root'])
+    return cli_runner.run_main(
+        evaluate_panoptic.main,
+        [f'--gt_json={case["gt.json"]}', f'--gt_folder={case["gt"]}',
+         f'--pred_json={case["pred.json"]}',
+         f'--pred_folder={case["pred"]}', *extra], capsys)
+  return run
 
 
-def test_prints_the_table_and_writes_the_metrics(case, tmp_path):
-  run = _run(case)
+def test_prints_the_table_and_writes_the_metrics(case, tmp_path, run_cli):
+  run = run_cli(case)
   assert run.returncode == 0, run.stderr
   output = tmp_path / 'panoptic_metrics.json'
   assert run.stdout.splitlines()[-1] == f'metrics written to {output}'
@@ -75,12 +79,12 @@ def test_prints_the_table_and_writes_the_metrics(case, tmp_path):
   assert metrics['num_images'] == 2
   assert metrics['num_classes_all'] == 2
 
-  again = _run(case)
+  again = run_cli(case)
   assert again.returncode == 1
   assert again.stderr == (f'error: {output} exists; pass --overwrite to '
                           'replace it.\n')
   custom = tmp_path / 'custom.json'
-  assert _run(case, f'--output={custom}', '--overwrite').returncode == 0
+  assert run_cli(case, f'--output={custom}', '--overwrite').returncode == 0
   assert json.loads(custom.read_text()) == metrics
   assert sorted(os.listdir(tmp_path)) == sorted(
       ['custom.json', 'gt', 'gt.json', 'panoptic_metrics.json', 'pred',
@@ -130,9 +134,9 @@ def _absent_from_json(data):
     (_absent_from_json, r'{pred}/2\.png: segment id 2 is in the PNG but not '
      r'in segments_info of image_id 2 in {pred.json}\.'),
 ])
-def test_bad_prediction_json(case, edit, message):
+def test_bad_prediction_json(case, edit, message, run_cli):
   _edit_pred_json(case, edit)
-  _assert_error(_run(case), message, case)
+  _assert_error(run_cli(case), message, case)
 
 
 def _png_missing(case):
@@ -162,9 +166,9 @@ def _gt_json_missing(case):
 
 @pytest.mark.parametrize('damage', [_png_missing, _png_unreadable,
                                     _png_other_size, _gt_json_missing])
-def test_bad_files(case, damage):
+def test_bad_files(case, damage, run_cli):
   message = damage(case)
-  _assert_error(_run(case), message, case)
+  _assert_error(run_cli(case), message, case)
 
 
 def _assert_error(run, message, case):
@@ -180,10 +184,9 @@ def _assert_error(run, message, case):
   assert re.fullmatch('error: ' + pattern, lines[0]), (lines[0], pattern)
 
 
-def test_missing_flag_is_a_usage_error(case):
-  run = subprocess.run([sys.executable, SCRIPT,
-                        f'--gt_json={case["gt.json"]}'], cwd=case['root'],
-                       capture_output=True, text=True, check=False)
+def test_missing_flag_is_a_usage_error(case, capsys):
+  run = cli_runner.run_main(evaluate_panoptic.main,
+                            [f'--gt_json={case["gt.json"]}'], capsys)
   assert run.returncode == 2
   assert 'error: the following arguments are required' in run.stderr
 

@@ -1,19 +1,18 @@
-"""infer.py and the Predictor API on images of every kind and a video."""
+"""infer.py (deeplab2.cli.infer, its main() in this process) and the
+Predictor API on images of every kind and a video."""
 
 import json
-import os
-import subprocess
-import sys
 
 import imageio.v2 as imageio
 import numpy as np
 import pytest
 from PIL import Image
 
+from deeplab2.cli import infer
 from deeplab2.data import synthetic
 from deeplab2.serving import image_io
 from deeplab2.serving import predictor as predictor_lib
-from conftest import REPO_ROOT
+import cli_runner
 
 
 def _sample(seed, size=41):
@@ -51,14 +50,13 @@ def _inputs(folder):
 
 
 def test_infer_writes_overlays_pngs_json_and_video(tiny_saved_model,
-                                                   tmp_path):
+                                                   tmp_path, capsys):
   saved_model, parts = tiny_saved_model
   expected = _inputs(tmp_path / 'in')
   out = tmp_path / 'out'
-  command = [sys.executable, os.path.join(REPO_ROOT, 'infer.py'),
-             f'--saved_model={saved_model}', f'--input={tmp_path / "in"}',
+  command = [f'--saved_model={saved_model}', f'--input={tmp_path / "in"}',
              f'--output_dir={out}', '--labels']
-  done = subprocess.run(command, capture_output=True, text=True, check=False)
+  done = cli_runner.run_main(infer.main, command, capsys)
   assert done.returncode == 1, done.stderr[-2000:]   # one file skipped
   assert 'broken.png: not a readable image' in done.stderr
   assert 'wrote 10 image(s)' in done.stdout
@@ -81,8 +79,7 @@ def test_infer_writes_overlays_pngs_json_and_video(tiny_saved_model,
   assert len(video) == 5 and video[0].shape == (34, 40, 3)  # padded even
 
   # Existing outputs are refused without --overwrite.
-  again = subprocess.run(command, capture_output=True, text=True,
-                         check=False)
+  again = cli_runner.run_main(infer.main, command, capsys)
   assert again.returncode != 0
   assert 'exists' in again.stderr and '--overwrite' in again.stderr
 

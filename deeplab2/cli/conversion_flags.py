@@ -1,4 +1,7 @@
-"""Flags and the run loop shared by the build_*_data.py scripts.
+"""Flags and the run loop shared by the build_*_data commands.
+
+For the command lines only (deeplab2.cli.build_*_data); the library never
+imports it.
 
 `call` runs a conversion the way every script should: SIGTERM stops it
 like Ctrl-C, the library's warnings (e.g. what it cleaned up after a killed
@@ -6,12 +9,15 @@ conversion) go to stderr, and every expected failure is one `error: ...`
 line on stderr with a non-zero exit status, never a traceback.
 """
 
+import argparse
+from collections.abc import Callable, Iterator, Sequence
 import contextlib
 import logging
 import os
 import signal
 import sys
 import threading
+from typing import Any
 
 from deeplab2.data import conversion
 from deeplab2.utils import progress
@@ -21,7 +27,10 @@ class Terminated(KeyboardInterrupt):
   """Raised in the main thread on SIGTERM while `call` runs."""
 
 
-def add_common_flags(parser, default_splits, default_shards=10):
+def add_common_flags(parser: argparse.ArgumentParser, default_splits: str,
+                     default_shards: int = 10) -> None:
+  """Adds --output_dir, --splits, --num_shards, --num_workers,
+  --skip_bad_samples and --overwrite to `parser`."""
   parser.add_argument('--output_dir', required=True)
   parser.add_argument('--splits', default=default_splits)
   parser.add_argument('--num_shards', type=int, default=default_shards)
@@ -35,12 +44,12 @@ def add_common_flags(parser, default_splits, default_shards=10):
                       '(a folder holding other files is refused)')
 
 
-def output_folder_name(output_dir):
+def output_folder_name(output_dir: str) -> str:
   """The last component of `output_dir` ('out/' -> 'out')."""
   return os.path.basename(os.path.normpath(os.path.abspath(output_dir)))
 
 
-def print_error(error):
+def print_error(error: object) -> int:
   """Prints `error: <message>` to stderr; returns the exit status, 1."""
   print(f'error: {error}', file=sys.stderr)
   return 1
@@ -53,18 +62,18 @@ class _Stderr:
   split is done; a message printed meanwhile first ends that line.
   """
 
-  def __init__(self):
+  def __init__(self) -> None:
     self.line_open = False
 
-  def write(self, text):
+  def write(self, text: str) -> None:
     if text:
       sys.stderr.write(text)
       self.line_open = not text.endswith('\n')
 
-  def flush(self):
+  def flush(self) -> None:
     sys.stderr.flush()
 
-  def end_line(self):
+  def end_line(self) -> None:
     if self.line_open:
       self.write('\n')
 
@@ -72,17 +81,17 @@ class _Stderr:
 class _LogToStderr(logging.Handler):
   """Prints the library's log records as `warning: ...` lines."""
 
-  def __init__(self, stream):
+  def __init__(self, stream: _Stderr) -> None:
     super().__init__(logging.INFO)
     self._stream = stream
 
-  def emit(self, record):
+  def emit(self, record: logging.LogRecord) -> None:
     self._stream.end_line()
     self._stream.write(f'{record.levelname.lower()}: {record.getMessage()}\n')
 
 
 @contextlib.contextmanager
-def _sigterm_raises():
+def _sigterm_raises() -> Iterator[None]:
   """Makes SIGTERM raise Terminated (a KeyboardInterrupt) meanwhile."""
   if threading.current_thread() is not threading.main_thread():
     yield
@@ -99,8 +108,9 @@ def _sigterm_raises():
     signal.signal(signal.SIGTERM, previous)
 
 
-def call(convert, output_dir, *args, **kwargs):
-  """Runs convert(*args, **kwargs, progress_factory=...) as a script should.
+def call(convert: Callable[..., Any], output_dir: str, *args: Any,
+         **kwargs: Any) -> tuple[Any, int]:
+  """Runs convert(*args, **kwargs, progress_factory=...) as a command should.
 
   While it runs, SIGTERM raises Terminated and the `deeplab2` logger prints
   to stderr. An interrupt (Ctrl-C, SIGTERM), a refused or bad input and an
@@ -139,8 +149,18 @@ def call(convert, output_dir, *args, **kwargs):
     logger.removeHandler(handler)
 
 
-def run(find_split, splits, args):
-  """Converts; prints progress, a summary and every skipped sample."""
+def run(find_split: Callable[[str], Any], splits: Sequence[str],
+        args: argparse.Namespace) -> int:
+  """Converts; prints progress, a summary and every skipped sample.
+
+  Args:
+    find_split: split name -> what conversion.convert_dataset reads.
+    splits: the split names.
+    args: the parsed flags of add_common_flags.
+
+  Returns:
+    The exit status.
+  """
   result, status = call(
       conversion.convert_dataset, args.output_dir, find_split, splits,
       args.output_dir, args.num_shards, args.num_workers,

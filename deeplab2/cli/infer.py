@@ -1,0 +1,78 @@
+"""Runs an exported Panoptic-DeepLab on images, folders or videos and writes
+overlays, panoptic PNGs and a COCO panoptic JSON.
+
+  python infer.py --saved_model=runs/synthetic/export \
+      --input=path/to/images --output_dir=runs/synthetic/inference
+  deeplab2-infer ...    # the installed command, the same
+
+Or with --config_file and --checkpoint_path instead of --saved_model, or
+--tflite=model.tflite --descriptor=dataset_descriptor.json. Unreadable
+files are named and skipped (exit status 1 when any was); existing outputs
+are refused without --overwrite.
+"""
+
+import argparse
+from collections.abc import Sequence
+import os
+import sys
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+from deeplab2.serving import predictor as predictor_lib  # pylint: disable=g-import-not-at-top
+from deeplab2.serving import run_inference  # pylint: disable=g-import-not-at-top
+from deeplab2.utils import progress  # pylint: disable=g-import-not-at-top
+
+
+def _predictor(args: argparse.Namespace,
+               parser: argparse.ArgumentParser) -> predictor_lib.Predictor:
+  """The Predictor the flags name; a usage error (exit 2) when none."""
+  if args.saved_model:
+    return predictor_lib.Predictor.from_saved_model(args.saved_model)
+  if args.tflite:
+    if not args.descriptor:
+      parser.error('--tflite needs --descriptor (the dataset_descriptor.json '
+                   'of its classes)')
+    return predictor_lib.Predictor.from_tflite(args.tflite, args.descriptor)
+  if args.config_file and args.checkpoint_path:
+    return predictor_lib.Predictor.from_experiment(args.config_file,
+                                                   args.checkpoint_path)
+  parser.error('give --saved_model, --tflite, or --config_file with '
+               '--checkpoint_path')
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  """Runs the command; returns the exit status (argparse exits with 2)."""
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--saved_model', help='an export_model.py SavedModel')
+  parser.add_argument('--tflite', help='an export_model.py --tflite model')
+  parser.add_argument('--descriptor', help="the .tflite model's classes")
+  parser.add_argument('--config_file')
+  parser.add_argument('--checkpoint_path')
+  parser.add_argument('--input', required=True,
+                      help='an image, a video, or a folder of them')
+  parser.add_argument('--output_dir', required=True)
+  parser.add_argument('--labels', action='store_true',
+                      help='write class names on the overlays')
+  parser.add_argument('--overwrite', action='store_true')
+  args = parser.parse_args(argv)
+  try:
+    predictor = _predictor(args, parser)
+    summary = run_inference.run(
+        predictor, args.input, args.output_dir, args.overwrite, args.labels,
+        progress=progress.ProgressBar(sys.stderr, 'infer'))
+  except (OSError, ValueError) as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 1
+  except KeyboardInterrupt:
+    print('error: interrupted; the outputs written so far stay.',
+          file=sys.stderr)
+    return 1
+  for path, why in summary.skipped:
+    print(f'skipped {why}', file=sys.stderr)
+  print(f'wrote {summary.written} image(s) to {args.output_dir}; skipped '
+        f'{len(summary.skipped)} unreadable file(s)')
+  return 1 if summary.skipped else 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())
