@@ -2,22 +2,27 @@
 
 import dataclasses
 import os
+from typing import Callable
 
-from deeplab2.data import conversion
+from deeplab2.data import conversion_checks
 from deeplab2.data import dataset_descriptor
 from deeplab2.data import synthetic
+from deeplab2.data import staging
 from deeplab2.data import tfrecord
 
 
-def write_synthetic_dataset(output_dir, num_train=600, num_val=100, seed=0,
-                            num_shards=4, image_size=synthetic.DEFAULT_IMAGE_SIZE,
-                            overwrite=False, progress_factory=None):
+def write_synthetic_dataset(
+    output_dir: str, num_train: int = 600, num_val: int = 100, seed: int = 0,
+    num_shards: int = 4, image_size: int = synthetic.DEFAULT_IMAGE_SIZE,
+    overwrite: bool = False,
+    progress_factory: Callable[[str], Callable[[int, int], None]] | None = None
+) -> dict[str, list[str]]:
   """Generates and writes the train and val splits.
 
   Files: `<split>-0000i-of-0000n.tfrecord` and `dataset_descriptor.json`.
   The same arguments always give the same bytes. Like
   conversion.convert_dataset, it writes beside output_dir first
-  (conversion.StagedOutput) and swaps the result in when complete: a
+  (staging.StagedOutput) and swaps the result in when complete: a
   failure or an interrupt leaves output_dir as it was, and a folder holding
   other files than a dataset is refused.
 
@@ -39,16 +44,16 @@ def write_synthetic_dataset(output_dir, num_train=600, num_val=100, seed=0,
     FileExistsError: output exists and overwrite is False, or output_dir
       holds other files.
     ValueError: num_shards < 1; other splits' shards with other labels stay
-      in output_dir (conversion.check_other_splits).
-    conversion.OutputError: output_dir cannot be written.
+      in output_dir (conversion_checks.check_other_splits).
+    staging.OutputError: output_dir cannot be written.
   """
-  conversion.check_num_shards(num_shards)
+  conversion_checks.check_num_shards(num_shards)
   splits = {'train': num_train, 'val': num_val}
-  with conversion.StagedOutput(
+  with staging.StagedOutput(
       output_dir, splits, overwrite,
       overwrite_hint='overwrite=True (--overwrite)') as staged:
-    sizes = conversion.check_other_splits(output_dir, list(splits),
-                                          synthetic.DESCRIPTOR)
+    sizes = conversion_checks.check_other_splits(output_dir, list(splits),
+                                                 synthetic.DESCRIPTOR)
     for split, count in splits.items():
       progress = progress_factory(split) if progress_factory else None
       with tfrecord.ShardedWriter(staged.path, split, num_shards) as writer:

@@ -12,6 +12,7 @@ import os
 
 from deeplab2 import label_spec as label_spec_lib
 from deeplab2 import registry
+from deeplab2.utils import atomic
 
 DATASETS = registry.Registry('dataset')
 
@@ -75,7 +76,7 @@ class DatasetDescriptor(label_spec_lib.LabelSpec):
         f.name: getattr(self, f.name)
         for f in dataclasses.fields(label_spec_lib.LabelSpec)})
 
-  def to_json_dict(self):
+  def to_json_dict(self) -> dict:
     """The JSON object of the descriptor (as write_json writes it)."""
     data = {
         'name': self.name,
@@ -94,12 +95,13 @@ class DatasetDescriptor(label_spec_lib.LabelSpec):
       data['original_category_ids'] = list(self.original_category_ids)
     return data
 
-  def write_json(self, path):
-    """Writes the descriptor to `path` (via a temporary name, then rename)."""
-    tmp_path = path + '.tmp'
-    with open(tmp_path, 'w') as f:
-      json.dump(self.to_json_dict(), f, indent=2)
-    os.replace(tmp_path, path)
+  def write_json(self, path: str) -> None:
+    """Writes the descriptor to `path` atomically (atomic.write_file).
+
+    Raises:
+      OSError: the file cannot be written; `path` is left as it was.
+    """
+    atomic.write_file(path, json.dumps(self.to_json_dict(), indent=2))
 
 
 def _original_ids(ids, num_classes):
@@ -143,7 +145,7 @@ def _implied_original_ids(descriptor):
   return builtin.original_category_ids
 
 
-def read_json(path):
+def read_json(path: str) -> DatasetDescriptor:
   """Reads a descriptor JSON; errors name the file and the field.
 
   A file without `original_category_ids` (older files too) gets the
@@ -179,7 +181,8 @@ def read_json(path):
   return descriptor
 
 
-def get_descriptor(dataset, base_dir=None):
+def get_descriptor(dataset: str,
+                   base_dir: str | None = None) -> DatasetDescriptor:
   """Resolves `DatasetOptions.dataset`: a registered name or a JSON path.
 
   Args:

@@ -46,7 +46,7 @@ class PipelineOptions:
   resize_factor: int = 0
   autoaugment_policy_name: str = ''
   flip_probability: float = 0.5
-  seed: int = None
+  seed: int | None = None
 
   @property
   def resizes(self):

@@ -17,6 +17,7 @@ from PIL import Image
 import tensorflow as tf
 
 from deeplab2 import common
+from deeplab2.utils import atomic
 
 _log = logging.getLogger('deeplab2')
 
@@ -32,15 +33,16 @@ KEY_LABEL_FORMAT = 'image/segmentation/class/format'
 LABEL_FORMAT_RAW = 'raw'
 
 
-def encode_png(image):
+def encode_png(image: np.ndarray) -> bytes:
   """uint8 [H, W, 3] -> PNG bytes."""
   buffer = io.BytesIO()
   Image.fromarray(image).save(buffer, format='PNG')
   return buffer.getvalue()
 
 
-def make_example(image_bytes, image_format, height, width, filename,
-                 panoptic_label):
+def make_example(image_bytes: bytes, image_format: str, height: int,
+                 width: int, filename: str,
+                 panoptic_label: np.ndarray | None) -> tf.train.Example:
   """Builds a tf.train.Example in the SPEC schema.
 
   Args:
@@ -76,7 +78,7 @@ def make_example(image_bytes, image_format, height, width, filename,
   return tf.train.Example(features=tf.train.Features(feature=feature))
 
 
-def shard_paths(output_dir, split, num_shards):
+def shard_paths(output_dir: str, split: str, num_shards: int) -> list[str]:
   """The final paths of a split's shards: `<split>-00000-of-00004.tfrecord`."""
   return [os.path.join(output_dir, f'{split}-{i:05d}-of-{num_shards:05d}'
                        '.tfrecord') for i in range(num_shards)]
@@ -85,20 +87,10 @@ def shard_paths(output_dir, split, num_shards):
 _SHARD_NAME = re.compile(r'(?P<split>.+)-\d{5,}-of-\d{5,}\.tfrecord')
 
 
-def shard_split(path):
+def shard_split(path: str) -> str | None:
   """The split of a shard path written by shard_paths, or None."""
   match = _SHARD_NAME.fullmatch(os.path.basename(path))
   return match.group('split') if match else None
-
-
-TEMP_SUFFIX = '.tmp'
-
-
-def is_temp_shard(path):
-  """Whether `path` is a shard's temporary name, as ShardedWriter writes."""
-  name = os.path.basename(path)
-  return (name.endswith(TEMP_SUFFIX) and
-          shard_split(name[:-len(TEMP_SUFFIX)]) is not None)
 
 
 _ERRNO = {
@@ -108,7 +100,7 @@ _ERRNO = {
 }
 
 
-def _os_error(error, path):
+def _os_error(error: Exception, path: str) -> OSError:
   """An OSError (errno, reason, path) for a TF file error or an OSError."""
   if isinstance(error, OSError):
     number = error.errno or errno.EIO
@@ -132,26 +124,43 @@ def _file_errors(path):
 class ShardedWriter:
   """Writes examples round-robin into shards under temporary names.
 
-  The shards get their final names only in `commit()`, so an interrupted
-  conversion never leaves files that look complete. Use as a context
-  manager: leaving the block with an exception deletes the temporary files,
-  even when closing them fails (a full disk).
+  Each shard is written under a unique hidden name beside it
+  (`.<shard>.tmp-<host>-<pid>-<tag>`, atomic.sibling_path) and gets its
+  final name only in `commit()`, after it is synced to disk: an interrupted
+  conversion never leaves files that look complete, and two writers never
+  share a temporary file. Use as a context manager: leaving the block with
+  an exception deletes the temporary files, even when closing them fails (a
+  full disk). Temporary shards that killed writers left beside the same
+  shard names are removed first (atomic.recover_stale).
 
   Every file error (TensorFlow's or Python's) is raised as an OSError
   (errno, reason, path) naming the shard.
   """
 
-  def __init__(self, output_dir, split, num_shards):
+  def __init__(self, output_dir: str, split: str, num_shards: int):
+    """Opens the temporary shards.
+
+    Args:
+      output_dir: an existing folder.
+      split: the split name, the shards' prefix.
+      num_shards: number of shard files, >= 1.
+
+    Raises:
+      ValueError: num_shards < 1.
+      OSError: a shard cannot be opened (nothing is left on disk).
+    """
     if num_shards < 1:
       raise ValueError(f'num_shards={num_shards}: a split needs 1 shard or '
                        'more.')
+    self._folder = output_dir
     self._final_paths = shard_paths(output_dir, split, num_shards)
-    self._tmp_paths = [p + TEMP_SUFFIX for p in self._final_paths]
+    self._tmp_paths = [atomic.sibling_path(p) for p in self._final_paths]
     self._writers = []
     self._renamed = []
     self._count = 0
     try:
-      for path in self._tmp_paths:
+      for final, path in zip(self._final_paths, self._tmp_paths):
+        atomic.recover_stale(final)
         with _file_errors(path):
           self._writers.append(tf.io.TFRecordWriter(path))
     except BaseException:
@@ -159,29 +168,35 @@ class ShardedWriter:
       raise
 
   @property
-  def paths(self):
+  def paths(self) -> list[str]:
+    """The final shard paths (they exist after `commit()`)."""
     return list(self._final_paths)
 
-  def write(self, example):
+  def write(self, example: tf.train.Example) -> None:
+    """Appends `example` to the next shard (round-robin)."""
     index = self._count % len(self._writers)
     with _file_errors(self._tmp_paths[index]):
       self._writers[index].write(example.SerializeToString(deterministic=True))
     self._count += 1
 
-  def commit(self):
-    """Closes the shards and gives them their final names.
+  def commit(self) -> int:
+    """Closes and syncs the shards and gives them their final names.
 
     Returns:
       the number of examples written.
 
     Raises:
-      OSError: closing or renaming failed; the temporary files are gone.
+      OSError: closing, syncing or renaming failed; the temporary files
+        (and the shards already renamed) are gone.
     """
     try:
       for writer, path in zip(self._writers, self._tmp_paths):
         with _file_errors(path):
           writer.close()
       self._writers = []
+      for path in self._tmp_paths:
+        with _file_errors(path):
+          atomic.fsync_file(path)
       for tmp, final in zip(self._tmp_paths, self._final_paths):
         with _file_errors(final):
           os.replace(tmp, final)
@@ -190,9 +205,11 @@ class ShardedWriter:
       self.abort()
       raise
     self._renamed = []   # committed: abort() no longer deletes them
+    with contextlib.suppress(OSError):   # some file systems refuse it
+      atomic.fsync_folder(self._folder)
     return self._count
 
-  def abort(self):
+  def abort(self) -> None:
     """Closes and deletes the files; never raises an OSError.
 
     Close errors (the data cannot be flushed to a full disk) are ignored:
@@ -214,16 +231,16 @@ class ShardedWriter:
       except OSError as e:
         _log.warning('could not remove %s: %s', tmp, e)
 
-  def __enter__(self):
+  def __enter__(self) -> 'ShardedWriter':
     return self
 
-  def __exit__(self, exc_type, exc, tb):
+  def __exit__(self, exc_type, exc, tb) -> bool:
     if exc_type is not None:
       self.abort()
     return False
 
 
-def parse_example(serialized):
+def parse_example(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
   """Decodes a serialized example in TF ops.
 
   Returns:

@@ -172,8 +172,8 @@ def recover_stale(path: str, writer: str = 'a writer') -> None:
                    stale, pid, writer)
 
 
-def _fsync_folder(folder: str) -> None:
-  """Makes a rename in `folder` durable (where the system allows it)."""
+def fsync_folder(folder: str) -> None:
+  """Makes renames in `folder` durable (where the system allows it)."""
   try:
     fd = os.open(folder, os.O_RDONLY)
   except OSError:
@@ -186,7 +186,8 @@ def _fsync_folder(folder: str) -> None:
     os.close(fd)
 
 
-def _fsync_file(path: str) -> None:
+def fsync_file(path: str) -> None:
+  """Flushes a closed file's content to disk."""
   with open(path, 'rb') as f:
     os.fsync(f.fileno())
 
@@ -212,13 +213,13 @@ def staged_file(path: str, recover: bool = True) -> Iterator[str]:
   temporary = sibling_path(path)
   try:
     yield temporary
-    _fsync_file(temporary)
+    fsync_file(temporary)
     os.replace(temporary, path)
   except BaseException:
     with contextlib.suppress(OSError):
       os.remove(temporary)
     raise
-  _fsync_folder(os.path.dirname(os.path.abspath(path)))
+  fsync_folder(os.path.dirname(os.path.abspath(path)))
 
 
 @contextlib.contextmanager
@@ -251,6 +252,13 @@ def write_file(path: str, data: bytes | str, recover: bool = True) -> None:
   else:
     with open_atomic(path, 'wb', recover=recover) as f:
       f.write(data)
+
+
+class SwapError(OSError):
+  """Neither the new folder nor the old one could be put in place.
+
+  Both are kept; the message names them. Nothing is deleted.
+  """
 
 
 class StagedFolder:
@@ -287,6 +295,8 @@ class StagedFolder:
     if exc_type is None:
       try:
         self.swap()
+      except SwapError:
+        raise   # both folders are kept; the message says where
       except BaseException:
         self.discard()
         raise
@@ -298,8 +308,9 @@ class StagedFolder:
     """Renames the staged folder onto `target` (see the class docstring).
 
     Raises:
-      OSError: the rename failed; `target` holds its old content again (or,
-        when even that rename failed, the message says where both are).
+      OSError: the rename failed; `target` holds its old content again.
+      SwapError: even putting the old content back failed; the message
+        names the backup and the staged folder, both kept.
     """
     backup = sibling_path(self._real, BACKUP, self._tag)
     with signals_deferred() as arrived:
@@ -314,13 +325,13 @@ class StagedFolder:
         try:
           os.rename(backup, self._real)
         except OSError:
-          raise OSError(
+          raise SwapError(
               e.errno,
               f'cannot replace {self.target}: {e.strerror or e}; its old '
               f'content is in {backup} and the new one in {self.path}: '
               f'rename one of them to {self.target}') from e
         raise
-      _fsync_folder(os.path.dirname(self._real))
+      fsync_folder(os.path.dirname(self._real))
       if had_old:
         remove(backup)
       # The new folder is in place: a Ctrl-C or SIGTERM that came during

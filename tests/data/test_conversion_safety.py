@@ -5,9 +5,10 @@ a two-worker conversion within seconds, a rerun after SIGKILL cleans up
 one `error:` line."""
 
 import errno
-import importlib.util
+import importlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -20,7 +21,9 @@ import tensorflow as tf
 from deeplab2.data import build_synthetic
 from deeplab2.data import coco
 from deeplab2.data import conversion
-from conftest import REPO_ROOT, TEST_DATA
+from deeplab2.data import staging
+from deeplab2.utils import atomic
+from conftest import TEST_DATA
 
 COCO_SAMPLE = os.path.join(TEST_DATA, 'coco_panoptic_sample')
 MISSING_IMAGE = '000000142238.jpg'
@@ -73,11 +76,7 @@ def _leftovers(top):
 
 
 def _script_main(name):
-  spec = importlib.util.spec_from_file_location(
-      name, os.path.join(REPO_ROOT, 'data', f'{name}.py'))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.main
+  return importlib.import_module(f'deeplab2.cli.{name}').main
 
 
 def _our_lines(stderr):
@@ -131,6 +130,34 @@ def test_a_failed_overwrite_leaves_the_old_dataset(old_dataset, failure,
   assert not _leftovers(os.path.dirname(output))
 
 
+def test_a_swap_that_cannot_be_undone_keeps_both(old_dataset, monkeypatch):
+  """Both renames after the first fail: the message says where the old
+  dataset and the conversion are, and neither is deleted."""
+  root, output = old_dataset
+  before = _snapshot(output)
+  real_rename = os.rename
+
+  def rename(source, target):
+    if os.path.basename(source) != 'out':   # all but output_dir -> backup
+      raise OSError(errno.EIO, 'Input/output error', target)
+    return real_rename(source, target)
+
+  monkeypatch.setattr(os, 'rename', rename)
+  with pytest.raises(conversion.OutputError) as info:
+    _convert(root, output, num_shards=1, overwrite=True)
+  match = re.fullmatch(
+      rf'cannot replace {re.escape(output)}: Input/output error; its old '
+      r'content is in (\S+) and the new one in (\S+): rename one of them '
+      rf'to {re.escape(output)}', str(info.value))
+  assert match, str(info.value)
+  backup, staged = match.groups()
+  assert not os.path.exists(output)
+  assert _snapshot(backup) == before
+  assert sorted(os.listdir(staged)) == [
+      'dataset_descriptor.json', 'train-00000-of-00001.tfrecord',
+      'val-00000-of-00001.tfrecord']
+
+
 @pytest.mark.parametrize('overwrite', [True, False])
 def test_a_folder_with_other_files_is_refused(old_dataset, overwrite):
   root, output = old_dataset
@@ -180,7 +207,7 @@ def _start_conversion(tmp_path, output, *flags):
   with open(tmp_path / 'stdout.txt', 'w') as stdout, \
       open(tmp_path / 'stderr.txt', 'w') as stderr:
     return subprocess.Popen(  # pylint: disable=consider-using-with
-        [sys.executable, os.path.join(REPO_ROOT, 'data', 'build_coco_data.py'),
+        [sys.executable, '-m', 'deeplab2.cli.build_coco_data',
          f'--coco_root={root}', '--splits=train', f'--output_dir={output}',
          '--num_shards=2', '--num_workers=2', *flags],
         stdout=stdout, stderr=stderr, start_new_session=True)
@@ -204,7 +231,7 @@ def test_an_interrupt_stops_a_two_worker_conversion(
   try:
     def started():
       if when == 'first_shard':
-        return any(n.endswith('.tfrecord.tmp')
+        return any('.tfrecord.tmp-' in n
                    for n in _leftovers(tmp_path / 'data'))
       return ' 1/600 ' in (tmp_path / 'stderr.txt').read_text()
 
@@ -240,16 +267,16 @@ def test_a_rerun_after_sigkill_cleans_up_and_says_so(old_dataset, tmp_path,
   process = _start_conversion(tmp_path, output, '--overwrite')
   try:
     assert _wait_until(lambda: any(
-        n.endswith('.tfrecord.tmp') for n in _leftovers(tmp_path / 'data')),
+        '.tfrecord.tmp-' in n for n in _leftovers(tmp_path / 'data')),
                        60), (tmp_path / 'stderr.txt').read_text()
     os.kill(process.pid, signal.SIGKILL)   # the parent only
     process.wait(timeout=10)
   finally:
     _stop(process)
   assert _snapshot(output) == before
-  staging = [p for p in _leftovers(tmp_path / 'data')
+  staged = [p for p in _leftovers(tmp_path / 'data')
              if os.path.dirname(p) == str(tmp_path / 'data')]
-  assert len(staging) == 1 and f'-{process.pid}-' in staging[0]
+  assert len(staged) == 1 and f'-{process.pid}-' in staged[0]
   # What an older converter left inside the folder.
   stale_shard = os.path.join(output, 'train-00000-of-00007.tfrecord.tmp')
   with open(stale_shard, 'wb') as f:
@@ -259,7 +286,7 @@ def test_a_rerun_after_sigkill_cleans_up_and_says_so(old_dataset, tmp_path,
        '--overwrite'])
   err = capsys.readouterr().err
   assert status == 0, err
-  assert (f'warning: removed {staging[0]}, left by process {process.pid} (a '
+  assert (f'warning: removed {staged[0]}, left by process {process.pid} (a '
           'conversion that was killed).') in err.splitlines()
   assert (f'warning: removed 1 temporary files from {output} '
           '(train-00000-of-00007.tfrecord.tmp), left by a conversion that '
@@ -280,18 +307,47 @@ def test_a_conversion_killed_while_swapping_is_undone(tmp_path, caplog):
   before = _snapshot(output)
   dead = subprocess.Popen(['true'])
   dead.wait()
-  host = conversion._host()  # pylint: disable=protected-access
+  host = atomic._host()  # pylint: disable=protected-access
   backup = str(tmp_path / f'.out.old-{host}-{dead.pid}-0a1b2c3d')
-  staging = str(tmp_path / f'.out.tmp-{host}-{dead.pid}-0a1b2c3d')
+  staged = str(tmp_path / f'.out.tmp-{host}-{dead.pid}-0a1b2c3d')
   running = str(tmp_path / f'.out.tmp-{host}-{os.getppid()}-0a1b2c3d')
   os.rename(output, backup)   # killed between the two renames
-  os.mkdir(staging)
+  os.mkdir(staged)
   os.mkdir(running)
-  conversion.recover_stale(output)
+  staging.recover_stale(output)
   assert _snapshot(output) == before
   assert sorted(os.listdir(tmp_path)) == [os.path.basename(running), 'out']
   assert f'restored {output} from {backup}' in caplog.text
   assert 'belongs to a conversion that may still run' in caplog.text
+
+
+def test_temporary_files_of_killed_writers_inside_the_output_go(tmp_path,
+                                                               caplog):
+  """Temporary shards and descriptors (atomic's names) in a dataset folder
+  are a conversion's, not foreign files: those of dead processes go."""
+  output = str(tmp_path / 'out')
+  build_synthetic.write_synthetic_dataset(output, 2, 1, image_size=33,
+                                          num_shards=1)
+  before = _snapshot(output)
+  dead = subprocess.Popen(['true'])
+  dead.wait()
+  host = atomic._host()  # pylint: disable=protected-access
+  stale = [f'.train-00000-of-00003.tfrecord.tmp-{host}-{dead.pid}-0a1b2c3d',
+           f'.dataset_descriptor.json.tmp-{host}-{dead.pid}-0a1b2c3d']
+  running = f'.val-00000-of-00003.tfrecord.tmp-{host}-{os.getppid()}-0a1b2c3d'
+  for name in stale + [running]:
+    with open(os.path.join(output, name), 'wb') as f:
+      f.write(b'partial')
+  staging.recover_stale(output)
+  assert sorted(os.listdir(output)) == sorted(list(before) + [running])
+  for name in stale:
+    assert (f'removed {os.path.join(output, name)}, left by process '
+            f'{dead.pid} (a conversion that was killed).') in caplog.text
+  assert f'{os.path.join(output, running)} belongs to a conversion' in (
+      caplog.text)
+  build_synthetic.write_synthetic_dataset(output, 2, 1, image_size=33,
+                                          num_shards=1, overwrite=True)
+  assert _snapshot(output) == before
 
 
 class _FullDiskWriter:

@@ -2,12 +2,10 @@
 crowd flag and area survive the round trip; every kind of bad input gives
 an error naming the file and segment."""
 
-import importlib.util
+import importlib
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -18,12 +16,14 @@ from deeplab2 import common
 from deeplab2.data import cityscapes
 from deeplab2.data import coco
 from deeplab2.data import conversion
+from deeplab2.data import conversion_checks
 from deeplab2.data import dataset_descriptor
 from deeplab2.data import mapillary
 from deeplab2.data import panoptic_format
 from deeplab2.data import tfrecord
 import cityscapes_official
-from conftest import REPO_ROOT, TEST_DATA
+import cli_runner
+from conftest import TEST_DATA
 
 COCO_SAMPLE = os.path.join(TEST_DATA, 'coco_panoptic_sample')
 
@@ -256,18 +256,17 @@ def test_mapillary_layouts(tmp_path):
     mapillary.find_split(str(tmp_path), 'train')
 
 
-def test_custom_dataset_cli_with_two_workers(tmp_path):
-  """The COCO script with explicit paths, as a custom dataset would use it."""
+def test_custom_dataset_cli_with_two_workers(tmp_path, capsys):
+  """The COCO command with explicit paths, as a custom dataset would use it
+  (main() in this process; its two workers are processes)."""
   root, _ = _coco_root(tmp_path)
   output = str(tmp_path / 'custom')
-  result = subprocess.run(
-      [sys.executable, os.path.join(REPO_ROOT, 'data', 'build_coco_data.py'),
-       '--splits=train',
-       f'--panoptic_json={root}/annotations/panoptic_val2017.json',
-       f'--panoptic_dir={root}/annotations/panoptic_val2017',
-       f'--image_dir={root}/val2017', f'--output_dir={output}',
-       '--dataset_name=my_data', '--num_shards=1', '--num_workers=2'],
-      capture_output=True, text=True, check=False)
+  result = cli_runner.run_main(_script('build_coco_data').main, [
+      '--splits=train',
+      f'--panoptic_json={root}/annotations/panoptic_val2017.json',
+      f'--panoptic_dir={root}/annotations/panoptic_val2017',
+      f'--image_dir={root}/val2017', f'--output_dir={output}',
+      '--dataset_name=my_data', '--num_shards=1', '--num_workers=2'], capsys)
   assert result.returncode == 0, result.stderr[-2000:]
   assert 'train: 2 records in 1 shards' in result.stdout
   descriptor = dataset_descriptor.get_descriptor(
@@ -277,12 +276,8 @@ def test_custom_dataset_cli_with_two_workers(tmp_path):
 
 
 def _script(name):
-  """A data/ command line as a module, to call its main() in this process."""
-  spec = importlib.util.spec_from_file_location(
-      name, os.path.join(REPO_ROOT, 'data', f'{name}.py'))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  """A command line (deeplab2.cli), to call its main() in this process."""
+  return importlib.import_module(f'deeplab2.cli.{name}')
 
 
 def _descriptor_at(output_dir):
@@ -327,12 +322,12 @@ def test_a_label_divisor_other_than_the_builtin_is_refused(tmp_path, capsys):
         lambda split: coco.find_split(root, split, label_divisor=1000),
         ['val'], output, num_shards=1)
   assert not os.path.exists(output)
-  conversion.check_builtin_divisor('coco_panoptic', 256)   # the same: fine
-  conversion.check_builtin_divisor('my_data', 1000)        # not built in
+  conversion_checks.check_builtin_divisor('coco_panoptic', 256)  # the same
+  conversion_checks.check_builtin_divisor('my_data', 1000)  # not built in
   with pytest.raises(ValueError, match=r'--label_divisor=256 differs from '
                      r'label_divisor=1000 of the built-in descriptor '
                      r'"cityscapes_panoptic"'):
-    conversion.check_builtin_divisor('cityscapes_panoptic', 256)
+    conversion_checks.check_builtin_divisor('cityscapes_panoptic', 256)
 
 
 def test_other_categories_under_a_builtin_name_are_refused(tmp_path):

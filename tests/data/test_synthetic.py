@@ -13,6 +13,7 @@ from deeplab2.data import input_pipeline
 from deeplab2.data import synthetic
 from deeplab2.data import targets
 from deeplab2.data import tfrecord
+from deeplab2.utils import atomic
 
 DESCRIPTOR = dataset_descriptor.DATASETS.get('synthetic_panoptic')
 
@@ -99,7 +100,7 @@ def test_existing_output_is_not_overwritten(tmp_path):
                                           image_size=33, num_shards=1,
                                           overwrite=True)
   assert (tmp_path / 'train-00000-of-00001.tfrecord').read_bytes() != before
-  assert not list(tmp_path.glob('*.tmp'))
+  assert not [e for e in os.listdir(tmp_path) if atomic.is_temporary(e)]
 
 
 def test_training_batches(tiny_dataset_dir):
