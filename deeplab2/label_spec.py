@@ -12,15 +12,30 @@ processes use it with NumPy and PIL only.
 """
 
 import dataclasses
+import functools
 import operator
 import sys
+import types
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
+from numpy.typing import ArrayLike
+
+if TYPE_CHECKING:   # A type only: this module imports no TensorFlow.
+  import tensorflow as tf
+
+# What the helpers take: a Python int, anything np.asarray takes, a TF tensor.
+IdsLike = Union[ArrayLike, 'tf.Tensor']
+# What they give back: an int for an int, a NumPy array (or scalar), a tensor.
+Ids = Union[int, np.integer, np.ndarray, 'tf.Tensor']
+# A bool for an int, a bool NumPy array (or np.bool_), a tf.bool tensor.
+Mask = Union[bool, np.bool_, np.ndarray, 'tf.Tensor']
+Colour = tuple[int, int, int]
 
 _INT32_MAX = 2**31 - 1
 
 
-def _tf_or_none(value):
+def _tf_or_none(value: Any) -> types.ModuleType | None:
   """The tensorflow module when `value` is a TF tensor, else None."""
   tf = sys.modules.get('tensorflow')   # Loaded by whoever made the tensor.
   if tf is not None and tf.is_tensor(value):
@@ -28,14 +43,23 @@ def _tf_or_none(value):
   return None
 
 
-def _integer(field, value):
+def _ids(value: 'IdsLike') -> Any:
+  """`value` to compute with: an int, a NumPy integer or a TF tensor as it
+  is, anything else as a NumPy array. Typed Any: the helpers below dispatch
+  on its kind at run time."""
+  if isinstance(value, (int, np.integer)) or _tf_or_none(value) is not None:
+    return value
+  return np.asarray(value)
+
+
+def _integer(field: str, value: Any) -> int:
   try:
     return operator.index(value)
   except TypeError:
     raise ValueError(f'{field} must be an integer, got {value!r}.') from None
 
 
-def _default_colormap(num_classes):
+def _default_colormap(num_classes: int) -> tuple[Colour, ...]:
   """Distinct colours from the bits of each class id (the PASCAL scheme)."""
   colours = []
   for class_id in range(num_classes):
@@ -45,7 +69,7 @@ def _default_colormap(num_classes):
       for channel in range(3):
         rgb[channel] |= ((bits >> channel) & 1) << shift
       bits >>= 3
-    colours.append(tuple(rgb))
+    colours.append((rgb[0], rgb[1], rgb[2]))
   return tuple(colours)
 
 
@@ -64,7 +88,9 @@ class LabelSpec:
       a fixed palette).
 
   Lists are stored as tuples and integer types as Python ints, so a spec
-  compares, hashes and pickles by value.
+  compares, hashes and pickles by value. The fields are typed as stored;
+  the constructor also takes lists and NumPy integers, and None for
+  class_names and colormap (the defaults).
 
   Raises:
     ValueError: a count, range or length that does not fit (the message
@@ -73,11 +99,12 @@ class LabelSpec:
   num_classes: int
   ignore_label: int
   label_divisor: int
-  thing_class_ids: tuple
-  class_names: tuple | None = None
-  colormap: tuple | None = None
+  thing_class_ids: tuple[int, ...]
+  # None in the constructor: the defaults; never None once built.
+  class_names: tuple[str, ...] = None  # type: ignore[assignment]
+  colormap: tuple[Colour, ...] = None  # type: ignore[assignment]
 
-  def __post_init__(self):
+  def __post_init__(self) -> None:
     num_classes = _integer('num_classes', self.num_classes)
     ignore_label = _integer('ignore_label', self.ignore_label)
     label_divisor = _integer('label_divisor', self.label_divisor)
@@ -124,17 +151,20 @@ class LabelSpec:
       if len(colour) != 3 or not all(0 <= v <= 255 for v in colour):
         raise ValueError(f'colour {list(colour)} of class {class_id} is not '
                          '(r, g, b) in 0..255.')
-    # The normalised values, and (not a field) the lookup of is_thing: one
-    # bool per class, then False for every id outside the classes.
-    things = set(thing_class_ids)
+    # The normalised values.
     for name, value in (
         ('num_classes', num_classes), ('ignore_label', ignore_label),
         ('label_divisor', label_divisor),
         ('thing_class_ids', thing_class_ids), ('class_names', class_names),
-        ('colormap', colormap),
-        ('_thing_table',
-         tuple(c in things for c in range(num_classes)) + (False,))):
+        ('colormap', colormap)):
       object.__setattr__(self, name, value)   # The dataclass is frozen.
+
+  @functools.cached_property
+  def _thing_table(self) -> tuple[bool, ...]:
+    """The lookup of is_thing (not a field; built once, on first use): one
+    bool per class, then False for every id outside the classes."""
+    things = set(self.thing_class_ids)
+    return tuple(c in things for c in range(self.num_classes)) + (False,)
 
   @property
   def void_label(self) -> int:
@@ -142,13 +172,13 @@ class LabelSpec:
     return self.ignore_label * self.label_divisor
 
   @property
-  def stuff_class_ids(self) -> tuple:
+  def stuff_class_ids(self) -> tuple[int, ...]:
     """The semantic ids that are neither things nor the ignore label."""
     things = set(self.thing_class_ids)
     return tuple(c for c in range(self.num_classes)
                  if c not in things and c != self.ignore_label)
 
-  def split(self, panoptic):
+  def split(self, panoptic: IdsLike) -> tuple[Ids, Ids]:
     """(semantic, instance) of panoptic ids (floor division and modulo).
 
     Args:
@@ -159,19 +189,17 @@ class LabelSpec:
       semantic, instance: ints of the same kind, shape and dtype. A negative
       id (no label) gives semantic < 0: see semantic_label.
     """
-    if isinstance(panoptic, int) or _tf_or_none(panoptic) is not None:
-      return panoptic // self.label_divisor, panoptic % self.label_divisor
-    panoptic = np.asarray(panoptic)
-    return (np.floor_divide(panoptic, self.label_divisor),
-            np.mod(panoptic, self.label_divisor))
+    ids = _ids(panoptic)
+    if isinstance(ids, int) or _tf_or_none(ids) is not None:
+      return ids // self.label_divisor, ids % self.label_divisor
+    return (np.floor_divide(ids, self.label_divisor),
+            np.mod(ids, self.label_divisor))
 
-  def encode(self, semantic, instance):
+  def encode(self, semantic: IdsLike, instance: IdsLike) -> Ids:
     """semantic * label_divisor + instance, for ints, arrays or tensors."""
-    if not (isinstance(semantic, int) or _tf_or_none(semantic) is not None):
-      semantic = np.asarray(semantic)
-    return semantic * self.label_divisor + instance
+    return _ids(semantic) * self.label_divisor + instance
 
-  def semantic_label(self, panoptic):
+  def semantic_label(self, panoptic: IdsLike) -> Ids:
     """The semantic id of each pixel, ignore_label where the id is negative.
 
     Args:
@@ -180,27 +208,29 @@ class LabelSpec:
     Returns:
       semantic ids of the same kind, shape and dtype.
     """
-    semantic, _ = self.split(panoptic)
-    tf = _tf_or_none(panoptic)
+    ids = _ids(panoptic)
+    semantic: Any = self.split(ids)[0]
+    tf = _tf_or_none(ids)
     if tf is not None:
-      return tf.where(panoptic < 0, tf.constant(self.ignore_label,
-                                                semantic.dtype), semantic)
-    if isinstance(panoptic, int):
-      return self.ignore_label if panoptic < 0 else semantic
-    return np.where(np.asarray(panoptic) < 0, self.ignore_label,
+      return tf.where(ids < 0, tf.constant(self.ignore_label, semantic.dtype),
+                      semantic)
+    if isinstance(ids, int):
+      return self.ignore_label if ids < 0 else semantic
+    return np.where(ids < 0, self.ignore_label,
                     semantic).astype(semantic.dtype)
 
-  def is_void(self, panoptic):
+  def is_void(self, panoptic: IdsLike) -> Mask:
     """bool like `panoptic`: a negative id or the ignore class."""
-    semantic, _ = self.split(panoptic)
-    tf = _tf_or_none(panoptic)
+    ids = _ids(panoptic)
+    semantic, _ = self.split(ids)
+    tf = _tf_or_none(ids)
     if tf is not None:
-      return (panoptic < 0) | tf.equal(semantic, self.ignore_label)
-    if isinstance(panoptic, int):
-      return panoptic < 0 or semantic == self.ignore_label
-    return (np.asarray(panoptic) < 0) | (semantic == self.ignore_label)
+      return (ids < 0) | tf.equal(semantic, self.ignore_label)
+    if isinstance(ids, int):
+      return ids < 0 or semantic == self.ignore_label
+    return (ids < 0) | (semantic == self.ignore_label)
 
-  def is_thing(self, semantic):
+  def is_thing(self, semantic: IdsLike) -> Mask:
     """bool like `semantic`: whether each id is a thing class.
 
     Ids outside 0..num_classes-1 (-1, the ignore label 255, ...) are not
@@ -216,34 +246,35 @@ class LabelSpec:
       classes).
     """
     n = self.num_classes
-    tf = _tf_or_none(semantic)
+    ids = _ids(semantic)
+    tf = _tf_or_none(ids)
     if tf is not None:
-      if not semantic.dtype.is_integer:
-        raise TypeError(f'is_thing takes integer ids, got {semantic.dtype}.')
-      if semantic.dtype not in (tf.int32, tf.int64):
-        semantic = tf.cast(semantic, tf.int32)
+      if not ids.dtype.is_integer:
+        raise TypeError(f'is_thing takes integer ids, got {ids.dtype}.')
+      if ids.dtype not in (tf.int32, tf.int64):
+        ids = tf.cast(ids, tf.int32)
       # Slot n is False: every id outside the classes reads it.
       table = tf.constant(self._thing_table)
-      inside = (semantic >= 0) & (semantic < n)
-      return tf.gather(table, tf.where(inside, semantic,
-                                       tf.constant(n, semantic.dtype)))
-    if isinstance(semantic, (int, np.integer)):
-      return bool(0 <= semantic < n and self._thing_table[semantic])
-    ids = np.asarray(semantic)
+      inside = (ids >= 0) & (ids < n)
+      return tf.gather(table, tf.where(inside, ids,
+                                       tf.constant(n, ids.dtype)))
+    if isinstance(ids, (int, np.integer)):
+      return bool(0 <= ids < n and self._thing_table[ids])
     if ids.dtype.kind not in 'iu':
       raise TypeError(f'is_thing takes integer ids, got {ids.dtype}.')
     inside = (ids >= 0) & (ids < n)
     return np.asarray(self._thing_table)[np.where(inside, ids, n)]
 
-  def is_crowd(self, panoptic):
+  def is_crowd(self, panoptic: IdsLike) -> Mask:
     """bool like `panoptic`: a thing class with instance 0."""
-    semantic, instance = self.split(panoptic)
-    is_thing = self.is_thing(semantic)
-    if isinstance(panoptic, int):
+    ids = _ids(panoptic)
+    semantic, instance = self.split(ids)
+    is_thing: Any = self.is_thing(semantic)
+    if isinstance(ids, int):
       return is_thing and instance == 0
     return is_thing & (instance == 0)
 
-  def label_differences(self, other: 'LabelSpec') -> list:
+  def label_differences(self, other: 'LabelSpec') -> list[str]:
     """What makes labels written with `other` read differently with self.
 
     Compares num_classes, ignore_label, label_divisor, thing_class_ids (as

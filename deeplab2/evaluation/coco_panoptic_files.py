@@ -166,11 +166,11 @@ def _label_spec(categories):
   (void pixels are segment 0 of the PNGs, never a class). update() is not
   used, so the label divisor plays no part.
   """
-  things = [i for i, c in enumerate(categories.values()) if c.isthing]
+  things = tuple(i for i, c in enumerate(categories.values()) if c.isthing)
   return label_spec_lib.LabelSpec(
       num_classes=len(categories), ignore_label=len(categories),
       label_divisor=1, thing_class_ids=things,
-      class_names=[c.name for c in categories.values()])
+      class_names=tuple(c.name for c in categories.values()))
 
 
 class _Image:

@@ -38,7 +38,8 @@ class MeanIoU:
     self.confusion += state['confusion']
 
   def result(self):
-    """{'miou': mean over classes present in gt or prediction, 'per_class_iou'}."""
+    """{'miou': mean over classes present in gt or prediction,
+    'per_class_iou'}."""
     inter = np.diag(self.confusion).astype(np.float64)
     predicted = self.confusion[:, :self.num_classes].sum(0)
     union = predicted + self.confusion.sum(1) - inter

@@ -1,84 +1,38 @@
 """Predictions written in the official formats, in the dataset's own ids.
 
+`CocoPanopticWriter` writes COCO panoptic results (one RGB PNG per image
+and panoptic.json), as the COCO panopticapi reads them; `CityscapesWriter`
+writes the files of cityscapesScripts' panoptic, semantic and instance
+evaluations. The files of each format and the command line of each official
+evaluation are in docs/evaluation.md ("Prediction files: formats and
+official tools").
+
 The writers take one image at a time and write its files at once; only the
 panoptic JSON's annotation list (a few numbers per segment) stays in memory
 until `close()`. Classes are written as `descriptor.original_category_ids`
 (Cityscapes label ids, COCO category ids); void pixels, the ignore class and
-classes without an original id are void (segment id 0, label id 0).
-NumPy and PIL only.
-
-COCO panoptic (`CocoPanopticWriter`), as the COCO panopticapi reads it:
-
-  <folder>/panoptic/<stem>.png   RGB, segment id = R + 256 G + 256^2 B
-  <folder>/panoptic.json         {"annotations": [...], "categories": [...]}
-
-  python panopticapi/evaluation.py --gt_json_file panoptic_val2017.json
-      --gt_folder panoptic_val2017 --pred_json_file <folder>/panoptic.json
-  (the prediction PNG folder defaults to the JSON path without `.json`).
-  pq_compute pairs images by `image_id`, COCO's ints: the writer makes
-  all-digit stems ints.
-
-Cityscapes (`CityscapesWriter`), for the three cityscapesScripts
-evaluations. Each looks its predictions up by the `<city>_<seq>_<frame>`
-prefix of the ground-truth file names, so images are named by that prefix
-(`image_id`):
-
-- Panoptic, `csEvalPanopticSemanticLabeling` (evaluatePanoptic):
-    <folder>/panoptic/<image_id>.png  RGB segment ids, as for COCO;
-    <folder>/panoptic.json            annotations by image_id, category ids
-                                      = Cityscapes label ids.
-  csEvalPanopticSemanticLabeling
-      --gt-json-file $CITYSCAPES_DATASET/gtFine/cityscapes_panoptic_val.json
-      --prediction-json-file <folder>/panoptic.json
-  The PNG folders default to the JSON paths without `.json`. The ground
-  truth must use label ids too: `csCreatePanopticImgs` WITHOUT
-  `--use-train-id` (the `_trainId` files deeplab2 trains on give no match).
-  Only the ground truth's categories count; a predicted category outside
-  them is an error.
-- Semantic, `csEvalPixelLevelSemanticLabeling`:
-    <folder>/semantic/<image_id>_pred_labelIds.png  uint8 label ids, void 0.
-  CITYSCAPES_DATASET=<root> CITYSCAPES_RESULTS=<folder>/semantic
-  csEvalPixelLevelSemanticLabeling
-  It reads <root>/gtFine/val/*/*_gtFine_labelIds.png and, for the instance
-  IoU, the `_gtFine_instanceIds.png` beside each; for each it searches
-  CITYSCAPES_RESULTS recursively for exactly one `<image_id>*.png`, so point
-  it at `semantic/`, not at <folder> (the panoptic PNGs match too). Results
-  go to <root>/evaluationResults/ or $CITYSCAPES_EXPORT_DIR.
-- Instance, `csEvalInstanceLevelSemanticLabeling`:
-    <folder>/instance/<image_id>.txt  one line per instance:
-                                      `masks/<image_id>_<n>.png <label id>
-                                      <score>`;
-    <folder>/instance/masks/*.png     1-bit masks (0 / 255 as 8 bits), one
-                                      per instance, full image size.
-  CITYSCAPES_DATASET=<root> CITYSCAPES_RESULTS=<folder>/instance
-  csEvalInstanceLevelSemanticLabeling
-  It reads <root>/gtFine/val/*/*_gtFine_instanceIds.png and one
-  `<image_id>*.txt` under CITYSCAPES_RESULTS per image; mask paths are
-  relative to the txt and must lie under CITYSCAPES_RESULTS. It caches the
-  ground-truth instances in `gtInstances.json` beside its own source (delete
-  it when the ground truth changes) and writes `matches.json` into the
-  working directory.
-
-The environment variables are read when the evaluation modules are
-imported; from Python, set the fields of each module's `args` object (see
-tests/evaluation/test_prediction_files.py) or call `evaluatePanoptic` with
-the paths. cityscapesScripts 2.3.0 calls np.in1d, which NumPy 2.4 removed:
-the semantic and instance evaluations need an older NumPy or a stand-in
-(`np.in1d = lambda a, b, **kw: np.isin(np.ravel(a), b, **kw)`), and under
-NumPy 2 the instance evaluation's JSON dump of its matches fails on np.int64
-counts (its module-level `writeDict2JSON` needs a NumPy-aware stand-in).
+classes without an original id are void (segment id 0, label id 0). Every
+file is written whole or not at all (deeplab2/utils/atomic.py). The
+segments of a map come from segments.py, the parts both writers share from
+writer_base.py. NumPy and PIL only.
 """
 
+from collections.abc import Iterable, Mapping, Sequence
 import json
 import os
 import re
+from typing import Any
 
 import numpy as np
-from PIL import Image
 
-from deeplab2.evaluation import coco_panoptic_files
+from deeplab2.evaluation import segments as segments_lib
+from deeplab2.evaluation import writer_base
+from deeplab2.utils import atomic
 
-PANOPTIC = 'panoptic'
+# data.dataset_descriptor.DatasetDescriptor; evaluation never imports data.
+DatasetDescriptor = Any
+
+PANOPTIC = writer_base.PANOPTIC
 SEMANTIC = 'semantic'
 INSTANCE = 'instance'
 CITYSCAPES_FORMATS = (PANOPTIC, SEMANTIC, INSTANCE)
@@ -86,200 +40,12 @@ MASK_DIR = 'masks'
 
 # <city>_<seq>_<frame>, as cityscapesScripts' getCsFileInfo splits names.
 _CITYSCAPES_NAME = re.compile(r'([^_\s/]+_\d+_\d+)(_[^\s/]*)?')
+# The writers' own, also for callers that write beside them (overlays).
+save_png = writer_base.save_png
+recover_folder = writer_base.recover_folder
 
 
-def category_table(descriptor) -> np.ndarray:
-  """int64 [num_classes]: each class's original id, -1 for void.
-
-  Void: the ignore class and classes whose original id is None.
-  """
-  ids = [descriptor.original_category_id(c)
-         for c in range(descriptor.num_classes)]
-  table = np.array([-1 if i is None else i for i in ids], np.int64)
-  if descriptor.ignore_label < descriptor.num_classes:
-    table[descriptor.ignore_label] = -1
-  return table
-
-
-class Segments:
-  """The non-void segments of one panoptic map.
-
-  Attributes:
-    index: int32 [H, W]: 0 on void, else 1..K, the segments in increasing
-      panoptic id order.
-    panoptic_ids: int64 [K]: the panoptic id of each segment.
-    classes: int64 [K]: the class of each segment.
-    category_ids: int64 [K]: the original id of each segment's class.
-    areas: int64 [K]: pixels per segment.
-    bboxes: int64 [K, 4]: [x, y, width, height] of each segment.
-  """
-
-  def __init__(self, panoptic, descriptor, table=None):
-    """Splits `panoptic` into segments.
-
-    Args:
-      panoptic: int [H, W] panoptic ids (class * label_divisor + instance;
-        negative or ignore class = void).
-      descriptor: DatasetDescriptor of the ids.
-      table: category_table(descriptor), when the caller has it.
-
-    Raises:
-      ValueError: not a 2-D integer map, or a class outside the descriptor's.
-    """
-    panoptic = np.asarray(panoptic)
-    if (panoptic.ndim != 2 or panoptic.dtype.kind not in 'iu' or
-        not panoptic.size):
-      raise ValueError('A panoptic map is a non-empty 2-D integer array, got '
-                       f'shape {panoptic.shape} and dtype {panoptic.dtype}.')
-    panoptic = panoptic.astype(np.int64)
-    table = category_table(descriptor) if table is None else table
-    semantic = descriptor.split(panoptic)[0]
-    void = (panoptic < 0) | (semantic == descriptor.ignore_label)
-    outside = ~void & ((semantic < 0) | (semantic >= descriptor.num_classes))
-    if outside.any():
-      raise ValueError(f'Panoptic ids {np.unique(panoptic[outside])[:5]} '
-                       'have classes outside 0..'
-                       f'{descriptor.num_classes - 1}.')
-    void |= table[np.where(void, 0, semantic)] < 0
-    # One sort of the pixels by panoptic id (void = -1 first; ids fit int32)
-    # gives the segments, their numbering and, per run, the bounding boxes.
-    keys = np.where(void, -1, panoptic).astype(np.int32).ravel()
-    order = np.argsort(keys, kind='stable')
-    sorted_keys = keys[order]
-    new_run = np.concatenate([[True], sorted_keys[1:] != sorted_keys[:-1]])
-    starts = np.flatnonzero(new_run)
-    run = np.cumsum(new_run, dtype=np.int32) - 1
-    index = np.empty(keys.size, np.int32)
-    index[order] = run
-    values = sorted_keys[starts].astype(np.int64)
-    if values[0] == -1:                      # Void: run 0, segment 0.
-      values, starts = values[1:], starts[1:]
-    else:
-      index += 1
-    self.index = index.reshape(panoptic.shape)
-    self.panoptic_ids = values
-    self.classes = descriptor.split(values)[0]
-    self.category_ids = table[self.classes]
-    self.areas = np.diff(np.append(starts, keys.size)).astype(np.int64)
-    rows, cols = np.divmod(order, panoptic.shape[1])
-    self.bboxes = np.zeros((values.size, 4), np.int64)
-    if values.size:
-      x0 = np.minimum.reduceat(cols, starts)
-      y0 = np.minimum.reduceat(rows, starts)
-      self.bboxes[:, 0] = x0
-      self.bboxes[:, 1] = y0
-      self.bboxes[:, 2] = np.maximum.reduceat(cols, starts) - x0 + 1
-      self.bboxes[:, 3] = np.maximum.reduceat(rows, starts) - y0 + 1
-
-  def __len__(self):
-    return int(self.panoptic_ids.size)
-
-  def rgb(self) -> np.ndarray:
-    """uint8 [H, W, 3]: the segment numbers as R + 256 G + 256^2 B.
-
-    Raises:
-      ValueError: more segments than 24 bits hold.
-    """
-    if len(self) >= 256 ** 3:
-      raise ValueError(f'{len(self)} segments do not fit an RGB PNG.')
-    return coco_panoptic_files.ids_to_rgb(self.index)
-
-  def segments_info(self) -> list:
-    """The COCO `segments_info` list: id, category_id, iscrowd 0, area,
-    bbox, for segments 1..K."""
-    return [{'id': k + 1, 'category_id': int(self.category_ids[k]),
-             'iscrowd': 0, 'area': int(self.areas[k]),
-             'bbox': [int(v) for v in self.bboxes[k]]}
-            for k in range(len(self))]
-
-
-def _replace_into(path, write):
-  """Calls write(temporary path), then renames the file to `path`."""
-  tmp_path = path + '.tmp'
-  write(tmp_path)
-  os.replace(tmp_path, path)
-
-
-def save_png(array, path):
-  """Writes uint8 [H, W] or [H, W, 3] as a PNG (temporary name, rename)."""
-  _replace_into(path, lambda p: Image.fromarray(array).save(p, format='PNG'))
-
-
-def _save_text(text, path):
-  def write(p):
-    with open(p, 'w') as f:
-      f.write(text)
-  _replace_into(path, write)
-
-
-def _check_free(paths, overwrite):
-  """Raises FileExistsError for an existing file or non-empty folder."""
-  if overwrite:
-    return
-  for path in paths:
-    if os.path.isfile(path) or (os.path.isdir(path) and os.listdir(path)):
-      raise FileExistsError(f'{path} exists: write predictions to a new '
-                            'folder, or pass overwrite=True.')
-
-
-class _PanopticFiles:
-  """The panoptic PNGs of a folder and the JSON that lists them."""
-
-  def __init__(self, folder, descriptor, table):
-    self.png_dir = os.path.join(folder, PANOPTIC)
-    self.json_path = os.path.join(folder, PANOPTIC + '.json')
-    self.annotations = []
-    self.categories = [
-        {'id': int(table[c]), 'name': descriptor.class_names[c],
-         'isthing': int(descriptor.is_thing(c)),
-         'color': list(descriptor.colormap[c])}
-        for c in np.argsort(table, kind='stable') if table[c] >= 0]
-    os.makedirs(self.png_dir, exist_ok=True)
-
-  def add(self, image_id, stem, segments):
-    file_name = stem + '.png'
-    save_png(segments.rgb(), os.path.join(self.png_dir, file_name))
-    self.annotations.append({'image_id': image_id, 'file_name': file_name,
-                             'segments_info': segments.segments_info()})
-
-  def close(self):
-    _save_text(json.dumps({'annotations': self.annotations,
-                           'categories': self.categories}), self.json_path)
-
-
-class _Writer:
-  """Shared bookkeeping: unique images, close once, context manager."""
-
-  def __init__(self):
-    self._image_ids = set()
-    self._closed = False
-
-  def _claim(self, image_id):
-    if self._closed:
-      raise ValueError(f'{type(self).__name__} is closed.')
-    if image_id in self._image_ids:
-      raise ValueError(f'Image {image_id!r} was added twice.')
-    self._image_ids.add(image_id)
-
-  @property
-  def num_images(self) -> int:
-    """How many images were added."""
-    return len(self._image_ids)
-
-  def close(self):
-    raise NotImplementedError
-
-  def __enter__(self):
-    return self
-
-  def __exit__(self, exc_type, exc, traceback):
-    # After an error the JSON is not written: a partial set of predictions
-    # should not look complete.
-    if exc_type is None:
-      self.close()
-
-
-class CocoPanopticWriter(_Writer):
+class CocoPanopticWriter(writer_base.Writer):
   """COCO panoptic results: one PNG per image and panoptic.json.
 
   Segment ids are 1.. per image in increasing panoptic id order, 0 is void;
@@ -293,7 +59,7 @@ class CocoPanopticWriter(_Writer):
       writer.add('000000142238.jpg', panoptic)
 
   Args:
-    folder: output folder (created); see the module docstring for its files.
+    folder: output folder (created); docs/evaluation.md lists its files.
     descriptor: DatasetDescriptor of the panoptic ids, with the dataset's
       original_category_ids.
     overwrite: allow a folder that already holds these outputs (files of the
@@ -303,15 +69,20 @@ class CocoPanopticWriter(_Writer):
     FileExistsError: the outputs exist and overwrite is False.
   """
 
-  def __init__(self, folder: str, descriptor, overwrite: bool = False):
+  def __init__(self, folder: str, descriptor: 'DatasetDescriptor',
+               overwrite: bool = False) -> None:
     super().__init__()
     self.folder = folder
     self.descriptor = descriptor
     self.overwrite = overwrite
-    _check_free([os.path.join(folder, PANOPTIC),
-                 os.path.join(folder, PANOPTIC + '.json')], overwrite)
-    self._table = category_table(descriptor)
-    self._panoptic = _PanopticFiles(folder, descriptor, self._table)
+    writer_base.recover_outputs(folder, [PANOPTIC],
+                                [writer_base.PANOPTIC_JSON])
+    writer_base.check_free(
+        [os.path.join(folder, PANOPTIC),
+         os.path.join(folder, writer_base.PANOPTIC_JSON)], overwrite)
+    self._table = segments_lib.category_table(descriptor)
+    self._panoptic = writer_base.PanopticFiles(folder, descriptor,
+                                               self._table)
 
   @property
   def json_path(self) -> str:
@@ -338,7 +109,7 @@ class CocoPanopticWriter(_Writer):
     stem = os.path.splitext(os.path.basename(image_name))[0]
     if image_id is None:
       image_id = int(stem) if stem.isdigit() else stem
-    segments = Segments(panoptic, self.descriptor, self._table)
+    segments = segments_lib.Segments(panoptic, self.descriptor, self._table)
     self._claim(image_id)
     self._panoptic.add(image_id, stem, segments)
 
@@ -350,7 +121,7 @@ class CocoPanopticWriter(_Writer):
     return self.json_path
 
 
-class CityscapesWriter(_Writer):
+class CityscapesWriter(writer_base.Writer):
   """Cityscapes results for cityscapesScripts: panoptic, semantic, instance.
 
   Images are named by `<city>_<seq>_<frame>` (the `image_id`, taken from
@@ -366,7 +137,7 @@ class CityscapesWriter(_Writer):
                  semantic, instance_scores={13001: 0.93, ...})
 
   Args:
-    folder: output folder (created); see the module docstring for its files
+    folder: output folder (created); docs/evaluation.md lists its files
       and the evaluation that reads each.
     descriptor: DatasetDescriptor of the panoptic ids (`cityscapes_panoptic`
       or a converted Cityscapes descriptor), with label ids in
@@ -380,8 +151,9 @@ class CityscapesWriter(_Writer):
     FileExistsError: the outputs exist and overwrite is False.
   """
 
-  def __init__(self, folder: str, descriptor,
-               formats: tuple = CITYSCAPES_FORMATS, overwrite: bool = False):
+  def __init__(self, folder: str, descriptor: 'DatasetDescriptor',
+               formats: Sequence[str] = CITYSCAPES_FORMATS,
+               overwrite: bool = False) -> None:
     super().__init__()
     formats = tuple(formats)
     unknown = sorted(set(formats) - set(CITYSCAPES_FORMATS))
@@ -392,20 +164,27 @@ class CityscapesWriter(_Writer):
     self.descriptor = descriptor
     self.formats = formats
     self.overwrite = overwrite
-    self._table = category_table(descriptor)
+    self._table = segments_lib.category_table(descriptor)
     ids = self._table[self._table >= 0]
     if ids.size and not (ids.min() >= 1 and ids.max() <= 255):
       raise ValueError(f'Dataset "{descriptor.name}": Cityscapes label ids '
                        f'are 1..255 (0 is void), got {sorted(ids.tolist())}.')
-    owned = []
+    owned: list[str] = []
     if PANOPTIC in formats:
       owned += [os.path.join(folder, PANOPTIC),
-                os.path.join(folder, PANOPTIC + '.json')]
+                os.path.join(folder, writer_base.PANOPTIC_JSON)]
     owned += [os.path.join(folder, f) for f in (SEMANTIC, INSTANCE)
               if f in formats]
-    _check_free(owned, overwrite)
-    self._panoptic = (_PanopticFiles(folder, descriptor, self._table)
-                      if PANOPTIC in formats else None)
+    subfolders = list(formats)
+    if INSTANCE in formats:
+      subfolders.append(os.path.join(INSTANCE, MASK_DIR))
+    writer_base.recover_outputs(
+        folder, subfolders,
+        [writer_base.PANOPTIC_JSON] if PANOPTIC in formats else [])
+    writer_base.check_free(owned, overwrite)
+    self._panoptic = (
+        writer_base.PanopticFiles(folder, descriptor, self._table)
+        if PANOPTIC in formats else None)
     for name in (SEMANTIC, INSTANCE):
       if name in formats:
         os.makedirs(os.path.join(folder, name), exist_ok=True)
@@ -434,7 +213,7 @@ class CityscapesWriter(_Writer):
 
   def add(self, image_name: str, panoptic: np.ndarray,
           semantic: np.ndarray | None = None,
-          instance_scores: dict | None = None) -> None:
+          instance_scores: Mapping[int, float] | None = None) -> None:
     """Writes the files of one image.
 
     Args:
@@ -452,7 +231,7 @@ class CityscapesWriter(_Writer):
         score, an image added twice, or after close().
     """
     image_id = self.image_id(image_name)
-    segments = Segments(panoptic, self.descriptor, self._table)
+    segments = segments_lib.Segments(panoptic, self.descriptor, self._table)
     if semantic is not None:
       semantic = np.asarray(semantic)
       if (semantic.shape != segments.index.shape or
@@ -470,7 +249,8 @@ class CityscapesWriter(_Writer):
     if instances is not None:
       self._write_instances(image_id, segments, instances)
 
-  def _write_semantic(self, image_id, segments, semantic):
+  def _write_semantic(self, image_id: str, segments: segments_lib.Segments,
+                      semantic: np.ndarray | None) -> None:
     if semantic is None:    # The segments' ids, void 0.
       label_ids = np.append(0, segments.category_ids)[segments.index]
     else:
@@ -479,10 +259,13 @@ class CityscapesWriter(_Writer):
       label_ids = np.where(inside,
                            self._table[np.where(inside, semantic, 0)], -1)
     label_ids = np.where(label_ids < 0, 0, label_ids).astype(np.uint8)
-    save_png(label_ids, os.path.join(
-        self.folder, SEMANTIC, f'{image_id}_pred_labelIds.png'))
+    writer_base.save_png(label_ids, os.path.join(
+        self.folder, SEMANTIC, f'{image_id}_pred_labelIds.png'),
+                         recover=False)
 
-  def _instances(self, image_id, segments, scores):
+  def _instances(self, image_id: str, segments: segments_lib.Segments,
+                 scores: Mapping[int, float] | None
+                 ) -> list[tuple[int, float]]:
     """[(segment index k, score)] of the thing segments with instance > 0."""
     instance = self.descriptor.split(segments.panoptic_ids)[1]
     things = self.descriptor.is_thing(segments.classes) & (instance > 0)
@@ -496,20 +279,22 @@ class CityscapesWriter(_Writer):
       else:
         raise ValueError(f'Image {image_id}: no score for the instance of '
                          f'panoptic id {panoptic_id}.')
-      instances.append((k, score))
+      instances.append((int(k), score))
     return instances
 
-  def _write_instances(self, image_id, segments, instances):
+  def _write_instances(self, image_id: str, segments: segments_lib.Segments,
+                       instances: list[tuple[int, float]]) -> None:
     lines = []
     for n, (k, score) in enumerate(instances):
       mask_path = f'{MASK_DIR}/{image_id}_{n}.png'
       # A 1-bit PNG (bool array): read as 8 bits it is 0 / 255.
-      save_png(segments.index == k + 1,
-                os.path.join(self.folder, INSTANCE, mask_path))
+      writer_base.save_png(segments.index == k + 1,
+                           os.path.join(self.folder, INSTANCE, mask_path),
+                           recover=False)
       lines.append(f'{mask_path} {int(segments.category_ids[k])} '
                    f'{score!r}\n')
-    _save_text(''.join(lines),
-               os.path.join(self.folder, INSTANCE, f'{image_id}.txt'))
+    atomic.write_file(os.path.join(self.folder, INSTANCE, f'{image_id}.txt'),
+                      ''.join(lines), recover=False)
 
   def close(self) -> str | None:
     """Writes panoptic.json (once, with the panoptic format); its path."""
@@ -520,12 +305,17 @@ class CityscapesWriter(_Writer):
     return self.json_path
 
 
-def merge_folders(sources, destination):
+def merge_folders(sources: Iterable[str], destination: str) -> None:
   """Moves the files of several writers' folders into one.
 
   Each source is a closed writer's folder (e.g. one per host, each with its
   own images). Files keep their paths relative to their folder; the
-  `panoptic.json` files become one, their annotations in source order.
+  `panoptic.json` files become one, their annotations in source order,
+  written whole or not at all. The other files are complete already and are
+  moved by rename, not rewritten; temporary files a killed writer left in a
+  source stay there. A caller that must not show a partly merged folder
+  merges into an atomic.StagedFolder (as training/prediction_staging.py
+  does).
 
   Args:
     sources: folders, each written by a CocoPanopticWriter or a
@@ -536,14 +326,16 @@ def merge_folders(sources, destination):
     FileExistsError: two sources hold a file of the same path (an image
       written twice).
   """
-  merged = None
+  merged: dict[str, Any] | None = None
   os.makedirs(destination, exist_ok=True)
-  json_name = PANOPTIC + '.json'
+  json_name = writer_base.PANOPTIC_JSON
   for source in sources:
     for parent, _, names in os.walk(source):
       relative = os.path.relpath(parent, source)
       os.makedirs(os.path.join(destination, relative), exist_ok=True)
       for name in names:
+        if atomic.is_temporary(name):
+          continue
         path = os.path.join(parent, name)
         if relative == '.' and name == json_name:
           with open(path) as f:
@@ -558,4 +350,5 @@ def merge_folders(sources, destination):
           raise FileExistsError(f'{target} is written by two folders.')
         os.replace(path, target)
   if merged is not None:
-    _save_text(json.dumps(merged), os.path.join(destination, json_name))
+    atomic.write_file(os.path.join(destination, json_name),
+                      json.dumps(merged))

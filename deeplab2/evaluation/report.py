@@ -1,23 +1,26 @@
 """Metrics as text (a per-class table) and as a JSON file."""
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 import json
 import os
-import secrets
+from typing import Any
+
+from deeplab2.utils import atomic
 
 _GROUPS = (('All', 'all'), ('Things', 'things'), ('Stuff', 'stuff'))
 
 
-def _percent(value):
+def _percent(value: float | None) -> str:
   # COCO's AP is -1 where it is undefined (a class without ground truth).
   return '-' if value is None or value < 0 else f'{100 * value:.2f}'
 
 
-def _count(value):
+def _count(value: int | None) -> str:
   return '-' if value is None else str(value)
 
 
-def format_table(metrics: Mapping, class_names: Mapping) -> str:
+def format_table(metrics: Mapping[str, Any],
+                 class_names: Mapping[Any, str] | Sequence[str]) -> str:
   """A per-class text table of PQ metrics, then All / Things / Stuff rows.
 
   Args:
@@ -35,10 +38,10 @@ def format_table(metrics: Mapping, class_names: Mapping) -> str:
     IoU and AP in percent with 2 decimals. No trailing newline.
   """
   per_class = metrics.get('per_class', {})
-  columns = {'IoU': metrics.get('per_class_iou'),
-             'AP': metrics.get('per_class_ap')}
-  columns = {title: values for title, values in columns.items()
-             if values is not None}
+  columns: dict[str, Mapping[Any, float]] = {
+      title: values for title, values in (
+          ('IoU', metrics.get('per_class_iou')),
+          ('AP', metrics.get('per_class_ap'))) if values is not None}
   classes = sorted(set(per_class).union(*columns.values()))
   if not isinstance(class_names, Mapping):
     class_names = dict(enumerate(class_names))
@@ -71,11 +74,9 @@ def format_table(metrics: Mapping, class_names: Mapping) -> str:
   return '\n'.join(lines)
 
 
-def write_metrics_json(metrics: Mapping, path: str,
+def write_metrics_json(metrics: Mapping[str, Any], path: str,
                        overwrite: bool = False) -> str:
-  """Writes metrics as JSON, whole or not at all.
-
-  Writes a temporary file next to `path`, then renames it onto `path`.
+  """Writes metrics as JSON, whole or not at all (atomic.open_atomic).
 
   Args:
     metrics: JSON-serialisable dict (int keys become strings).
@@ -92,19 +93,11 @@ def write_metrics_json(metrics: Mapping, path: str,
   path = os.path.abspath(path)
   if not overwrite and os.path.exists(path):
     raise FileExistsError(f'{path} exists; pass overwrite to replace it.')
-  folder, name = os.path.split(path)
-  temp_path = os.path.join(folder, f'.{name}.{secrets.token_hex(4)}.tmp')
-  fd = os.open(temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-  try:
-    with os.fdopen(fd, 'w', encoding='utf-8') as f:
-      json.dump(metrics, f, indent=2, sort_keys=True)
-      f.write('\n')
-      f.flush()
-      os.fsync(f.fileno())
+  with atomic.open_atomic(path, 'w', encoding='utf-8') as f:
+    json.dump(metrics, f, indent=2, sort_keys=True)
+    f.write('\n')
+    # Checked again just before the rename: a file that appeared while the
+    # metrics were written is not replaced (the temporary file is removed).
     if not overwrite and os.path.exists(path):
       raise FileExistsError(f'{path} exists; pass overwrite to replace it.')
-    os.replace(temp_path, path)
-  except BaseException:
-    os.unlink(temp_path)
-    raise
   return path

@@ -21,6 +21,7 @@ from deeplab2.data import coco
 from deeplab2.data import dataset_descriptor
 from deeplab2.evaluation import panoptic_quality
 from deeplab2.evaluation import prediction_files
+from deeplab2.evaluation import segments as segments_lib
 
 import cityscapes_official
 
@@ -248,7 +249,7 @@ def test_void_and_ignore_pixels_get_segment_id_zero():
   descriptor = _cityscapes()
   panoptic = np.array([[VOID, -1, 0, 13001],
                        [13001, 13002, 2000, 0]])
-  segments = prediction_files.Segments(panoptic, descriptor)
+  segments = segments_lib.Segments(panoptic, descriptor)
   np.testing.assert_array_equal(segments.index,
                                 [[0, 0, 1, 3], [3, 4, 2, 1]])
   assert segments.segments_info() == [

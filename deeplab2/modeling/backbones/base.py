@@ -1,11 +1,20 @@
 """What every backbone publishes: its endpoints' channels and strides."""
 
+from collections.abc import Callable, Collection, Iterable
 import dataclasses
+from typing import Any, TypeVar
+
+import keras
 
 from deeplab2 import registry
 from deeplab2.modeling.layers import normalization
 
 BACKBONES = registry.Registry('backbone')
+
+# build(options, bn_options, **layer kwargs) -> the backbone layer.
+BuildFn = Callable[..., keras.layers.Layer]
+_Build = TypeVar('_Build', bound=BuildFn)
+_Config = TypeVar('_Config', bound='BackboneConfigMixin')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,16 +79,18 @@ class BackboneEntry:
     applied_options: the OPTIONAL_FIELDS of BackboneOptions it applies; a
       non-default value of any other is refused.
   """
-  build: object
-  output_strides: tuple
-  endpoints: tuple
-  applied_options: frozenset
+  build: BuildFn
+  output_strides: tuple[int, ...]
+  endpoints: tuple[str, ...]
+  applied_options: frozenset[str]
 
 
-def register_backbone(name, output_strides, applied_options,
-                      endpoints=ENDPOINTS):
+def register_backbone(name: str, output_strides: Iterable[int],
+                      applied_options: Iterable[str],
+                      endpoints: Iterable[str] = ENDPOINTS
+                      ) -> Callable[[_Build], _Build]:
   """Decorator: registers a build function as backbone `name`."""
-  def register(build):
+  def register(build: _Build) -> _Build:
     BACKBONES.register(name, BackboneEntry(
         build, tuple(output_strides), tuple(endpoints),
         frozenset(applied_options)))
@@ -87,7 +98,9 @@ def register_backbone(name, output_strides, applied_options,
   return register
 
 
-def non_default_option(options, applied_options):
+def non_default_option(options: BackboneOptions,
+                       applied_options: Collection[str]
+                       ) -> tuple[str, Any] | None:
   """The first option set away from its default that is not applied.
 
   Returns:
@@ -104,7 +117,9 @@ def non_default_option(options, applied_options):
   return None
 
 
-def check_options(name, options, output_strides, applied_options):
+def check_options(name: str, options: BackboneOptions,
+                  output_strides: Collection[int],
+                  applied_options: Collection[str]) -> None:
   """Fails on options a backbone cannot apply.
 
   Args:
@@ -127,14 +142,27 @@ def check_options(name, options, output_strides, applied_options):
                      f'(got {value!r}); leave it at its default.')
 
 
-def build_backbone(name, options, bn_options, **kwargs):
+def build_backbone(name: str, options: BackboneOptions,
+                   bn_options: normalization.BatchNormOptions,
+                   **kwargs: Any) -> keras.layers.Layer:
   """Builds the backbone registered as `name`.
+
+  Args:
+    name: a registered backbone ('resnet50', ...).
+    options: its BackboneOptions.
+    bn_options: its batch norm.
+    **kwargs: passed to the layer (e.g. dtype).
+
+  Returns:
+    The backbone layer: call(images float [B, H, W, 3]) returns
+    {endpoint name: float [B, H / stride, W / stride, channels]}, as its
+    `endpoint_specs` says.
 
   Raises:
     KeyError: an unknown name (the message lists the valid ones).
     ValueError: options the backbone cannot apply.
   """
-  entry = BACKBONES.get(name)
+  entry: BackboneEntry = BACKBONES.get(name)
   check_options(name, options, entry.output_strides, entry.applied_options)
   return entry.build(options, bn_options, **kwargs)
 
@@ -143,7 +171,7 @@ class BackboneConfigMixin:
   """Restores the `options` and `bn_options` dicts of a backbone's config."""
 
   @classmethod
-  def from_config(cls, config):
+  def from_config(cls: type[_Config], config: dict[str, Any]) -> _Config:
     config = dict(config)
     config['options'] = BackboneOptions(**config['options'])
     config['bn_options'] = normalization.BatchNormOptions(

@@ -8,8 +8,10 @@ stride, strides become atrous rates of the depthwise convs.
 
 import collections
 import dataclasses
+from typing import Any
 
 import keras
+import tensorflow as tf
 
 from deeplab2.modeling.backbones import base
 from deeplab2.modeling.layers import convolutions
@@ -70,9 +72,12 @@ class InvertedBottleneck(normalization.BatchNormConfigMixin,
   out_filters] and float [B, H/s, W/s, expanded channels].
   """
 
-  def __init__(self, in_filters, out_filters, expand_ratio, kernel_size=3,
-               strides=1, dilation_rate=1, se_ratio=None, activation='relu',
-               residual=True, bn_options=None, **kwargs):
+  def __init__(self, in_filters: int, out_filters: int,
+               expand_ratio: float, kernel_size: int = 3, strides: int = 1,
+               dilation_rate: int = 1, se_ratio: float | None = None,
+               activation: str = 'relu', residual: bool = True,
+               bn_options: normalization.BatchNormOptions | None = None,
+               **kwargs: Any) -> None:
     super().__init__(**kwargs)
     self.in_filters = in_filters
     self.out_filters = out_filters
@@ -114,7 +119,8 @@ class InvertedBottleneck(normalization.BatchNormConfigMixin,
       self.squeeze_excite.build(shape)
     self.project.build(shape)
 
-  def call(self, inputs, training=None):
+  def call(self, inputs: tf.Tensor,
+           training: bool | None = None) -> tuple[tf.Tensor, tf.Tensor]:
     x = inputs
     if self.expand is not None:
       x = self.expand(x, training=training)
@@ -164,8 +170,10 @@ class MobileNetV3(base.BackboneConfigMixin, keras.layers.Layer):
   # use_squeeze_and_excite: true, which changes nothing).
   APPLIED_OPTIONS = ('width_multiplier', 'use_squeeze_and_excite')
 
-  def __init__(self, variant='small', options=None, bn_options=None,
-               **kwargs):
+  def __init__(self, variant: str = 'small',
+               options: base.BackboneOptions | None = None,
+               bn_options: normalization.BatchNormOptions | None = None,
+               **kwargs: Any) -> None:
     super().__init__(**kwargs)
     specs = {'small': MOBILENET_V3_SMALL, 'large': MOBILENET_V3_LARGE}
     if variant not in specs:
@@ -178,7 +186,7 @@ class MobileNetV3(base.BackboneConfigMixin, keras.layers.Layer):
     self.bn_options = bn_options or normalization.BatchNormOptions()
     output_stride = self.options.output_stride
     blocks, endpoint_names = [], []
-    self.endpoint_specs = {}
+    self.endpoint_specs: dict[str, base.EndpointSpec] = {}
     current_stride, rate, in_filters = 1, 1, 3
     for index, spec in enumerate(specs[variant]):
       if len(self.endpoint_specs) == 5:
@@ -229,7 +237,8 @@ class MobileNetV3(base.BackboneConfigMixin, keras.layers.Layer):
       else:
         shape = block.compute_output_shape(shape)
 
-  def call(self, images, training=None):
+  def call(self, images: tf.Tensor,
+           training: bool | None = None) -> dict[str, tf.Tensor]:
     x = images
     endpoints = {}
     for block, endpoint_name in zip(self.blocks, self.endpoint_names):
@@ -256,13 +265,17 @@ class MobileNetV3(base.BackboneConfigMixin, keras.layers.Layer):
 
 @base.register_backbone('mobilenet_v3_small', MobileNetV3.OUTPUT_STRIDES,
                         MobileNetV3.APPLIED_OPTIONS)
-def build_mobilenet_v3_small(options, bn_options, **kwargs):
+def build_mobilenet_v3_small(options: base.BackboneOptions,
+                             bn_options: normalization.BatchNormOptions,
+                             **kwargs: Any) -> MobileNetV3:
   return MobileNetV3('small', options, bn_options, name='mobilenet_v3_small',
                      **kwargs)
 
 
 @base.register_backbone('mobilenet_v3_large', MobileNetV3.OUTPUT_STRIDES,
                         MobileNetV3.APPLIED_OPTIONS)
-def build_mobilenet_v3_large(options, bn_options, **kwargs):
+def build_mobilenet_v3_large(options: base.BackboneOptions,
+                             bn_options: normalization.BatchNormOptions,
+                             **kwargs: Any) -> MobileNetV3:
   return MobileNetV3('large', options, bn_options, name='mobilenet_v3_large',
                      **kwargs)

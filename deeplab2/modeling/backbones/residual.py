@@ -10,9 +10,12 @@ res1 (stride 2), res2 (4), res3 (8), res4 (16), res5 (32, or less with
 atrous convs for a smaller output stride).
 """
 
+from collections.abc import Sequence
 import dataclasses
+from typing import Any
 
 import keras
+import tensorflow as tf
 
 from deeplab2.modeling.backbones import base
 from deeplab2.modeling.layers import convolutions
@@ -37,8 +40,10 @@ class BlockPlan:
   switchable_atrous: bool
 
 
-def plan_stage(filters, num_blocks, input_stride, stride, output_stride,
-               backbone_type, options, drop_path_beyond_stride):
+def plan_stage(filters: int, num_blocks: int, input_stride: int,
+               stride: int, output_stride: int, backbone_type: str,
+               options: base.BackboneOptions,
+               drop_path_beyond_stride: int) -> tuple[BlockPlan, ...]:
   """The blocks of one stage, with deeplab2's stride and atrous rules.
 
   Past the output stride a stage's stride becomes an atrous rate: its first
@@ -54,6 +59,7 @@ def plan_stage(filters, num_blocks, input_stride, stride, output_stride,
     second_rate = rate
     if index == 0 and input_stride * stride > output_stride:
       second_rate = input_stride * stride // output_stride
+    block_filters: tuple[int, ...]
     if backbone_type == 'wider_resnet' and input_stride * stride < 32:
       block_filters = (4 * filters, 4 * filters)
     elif backbone_type == 'wider_resnet':
@@ -82,10 +88,13 @@ class ResidualBlock(normalization.BatchNormConfigMixin, keras.layers.Layer):
   Input float [B, H, W, C]; output float [B, H / s, W / s, filters[-1]].
   """
 
-  def __init__(self, filters, strides=1, dilation_rate=1,
-               second_dilation_rate=None, keep_prob=1.0,
-               switchable_atrous=False, use_squeeze_and_excite=False,
-               bn_options=None, **kwargs):
+  def __init__(self, filters: Sequence[int], strides: int = 1,
+               dilation_rate: int = 1,
+               second_dilation_rate: int | None = None,
+               keep_prob: float = 1.0, switchable_atrous: bool = False,
+               use_squeeze_and_excite: bool = False,
+               bn_options: normalization.BatchNormOptions | None = None,
+               **kwargs: Any) -> None:
     super().__init__(**kwargs)
     self.filters = tuple(filters)
     if len(self.filters) not in (2, 3):
@@ -100,6 +109,7 @@ class ResidualBlock(normalization.BatchNormConfigMixin, keras.layers.Layer):
     self.use_squeeze_and_excite = use_squeeze_and_excite
     self.bn_options = bn_options or normalization.BatchNormOptions()
     bn = self.bn_options
+    self.convs: tuple[convolutions.ConvBnAct, ...]
     if len(self.filters) == 3:
       self.convs = (
           convolutions.ConvBnAct(self.filters[0], 1, bn_options=bn,
@@ -123,15 +133,16 @@ class ResidualBlock(normalization.BatchNormConfigMixin, keras.layers.Layer):
                                  bn_options=bn, name='conv2'))
     self.squeeze_excite = (squeeze_excite.SimplifiedSqueezeExcite(
         name='squeeze_excite') if use_squeeze_and_excite else None)
-    self.shortcut = None
+    self.shortcut: convolutions.ConvBnAct | None = None
 
   def build(self, input_shape):
     if input_shape[-1] != self.filters[-1]:
-      self.shortcut = convolutions.ConvBnAct(
+      shortcut = convolutions.ConvBnAct(
           self.filters[-1], 1, strides=self.strides, activation=None,
           bn_options=self.bn_options, dtype=self.dtype_policy,
           name='shortcut')
-      self.shortcut.build(input_shape)
+      self.shortcut = shortcut
+      shortcut.build(input_shape)
     shape = input_shape
     for conv in self.convs:
       conv.build(shape)
@@ -139,7 +150,7 @@ class ResidualBlock(normalization.BatchNormConfigMixin, keras.layers.Layer):
     if self.squeeze_excite is not None:
       self.squeeze_excite.build(shape)
 
-  def call(self, inputs, training=None):
+  def call(self, inputs: tf.Tensor, training: bool | None = None) -> tf.Tensor:
     x = inputs
     for conv in self.convs:
       x = conv(x, training=training)
@@ -162,6 +173,7 @@ class ResidualBlock(normalization.BatchNormConfigMixin, keras.layers.Layer):
 
   def deeplab2_children(self):
     """(deeplab2 scope, sublayer) pairs; see modeling/deeplab2_names.py."""
+    names: tuple[str, ...]
     if len(self.filters) == 3:
       names = ('_conv1_bn_act', '_conv2_bn_act', '_conv3_bn')
     else:
@@ -205,9 +217,11 @@ class ResidualNetwork(base.BackboneConfigMixin, keras.layers.Layer):
   OUTPUT_STRIDES = (4, 8, 16, 32)
   APPLIED_OPTIONS = base.OPTIONAL_FIELDS
 
-  def __init__(self, backbone_type='resnet', num_blocks=(3, 4, 6, 3),
-               options=None, bn_options=None, drop_path_beyond_stride=16,
-               **kwargs):
+  def __init__(self, backbone_type: str = 'resnet',
+               num_blocks: Sequence[int] = (3, 4, 6, 3),
+               options: base.BackboneOptions | None = None,
+               bn_options: normalization.BatchNormOptions | None = None,
+               drop_path_beyond_stride: int = 16, **kwargs: Any) -> None:
     super().__init__(**kwargs)
     if backbone_type not in BACKBONE_TYPES:
       raise ValueError(f'Unknown backbone_type "{backbone_type}"; valid: '
@@ -221,6 +235,7 @@ class ResidualNetwork(base.BackboneConfigMixin, keras.layers.Layer):
     base.check_options(self.name, opts, self.OUTPUT_STRIDES,
                        self.APPLIED_OPTIONS)
     stem_width = int(round(64 * opts.stem_width_multiplier))
+    self.stem: tuple[convolutions.ConvBnAct, ...]
     if backbone_type == 'resnet':
       self.stem = (convolutions.ConvBnAct(stem_width, 7, strides=2,
                                           bn_options=bn, name='stem'),)
@@ -285,7 +300,8 @@ class ResidualNetwork(base.BackboneConfigMixin, keras.layers.Layer):
         block.build(shape)
         shape = block.compute_output_shape(shape)
 
-  def call(self, images, training=None):
+  def call(self, images: tf.Tensor,
+           training: bool | None = None) -> dict[str, tf.Tensor]:
     x = images
     for layer in self.stem:
       x = layer(x, training=training)

@@ -8,15 +8,20 @@ adds Switchable Atrous Convolution from `use_sac_beyond_stride` on. As in
 deeplab2, drop path applies from stride 4 on. See residual.py.
 """
 
+from typing import Any
+
 from deeplab2.modeling.backbones import base
 from deeplab2.modeling.backbones import residual
+from deeplab2.modeling.layers import normalization
 
 _SWIDERNET_BLOCKS = (3, 6, 3, 3)
 _DROP_PATH_BEYOND_STRIDE = 4
 
 
-def _build(name):
-  def build(options, bn_options, **kwargs):
+def _build(name: str) -> base.BuildFn:
+  def build(options: base.BackboneOptions,
+            bn_options: normalization.BatchNormOptions,
+            **kwargs: Any) -> residual.ResidualNetwork:
     return residual.ResidualNetwork(
         'wider_resnet', _SWIDERNET_BLOCKS, options, bn_options,
         drop_path_beyond_stride=_DROP_PATH_BEYOND_STRIDE, name=name, **kwargs)

@@ -17,9 +17,12 @@ Endpoints (the DeepLab feature-extractor choice for xception_71):
 """
 
 import collections
+from collections.abc import Sequence
 import dataclasses
+from typing import Any
 
 import keras
+import tensorflow as tf
 
 from deeplab2.modeling.backbones import base
 from deeplab2.modeling.layers import convolutions
@@ -55,8 +58,11 @@ class XceptionModule(normalization.BatchNormConfigMixin, keras.layers.Layer):
   depths[2]] and float [B, H, W, depths[1]].
   """
 
-  def __init__(self, depths, shortcut='conv', strides=1, dilation_rate=1,
-               activation_in_conv=False, bn_options=None, **kwargs):
+  def __init__(self, depths: Sequence[int], shortcut: str = 'conv',
+               strides: int = 1, dilation_rate: int = 1,
+               activation_in_conv: bool = False,
+               bn_options: normalization.BatchNormOptions | None = None,
+               **kwargs: Any) -> None:
     super().__init__(**kwargs)
     if shortcut not in ('conv', 'sum', 'none'):
       raise ValueError(f'Unknown shortcut "{shortcut}"; valid: conv, sum, '
@@ -81,7 +87,7 @@ class XceptionModule(normalization.BatchNormConfigMixin, keras.layers.Layer):
                                  name=f'separable_conv{index + 1}_pointwise')))
     # Tuples, not lists: Keras 3 hides lists from tf.train.Checkpoint.
     self.units = tuple(units)
-    self.shortcut_conv = None
+    self.shortcut_conv: convolutions.ConvBnAct | None = None
     if shortcut == 'conv':
       self.shortcut_conv = convolutions.ConvBnAct(
           self.depths[-1], 1, strides=strides, activation=None,
@@ -97,7 +103,8 @@ class XceptionModule(normalization.BatchNormConfigMixin, keras.layers.Layer):
     if self.shortcut_conv is not None:
       self.shortcut_conv.build(input_shape)
 
-  def call(self, inputs, training=None):
+  def call(self, inputs: tf.Tensor,
+           training: bool | None = None) -> tuple[tf.Tensor, tf.Tensor]:
     x = inputs
     second = None
     for index, (depthwise, pointwise) in enumerate(self.units):
@@ -106,7 +113,7 @@ class XceptionModule(normalization.BatchNormConfigMixin, keras.layers.Layer):
       x = pointwise(depthwise(x, training=training), training=training)
       if index == 1:
         second = x
-    if self.shortcut == 'conv':
+    if self.shortcut_conv is not None:       # shortcut 'conv'
       x = x + self.shortcut_conv(inputs, training=training)
     elif self.shortcut == 'sum':
       x = x + inputs
@@ -140,7 +147,9 @@ class Xception(base.BackboneConfigMixin, keras.layers.Layer):
   APPLIED_OPTIONS = ('stem_width_multiplier', 'width_multiplier',
                      'layer_multiplier')
 
-  def __init__(self, options=None, bn_options=None, **kwargs):
+  def __init__(self, options: base.BackboneOptions | None = None,
+               bn_options: normalization.BatchNormOptions | None = None,
+               **kwargs: Any) -> None:
     super().__init__(**kwargs)
     self.options = options or base.BackboneOptions()
     self.bn_options = bn_options or normalization.BatchNormOptions()
@@ -208,7 +217,8 @@ class Xception(base.BackboneConfigMixin, keras.layers.Layer):
       module.build(shape)
       shape = module.compute_output_shape(shape)
 
-  def call(self, images, training=None):
+  def call(self, images: tf.Tensor,
+           training: bool | None = None) -> dict[str, tf.Tensor]:
     x = images
     for layer in self.stem:
       x = layer(x, training=training)
@@ -231,5 +241,7 @@ class Xception(base.BackboneConfigMixin, keras.layers.Layer):
 
 @base.register_backbone('xception_71', Xception.OUTPUT_STRIDES,
                         Xception.APPLIED_OPTIONS)
-def build_xception_71(options, bn_options, **kwargs):
+def build_xception_71(options: base.BackboneOptions,
+                      bn_options: normalization.BatchNormOptions,
+                      **kwargs: Any) -> Xception:
   return Xception(options, bn_options, name='xception_71', **kwargs)
