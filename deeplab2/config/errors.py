@@ -1,7 +1,8 @@
 """The error raised for a bad experiment config, and its one-line format."""
 
 
-def located(reason, path=None, line=None, field=None):
+def located(reason: str, path: str | None = None, line: int | None = None,
+            field: str | None = None) -> str:
   """`file:line: field: reason`, leaving out the parts that are unknown."""
   location = path or '<config>'
   if line is not None:
@@ -19,7 +20,8 @@ class ConfigError(ValueError):
     reason: the message without the location.
   """
 
-  def __init__(self, reason, path=None, line=None, field=None):
+  def __init__(self, reason: str, path: str | None = None,
+               line: int | None = None, field: str | None = None):
     self.path = path
     self.line = line
     self.field = field

@@ -13,12 +13,13 @@ _UNKNOWN_FIELD = re.compile(
 _LOCATION = re.compile(r'^\d+:\d+ : ')
 
 
-def _field_names(full_type_name):
+def _field_names(full_type_name: str) -> list[str]:
   message = descriptor_pool.Default().FindMessageTypeByName(full_type_name)
   return sorted(f.name for f in message.fields)
 
 
-def parse_experiment_text(text, path=None):
+def parse_experiment_text(text: str, path: str | None = None
+                          ) -> config_pb2.ExperimentOptions:
   """Parses textproto `text` into ExperimentOptions.
 
   Args:
@@ -48,8 +49,16 @@ def parse_experiment_text(text, path=None):
   return config
 
 
-def load_experiment_config(path):
-  """Reads and parses the textproto at `path` (not yet validated)."""
+def load_experiment_config(path: str
+                           ) -> tuple[config_pb2.ExperimentOptions, str]:
+  """Reads and parses the textproto at `path` (not yet validated).
+
+  Returns:
+    (the ExperimentOptions, the file's text).
+
+  Raises:
+    ConfigError: the file cannot be read or parsed.
+  """
   try:
     with open(path) as f:
       text = f.read()

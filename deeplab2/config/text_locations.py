@@ -9,7 +9,7 @@ _TOKEN = re.compile(
     r'|(?P<field>[A-Za-z_]\w*)\s*:')
 
 
-def field_lines(text):
+def field_lines(text: str) -> dict[str, list[int]]:
   """Maps each dotted field path set in `text` to the lines that set it.
 
   Repeated fields and repeated messages map to every line, in order. Paths
@@ -21,8 +21,8 @@ def field_lines(text):
   Returns:
     dict str -> list of 1-based line numbers.
   """
-  lines = {}
-  stack = []
+  lines: dict[str, list[int]] = {}
+  stack: list[str] = []
   for match in _TOKEN.finditer(text):
     line = text.count('\n', 0, match.start()) + 1
     if match.group('open'):
@@ -37,7 +37,8 @@ def field_lines(text):
   return lines
 
 
-def first_line(text, field_path, index=0):
+def first_line(text: str | None, field_path: str,
+               index: int = 0) -> int | None:
   """Returns the line setting `field_path`, or of its closest parent.
 
   Args:

@@ -1,15 +1,23 @@
 """Evaluation: model (with test-time augmentation) -> post-processing ->
 PQ / SQ / RQ, mIoU and mask AP, the same under every tf.distribute strategy
-(mask AP up to the order of detections with exactly equal scores)."""
+(mask AP up to the order of detections with exactly equal scores).
 
+The forward pass, the crop and the maps written are deeplab2.inference's,
+as the exported SavedModel's.
+"""
+
+from collections.abc import Callable
+
+import keras
 import numpy as np
 import tensorflow as tf
 
 from deeplab2 import common
 from deeplab2 import inference
+from deeplab2 import label_spec as label_spec_lib
 from deeplab2.evaluation import mask_ap
 from deeplab2.evaluation import metric_set
-from deeplab2.modeling import test_time_augmentation
+from deeplab2.postprocessing import post_processor as post_processor_lib
 from deeplab2.training import distribution
 from deeplab2.utils import visualization
 
@@ -32,36 +40,36 @@ class Evaluator:
     label_spec: label_spec.LabelSpec of the eval dataset.
     num_vis_samples: pictures of this many of the first images (this
       host's) are kept in `samples` at each evaluation.
-    eval_scales: input scales of test-time augmentation.
-    add_flipped_images: test-time augmentation also runs mirrored inputs.
+    tta: the test-time augmentation of the forward pass
+      (ExperimentParts.tta; default none).
   """
 
-  def __init__(self, strategy, model, post_processor, label_spec,
-               num_vis_samples=0, eval_scales=(1.0,),
-               add_flipped_images=False):
+  def __init__(
+      self, strategy: tf.distribute.Strategy, model: keras.Model,
+      post_processor: post_processor_lib.PanopticDeepLabPostProcessor,
+      label_spec: label_spec_lib.LabelSpec, num_vis_samples: int = 0,
+      tta: inference.TestTimeAugmentation = inference.TestTimeAugmentation()):
     self.strategy = strategy
-    self.eval_scales = tuple(eval_scales)
-    self.add_flipped_images = add_flipped_images
+    self.tta = tta
     self.model = model
     self.post_processor = post_processor
     self.label_spec = label_spec
     self.num_vis_samples = num_vis_samples
     # [{name: uint8 [H, W, 3]}] of the last evaluation: input, panoptic
     # prediction, center heatmap and offsets (colour wheel).
-    self.samples = []
+    self.samples: list[dict[str, np.ndarray]] = []
     # Callables write(filename, maps, segment_scores), called with each
     # scored image (this host's): maps holds inference.output_maps at
     # the image's original size, as NumPy arrays without the batch axis.
-    self.prediction_writers = []
+    self.prediction_writers: list[
+        Callable[[str, dict[str, np.ndarray], dict[int, float]], None]] = []
     self._predict = tf.function(self._predict_impl)
     self._post_process = tf.function(post_processor.__call__,
                                      reduce_retracing=True)
 
   def _predict_impl(self, images):
     def replica_fn(replica_images):
-      return test_time_augmentation.predict(
-          self.model, replica_images, self.eval_scales,
-          self.add_flipped_images)
+      return inference.predict(self.model, replica_images, self.tta)
     return self.strategy.run(replica_fn, args=(images,))
 
   def _per_replica(self, value):

@@ -160,7 +160,7 @@ def test_every_config_validates_on_1_to_8_replicas(num_replicas):
     parts = config_lib.load_experiment(path, num_replicas=num_replicas)
     for split in ('train', 'eval'):
       if parts.has_split(split):
-        options = parts.pipeline_options(split, num_replicas=num_replicas)
+        options = parts.pipeline_options(split)
         assert options.batch_size >= 1, (path, split)
 
 
@@ -171,5 +171,63 @@ def test_an_eval_batch_of_any_size_rounds_up_per_replica(tmp_path):
   path = _write(tmp_path, text_format.MessageToString(config))
   parts = config_lib.load_experiment(path, num_replicas=2)
   assert parts.config.eval_dataset_options.batch_size == 3
-  assert parts.pipeline_options('eval', num_replicas=2).batch_size == 2
-  assert parts.pipeline_options('train', num_replicas=2).batch_size == 4
+  assert parts.num_replicas == 2
+  assert parts.pipeline_options('eval').batch_size == 2
+  assert parts.pipeline_options('train').batch_size == 4
+
+
+def test_the_parts_keep_their_replicas_and_seed(tmp_path):
+  from google.protobuf import text_format  # pylint: disable=g-import-not-at-top
+  config = config_lib.parse_experiment_text(_synthetic_text())
+  config.seed = 5
+  config.trainer_options.solver_options.use_sync_batchnorm = True
+  path = _write(tmp_path, text_format.MessageToString(config))
+  one = config_lib.load_experiment(path)
+  two = config_lib.load_experiment(path, num_replicas=2)
+  assert (one.num_replicas, two.num_replicas) == (1, 2)
+  assert not one.bn_options().synchronized
+  assert two.bn_options().synchronized
+  assert two.pipeline_options('train').seed == 5
+  assert two.pipeline_options('eval').seed is None
+
+
+def test_test_time_augmentation_is_built_once_by_the_door(tmp_path):
+  from deeplab2 import inference  # pylint: disable=g-import-not-at-top
+  parts = config_lib.load_experiment(SYNTHETIC_CONFIG)
+  # No eval_scales: one pass at scale 1.
+  assert parts.tta == inference.TestTimeAugmentation((1.0,), False)
+  assert parts.eval_schedule.tta is parts.tta
+  assert parts.inference_options().tta is parts.tta
+  text = _synthetic_text().replace(
+      'nms_kernel: 7', 'nms_kernel: 7\n  eval_scales: 0.75\n'
+      '  eval_scales: 1.25\n  add_flipped_images: true')
+  parts = config_lib.load_experiment(_write(tmp_path, text))
+  assert parts.tta == inference.TestTimeAugmentation((0.75, 1.25), True)
+  assert parts.eval_schedule.tta is parts.tta
+  # An export's other choice goes through the same rule.
+  options = parts.inference_options(eval_scales=[0.5, 1.0])
+  assert options.tta == inference.TestTimeAugmentation((0.5, 1.0), True)
+  assert parts.inference_options(
+      add_flipped_images=False).tta.scales == (0.75, 1.25)
+  with pytest.raises(config_lib.ConfigError,
+                     match=r'eval_scales: lists a scale twice: \[0.5, 0.5\]'):
+    parts.inference_options(eval_scales=[0.5, 0.5])
+
+
+@pytest.mark.parametrize('scales,reason', [
+    ((0.0, 1.0), r'must all be positive, got \[0.0, 1.0\]'),
+    ((1.0, float('inf')), r'must all be finite, got \[1.0, inf\]'),
+    ((0.5, 1.0, 0.5), r'lists a scale twice: \[0.5, 1.0, 0.5\]'),
+])
+def test_the_scale_rule_stands_alone_for_command_lines(scales, reason):
+  assert config_lib.eval_scales_problem(scales) is not None
+  with pytest.raises(config_lib.ConfigError,
+                     match=rf'--eval_scales: {reason}') as error:
+    config_lib.check_eval_scales(scales, field='--eval_scales')
+  assert error.value.field == '--eval_scales'
+
+
+def test_the_scale_rule_accepts_any_order_and_none():
+  assert config_lib.check_eval_scales([1.5, 0.5, 1]) == (1.5, 0.5, 1.0)
+  assert config_lib.check_eval_scales(()) == ()
+  assert config_lib.eval_scales_problem([0.5, 1.0]) is None

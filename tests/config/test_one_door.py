@@ -13,7 +13,7 @@ import keras
 import pytest
 
 from deeplab2 import config as config_lib
-from deeplab2.config import validation
+from deeplab2.config import field_use
 from deeplab2.protos import config_pb2
 from conftest import REPO_ROOT
 
@@ -108,8 +108,10 @@ _MAY_IMPORT = {
     'data': {'data', 'utils', 'registry', 'common', 'label_spec'},
     'losses': {'losses', 'registry', 'common'},
     'postprocessing': {'postprocessing', 'utils', 'common', 'label_spec'},
-    'evaluation': {'evaluation', 'common', 'label_spec'},
+    'evaluation': {'evaluation', 'utils', 'common', 'label_spec'},
     'solver': {'solver', 'registry'},
+    # The one inference path: the model's outputs, never the model code.
+    'inference': {'inference', 'utils', 'common'},
     'training': {'training', 'config', 'modeling', 'data', 'losses',
                  'postprocessing', 'evaluation', 'solver', 'utils', 'common',
                  'label_spec', 'inference'},
@@ -138,7 +140,8 @@ def test_imports_point_down():
 
 def test_serving_loads_nothing_of_training():
   code = ('import sys\n'
-          'import deeplab2.serving.export, deeplab2.serving.from_config\n'
+          'import deeplab2.serving.export, deeplab2.serving.tflite\n'
+          'import deeplab2.serving.convert, deeplab2.serving.predictor\n'
           'print(sorted(m for m in sys.modules '
           'if m.startswith("deeplab2.training")))\n')
   result = subprocess.run([sys.executable, '-c', code], capture_output=True,
@@ -161,8 +164,8 @@ def test_every_schema_field_is_read_refused_or_warned_about():
   """No field is silently ignored: each READ field is read by the one door
   or checked by validation, by name; the others are in FIELD_USE."""
   sources = ''
-  for name in ('parts.py', 'validation.py'):
-    with open(os.path.join(_LIBRARY, 'config', name)) as f:
+  for path in glob.glob(os.path.join(_LIBRARY, 'config', '*.py')):
+    with open(path) as f:
       sources += f.read()
   # Messages of the other meta architectures are refused whole.
   refused_messages = {'deeplab2.ModelOptions.DeeplabV3Options',
@@ -172,14 +175,14 @@ def test_every_schema_field_is_read_refused_or_warned_about():
   for field in _schema_fields(config_pb2.ExperimentOptions.DESCRIPTOR):
     if field.containing_type.full_name in refused_messages:
       continue
-    if field.full_name in validation.FIELD_USE:
+    if field.full_name in field_use.FIELD_USE:
       continue
     if not re.search(rf"[.'\"]{field.name}\b", sources):
       unread.append(field.full_name)
   assert not unread
-  for name, use in validation.FIELD_USE.items():
-    assert use.kind in (validation.NOT_IMPLEMENTED,
-                        validation.NO_MEANING_HERE), name
+  for name, use in field_use.FIELD_USE.items():
+    assert use.kind in (field_use.NOT_IMPLEMENTED,
+                        field_use.NO_MEANING_HERE), name
     assert use.reason, name
 
 

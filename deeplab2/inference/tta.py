@@ -10,17 +10,49 @@ semantic probabilities (softmax of each pass), center heatmaps and offsets
 are averaged over the passes.
 """
 
+from collections.abc import Callable, Sequence
+import dataclasses
+
 import tensorflow as tf
 
 from deeplab2 import common
 
-
-def is_plain(scales, flip):
-  """True when the options ask for one pass at the input's own scale."""
-  return tuple(scales) in ((), (1.0,)) and not flip
+# The scales of one pass at the input's own size.
+NO_SCALING = (1.0,)
 
 
-def scaled_size(size, scale):
+@dataclasses.dataclass(frozen=True)
+class TestTimeAugmentation:
+  """The test-time augmentation of evaluation, export and inference.
+
+  Built once by the config door (deeplab2.config) from
+  evaluator_options.eval_scales and add_flipped_images, which it checks
+  and normalises (no scales: NO_SCALING).
+
+  Attributes:
+    scales: input scales, one pass (two with flip) each; never empty.
+    flip: each scale also runs on the mirrored input.
+  """
+  __test__ = False    # not a pytest test class, whatever its name
+
+  scales: tuple[float, ...] = NO_SCALING
+  flip: bool = False
+
+  def __post_init__(self):
+    object.__setattr__(self, 'scales', tuple(float(s) for s in self.scales))
+    object.__setattr__(self, 'flip', bool(self.flip))
+    if not self.scales:
+      raise ValueError(f'TestTimeAugmentation needs at least one scale; '
+                       f'{NO_SCALING} is none.')
+
+  @property
+  def enabled(self) -> bool:
+    """False when it asks for one pass at the input's own scale."""
+    return tuple(self.scales) != NO_SCALING or self.flip
+
+
+def scaled_size(size: Sequence[int] | tf.Tensor,
+                scale: float) -> list[int] | tf.Tensor:
   """deeplab2's scaled input size: int((size - 1) * scale + 1) per side.
 
   Args:
@@ -36,7 +68,7 @@ def scaled_size(size, scale):
   return [int((float(side) - 1.0) * scale + 1.0) for side in size]
 
 
-def _flip_back(outputs):
+def _flip_back(outputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
   """Mirrors a flipped pass's outputs back; x offsets change sign."""
   flipped = {}
   for key, value in outputs.items():
@@ -47,39 +79,41 @@ def _flip_back(outputs):
   return flipped
 
 
-def predict(model, images, scales=(1.0,), flip=False):
+def predict(model: Callable[..., dict[str, tf.Tensor]], images: tf.Tensor,
+            tta: TestTimeAugmentation = TestTimeAugmentation()
+            ) -> dict[str, tf.Tensor]:
   """Runs `model` over the scaled (and flipped) images and averages.
 
-  With one scale of 1.0 and no flip this is exactly `model(images)`.
+  Without augmentation (`tta.enabled` False) this is exactly
+  `model(images, training=False)`.
 
   Args:
-    model: a PanopticDeepLab (its call takes `output_size`).
-    images: float [B, H, W, 3] in 0..255.
-    scales: the input scales (EvaluatorOptions.eval_scales).
-    flip: also run each scale's mirror image (add_flipped_images).
+    model: a PanopticDeepLab (its call takes `output_size` and
+      `pool_scale`).
+    images: float [B, H, W, 3] in 0..255 (padded as evaluation pads them).
+    tta: the scales and flip.
 
   Returns:
     dict of float32 maps at [B, H, W]: semantic_logits [.., C] holds the
     log of the averaged probabilities (so argmax and softmax give the
-    averaged prediction and probabilities back), center_heatmap and
-    offset_map [.., 2] the averaged ones.
+    averaged prediction and probabilities back), and with the instance
+    branch center_heatmap and offset_map [.., 2] the averaged ones.
   """
-  scales = tuple(scales) or (1.0,)
-  if is_plain(scales, flip):
+  if not tta.enabled:
     return model(images, training=False)
   static = images.shape[1:3]
   size = (list(static) if static.is_fully_defined() else
           tf.shape(images)[1:3])
-  totals = {}
+  totals: dict[str, tf.Tensor] = {}
   num_passes = 0
-  for scale in scales:
+  for scale in tta.scales:
     scaled = images
     if scale != 1.0:
       scaled = tf.raw_ops.ResizeBilinear(
           images=tf.cast(images, tf.float32), size=scaled_size(size, scale),
           align_corners=True)
     passes = [(scaled, False)]
-    if flip:
+    if tta.flip:
       passes.append((tf.reverse(scaled, axis=[2]), True))
     for pass_images, flipped in passes:
       outputs = model(pass_images, training=False, output_size=size,

@@ -1,10 +1,11 @@
 """Test-time augmentation: scales, flips and their averaging."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from deeplab2 import common
-from deeplab2.modeling import test_time_augmentation as tta
+from deeplab2.inference import tta
 from deeplab2.utils import resize
 
 from conftest import tiny_model
@@ -46,6 +47,16 @@ class _ConstantOffsets:
     }
 
 
+def test_the_carrier_is_plain_by_default_and_never_without_scales():
+  assert tta.TestTimeAugmentation() == tta.TestTimeAugmentation((1.0,), False)
+  assert not tta.TestTimeAugmentation().enabled
+  assert tta.TestTimeAugmentation(flip=True).enabled
+  assert tta.TestTimeAugmentation((0.5, 1.0)).enabled
+  assert tta.TestTimeAugmentation([1, 2]).scales == (1.0, 2.0)
+  with pytest.raises(ValueError, match='at least one scale'):
+    tta.TestTimeAugmentation(())
+
+
 def test_scaled_size_is_deeplab2s():
   assert tta.scaled_size((1025, 2049), 0.75) == [769, 1537]
   assert tta.scaled_size((33, 65), 1.25) == [41, 81]
@@ -56,7 +67,8 @@ def test_scaled_size_is_deeplab2s():
 def test_offsets_are_rescaled_and_flipped_x_offsets_negated():
   model = _ConstantOffsets(dy=2.0, dx=3.0)
   images = tf.random.uniform([1, 33, 49, 3], 0, 255, seed=1)
-  outputs = tta.predict(model, images, scales=(0.5, 1.0), flip=True)
+  outputs = tta.predict(model, images,
+                        tta.TestTimeAugmentation((0.5, 1.0), flip=True))
   # Inputs: 17 x 25 and 33 x 49, each also mirrored; all back at 33 x 49.
   assert model.calls == [((17, 25), (33, 49))] * 2 + [((33, 49),
                                                        (33, 49))] * 2
@@ -72,7 +84,7 @@ def test_offsets_are_rescaled_and_flipped_x_offsets_negated():
   np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-6)
   # The plain passes favour class 1 on the left half, the mirrored ones on
   # the right: away from the middle the average is the two halves' mean.
-  plain = tta.predict(model, images, scales=(1.0,), flip=False)
+  plain = tta.predict(model, images, tta.TestTimeAugmentation())
   plain_probs = tf.nn.softmax(plain[common.PRED_SEMANTIC_LOGITS]).numpy()
   expected = (plain_probs + plain_probs[:, :, ::-1]) / 2
   away = np.r_[0:20, 29:49]
@@ -84,10 +96,9 @@ def test_one_scale_without_flip_is_the_plain_model_exactly():
   model = tiny_model()
   images = tf.random.uniform([2, 33, 33, 3], 0, 255, seed=2)
   plain = model(images, training=False)
-  for scales in ((1.0,), ()):
-    outputs = tta.predict(model, images, scales=scales, flip=False)
-    for key, value in plain.items():
-      np.testing.assert_array_equal(outputs[key].numpy(), value.numpy())
+  outputs = tta.predict(model, images, tta.TestTimeAugmentation())
+  for key, value in plain.items():
+    np.testing.assert_array_equal(outputs[key].numpy(), value.numpy())
 
 
 def test_flip_augmented_maps_of_a_mirror_image_are_mirror_images():
@@ -97,8 +108,9 @@ def test_flip_augmented_maps_of_a_mirror_image_are_mirror_images():
   # 1.0: the same passes in another order (a few float32 ulps from the
   # vectorised softmax); other scales: also the resizes' rounding.
   for scales, tolerance in (((1.0,), 1e-6), ((0.75, 1.25), 1e-4)):
-    outputs = tta.predict(model, images, scales=scales, flip=True)
-    mirror = tta.predict(model, mirrored, scales=scales, flip=True)
+    augmentation = tta.TestTimeAugmentation(scales, flip=True)
+    outputs = tta.predict(model, images, augmentation)
+    mirror = tta.predict(model, mirrored, augmentation)
     for key in outputs:
       expected = outputs[key].numpy()[:, :, ::-1]
       if key == common.PRED_OFFSET_MAP:
