@@ -59,6 +59,7 @@ def _worker(args):
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from deeplab2 import config as config_lib  # pylint: disable=g-import-not-at-top
+  from deeplab2 import inference  # pylint: disable=g-import-not-at-top
   from deeplab2.data import dataset_descriptor  # pylint: disable=g-import-not-at-top
   from deeplab2.modeling.layers import normalization  # pylint: disable=g-import-not-at-top
   from deeplab2.postprocessing import post_processor  # pylint: disable=g-import-not-at-top
@@ -79,7 +80,7 @@ def _worker(args):
           stuff_area_limit=evaluator_options.stuff_area_limit))
   evaluator = evaluator_lib.Evaluator(
       tf.distribute.get_strategy(), model, processor, spec,
-      add_flipped_images=args.mode == 'flip')
+      tta=inference.TestTimeAugmentation(flip=args.mode == 'flip'))
   rng = np.random.default_rng(0)
   example = _synthetic_example(rng, args.height, args.width, crop, spec)
   rss_at_image = []

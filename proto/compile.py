@@ -1,4 +1,4 @@
-"""Compiles proto/*.proto into deeplab2/protos/*_pb2.py.
+"""Compiles proto/*.proto into deeplab2/protos/*_pb2.py (and .pyi stubs).
 
 Used by setup.py at install time and by the staleness test. It runs the
 `protoc` bundled with grpcio-tools, so no system protoc is needed, and turns
@@ -16,6 +16,7 @@ import sys
 PROTO_DIR = os.path.dirname(os.path.abspath(__file__))
 _TOP_LEVEL_IMPORT = re.compile(r'^import (\w+_pb2) as (\w+)$', re.MULTILINE)
 _TOP_LEVEL_STAR_IMPORT = re.compile(r'^from (\w+_pb2) import \*$', re.MULTILINE)
+_TOP_LEVEL_FROM_IMPORT = re.compile(r'^from (\w+_pb2) import ', re.MULTILINE)
 
 
 def proto_files(proto_dir=PROTO_DIR):
@@ -44,22 +45,27 @@ def descriptor_set_bytes(output_file, proto_dir=PROTO_DIR):
 
 
 def compile_protos(output_dir, proto_dir=PROTO_DIR):
-  """Writes one `<name>_pb2.py` per proto file into `output_dir`.
+  """Writes `<name>_pb2.py` and its type stub `<name>_pb2.pyi` per proto file
+  into `output_dir`.
 
   Raises:
     RuntimeError: if protoc reports an error.
   """
   os.makedirs(output_dir, exist_ok=True)
   files = proto_files(proto_dir)
-  _protoc([f'-I{proto_dir}', f'--python_out={output_dir}'] + files)
+  _protoc([f'-I{proto_dir}', f'--python_out={output_dir}',
+           f'--pyi_out={output_dir}'] + files)
   for path in files:
     name = os.path.splitext(os.path.basename(path))[0]
-    generated = os.path.join(output_dir, f'{name}_pb2.py')
-    with open(generated) as f:
-      text = f.read()
-    with open(generated, 'w') as f:
+    for suffix in ('.py', '.pyi'):
+      generated = os.path.join(output_dir, f'{name}_pb2{suffix}')
+      with open(generated) as f:
+        text = f.read()
       text = _TOP_LEVEL_IMPORT.sub(r'from . import \1 as \2', text)
-      f.write(_TOP_LEVEL_STAR_IMPORT.sub(r'from .\1 import *', text))
+      text = _TOP_LEVEL_STAR_IMPORT.sub(r'from .\1 import *', text)
+      text = _TOP_LEVEL_FROM_IMPORT.sub(r'from .\1 import ', text)
+      with open(generated, 'w') as f:
+        f.write(text)
 
 
 if __name__ == '__main__':

@@ -22,17 +22,27 @@ and with the instance branch:
 The SavedModel's assets hold `dataset_descriptor.json` (class names,
 colours, thing ids, label divisor) and `deeplab2_export.json` (the
 inference options it was exported with).
+
+`export_from_config` exports an experiment's checkpoint; `restored_model`
+(the config's model with a checkpoint, via modeling.restore) also serves
+the TFLite and checkpoint conversions and Predictor.from_experiment.
 """
 
 import dataclasses
 import json
 import os
 import tempfile
+from typing import Any, Callable, Sequence
 
+import keras
 import tensorflow as tf
 
 from deeplab2 import common
+from deeplab2 import config as config_lib
 from deeplab2 import inference
+from deeplab2.data import dataset_descriptor
+from deeplab2.modeling import restore
+from deeplab2.utils import atomic
 
 METADATA_FILE = 'deeplab2_export.json'
 DESCRIPTOR_FILE = 'dataset_descriptor.json'
@@ -44,8 +54,11 @@ SIGNATURE_OUTPUT_KEYS = (
     common.PRED_INSTANCE_SCORES, common.PRED_CENTER_POINTS,
     common.PRED_CENTER_SCORES, inference.INSTANCE_SCORE_LIST)
 
+# The post-processor: the model's output dict -> the predictions dict.
+PostProcessor = Callable[[dict[str, tf.Tensor]], dict[str, tf.Tensor]]
 
-def to_rgb(images):
+
+def to_rgb(images: tf.Tensor) -> tf.Tensor:
   """uint8 [..., H, W, C] with C in 1..4 -> uint8 [..., H, W, 3].
 
   Grey (and grey + alpha) is repeated into the three channels, an alpha
@@ -73,14 +86,16 @@ class PanopticDeepLabModule(tf.Module):
 
   Args:
     model: the restored PanopticDeepLab.
-    post_processor: PanopticDeepLabPostProcessor (evaluation's).
+    post_processor: the PanopticDeepLabPostProcessor (evaluation's).
     options: inference.InferenceOptions (evaluation's, possibly with other
       test-time augmentation).
     input_size: optional (height, width): the signatures then take only
       that size (static shapes throughout).
   """
 
-  def __init__(self, model, post_processor, options, input_size=None):
+  def __init__(self, model: keras.Model, post_processor: PostProcessor,
+               options: inference.InferenceOptions,
+               input_size: Sequence[int] | None = None):
     super().__init__(name='panoptic_deeplab_serving')
     self.model = model
     self.post_processor = post_processor
@@ -96,22 +111,22 @@ class PanopticDeepLabModule(tf.Module):
         input_signature=[tf.TensorSpec([None, height, width, None],
                                        tf.uint8, name='images')])
 
-  def _serve(self, image):
+  def _serve(self, image: tf.Tensor) -> dict[str, tf.Tensor]:
     outputs = self._serve_batch(image[None])
     return {key: value[0] for key, value in outputs.items()}
 
-  def _serve_batch(self, images):
+  def _serve_batch(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
     """uint8 [B, H, W, C] -> dict of [B, ...] outputs (module docstring)."""
     return self.predict_rgb(to_rgb(images))
 
-  def predict_rgb(self, images):
+  def predict_rgb(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
     """uint8 [B, H, W, 3] -> dict of [B, ...] outputs (module docstring)."""
     static = images.shape[1:3]
     original = ([int(v) for v in static] if static.is_fully_defined()
                 else tf.shape(images)[1:3])
     padded, size = inference.preprocess(images, self.options)
     outputs = inference.crop(
-        inference.predict(self.model, padded, self.options), size)
+        inference.predict(self.model, padded, self.options.tta), size)
     predictions = self.post_processor(outputs)
     maps = inference.output_maps(outputs, predictions)
     if self.options.resizes:
@@ -122,7 +137,8 @@ class PanopticDeepLabModule(tf.Module):
     return {key: maps[key] for key in SIGNATURE_OUTPUT_KEYS if key in maps}
 
 
-def metadata(options, input_size=None):
+def metadata(options: inference.InferenceOptions,
+             input_size: Sequence[int] | None = None) -> dict[str, Any]:
   """The JSON object of METADATA_FILE, an asset of the SavedModel."""
   return {'inference_options': dataclasses.asdict(options),
           'input_size': list(input_size) if input_size else None}
@@ -132,7 +148,7 @@ _SAVED_MODEL_ENTRIES = {'saved_model.pb', 'variables', 'assets',
                         'fingerprint.pb', 'keras_metadata.pb'}
 
 
-def check_replaceable(output_path, overwrite):
+def check_replaceable(output_path: str, overwrite: bool) -> None:
   """Raises unless `output_path` may receive a new SavedModel.
 
   It may when it does not exist, or, with overwrite, when it is a folder
@@ -160,9 +176,12 @@ def check_replaceable(output_path, overwrite):
         '--overwrite replaces SavedModel folders only.')
 
 
-def export_saved_model(model, post_processor, options, output_path,
-                       descriptor, overwrite=False, input_size=None):
-  """Writes the SavedModel to `output_path`.
+def export_saved_model(model: keras.Model, post_processor: PostProcessor,
+                       options: inference.InferenceOptions, output_path: str,
+                       descriptor: dataset_descriptor.DatasetDescriptor,
+                       overwrite: bool = False,
+                       input_size: Sequence[int] | None = None) -> str:
+  """Writes the SavedModel to `output_path`; returns that path.
 
   Args:
     model, post_processor, options, input_size: see PanopticDeepLabModule.
@@ -171,9 +190,9 @@ def export_saved_model(model, post_processor, options, output_path,
     overwrite: replace an existing SavedModel there (see
       check_replaceable).
 
-  The new SavedModel is written beside it (a hidden `.<name>.tmp-<pid>`)
-  and swapped in once complete; an existing one is moved aside first and
-  deleted only after the swap, or put back if the swap fails.
+  The new SavedModel is written beside it and swapped in whole once
+  complete (atomic.StagedFolder): a failure or an interruption leaves the
+  old one, or none, as it was.
 
   Raises:
     FileExistsError: see check_replaceable.
@@ -181,42 +200,76 @@ def export_saved_model(model, post_processor, options, output_path,
   output_path = output_path.rstrip('/')
   check_replaceable(output_path, overwrite)
   module = PanopticDeepLabModule(model, post_processor, options, input_size)
-  parent, name = os.path.split(output_path)
-  tmp_path = os.path.join(parent, f'.{name}.tmp-{os.getpid()}')
-  if tf.io.gfile.exists(tmp_path):
-    tf.io.gfile.rmtree(tmp_path)
-  try:
-    with tempfile.TemporaryDirectory() as scratch:
-      metadata_path = os.path.join(scratch, METADATA_FILE)
-      with open(metadata_path, 'w') as f:
-        json.dump(metadata(options, input_size), f, indent=2)
-      descriptor_path = os.path.join(scratch, DESCRIPTOR_FILE)
-      descriptor.write_json(descriptor_path)
-      module.metadata_file = tf.saved_model.Asset(metadata_path)
-      module.descriptor_file = tf.saved_model.Asset(descriptor_path)
-      tf.saved_model.save(module, tmp_path,
-                          signatures={'serving_default': module.serve,
-                                      'serving_batch': module.serve_batch})
-  except BaseException:
-    if tf.io.gfile.exists(tmp_path):
-      tf.io.gfile.rmtree(tmp_path)
-    raise
-  old_path = None
-  if tf.io.gfile.exists(output_path):
-    old_path = os.path.join(parent, f'.{name}.old-{os.getpid()}')
-    tf.io.gfile.rename(output_path, old_path)
-  try:
-    tf.io.gfile.rename(tmp_path, output_path)
-  except BaseException:
-    if old_path is not None:
-      tf.io.gfile.rename(old_path, output_path)
-    raise
-  if old_path is not None:
-    tf.io.gfile.rmtree(old_path)
+  with (atomic.StagedFolder(output_path, 'an export') as staged,
+        tempfile.TemporaryDirectory() as scratch):
+    metadata_path = os.path.join(scratch, METADATA_FILE)
+    with open(metadata_path, 'w') as f:
+      json.dump(metadata(options, input_size), f, indent=2)
+    descriptor_path = os.path.join(scratch, DESCRIPTOR_FILE)
+    descriptor.write_json(descriptor_path)
+    module.metadata_file = tf.saved_model.Asset(metadata_path)
+    module.descriptor_file = tf.saved_model.Asset(descriptor_path)
+    tf.saved_model.save(module, staged.path,
+                        signatures={'serving_default': module.serve,
+                                    'serving_batch': module.serve_batch})
   return output_path
 
 
-def read_metadata(saved_model_dir):
+def restored_model(parts: config_lib.ExperimentParts,
+                   checkpoint_path: str) -> keras.Model:
+  """The config's model with `checkpoint_path` restored into it.
+
+  Args:
+    parts: the experiment's ExperimentParts.
+    checkpoint_path: a checkpoint prefix (`.../ckpt-3000`), ours or
+      deeplab2's, a Keras `.h5` weights file, or a model_dir, whose newest
+      intact checkpoint is used (a damaged newer one is named in a
+      warning).
+
+  Raises:
+    FileNotFoundError: no checkpoint there.
+    ValueError: the checkpoint is damaged (every one, for a model_dir) or
+      was written by another config (the message names the variable).
+  """
+  model = parts.build_model()
+  restore.restore(model, checkpoint_path)
+  return model
+
+
+def export_from_config(config_path: str, checkpoint_path: str,
+                       output_path: str, overwrite: bool = False,
+                       eval_scales: Sequence[float] | None = None,
+                       add_flipped_images: bool | None = None,
+                       input_size: Sequence[int] | None = None) -> str:
+  """Restores `checkpoint_path` into the config's model and exports it.
+
+  Args:
+    config_path: the experiment textproto.
+    checkpoint_path: see restored_model.
+    output_path, overwrite: see export_saved_model.
+    eval_scales, add_flipped_images: test-time augmentation of the export;
+      None: the config's evaluator_options.
+    input_size: optional fixed (height, width) of the signatures.
+
+  Returns:
+    The SavedModel folder written.
+
+  Raises:
+    config.ConfigError: the config is invalid.
+    FileExistsError: see check_replaceable (checked before the model is
+      built).
+    FileNotFoundError, ValueError: see restored_model.
+  """
+  check_replaceable(output_path.rstrip('/'), overwrite)
+  parts = config_lib.load_experiment(config_path)
+  model = restored_model(parts, checkpoint_path)
+  return export_saved_model(
+      model, parts.build_post_processor(),
+      parts.inference_options(eval_scales, add_flipped_images), output_path,
+      parts.descriptor('eval'), overwrite=overwrite, input_size=input_size)
+
+
+def read_metadata(saved_model_dir: str) -> dict[str, Any]:
   """The deeplab2_export.json of an exported SavedModel, as a dict.
 
   Raises:

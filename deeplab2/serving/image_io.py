@@ -1,6 +1,8 @@
 """Images in, as uint8 RGB NumPy arrays: files (EXIF rotation applied) and
 arrays of other channel counts and bit depths."""
 
+from typing import Any
+
 import numpy as np
 from PIL import Image
 from PIL import ImageOps
@@ -12,7 +14,7 @@ class UnreadableImageError(ValueError):
   """A file that is not an image we can decode (the message names it)."""
 
 
-def to_rgb_uint8(array):
+def to_rgb_uint8(array: Any) -> np.ndarray:
   """A NumPy image -> uint8 [H, W, 3].
 
   Args:
@@ -50,7 +52,7 @@ def to_rgb_uint8(array):
   return np.ascontiguousarray(array[..., :3])
 
 
-def read_image(path):
+def read_image(path: str) -> np.ndarray:
   """A file -> uint8 [H, W, 3], upright as its EXIF orientation says.
 
   Grey, palette, CMYK, RGBA and 16-bit files are converted; alpha dropped.
@@ -59,8 +61,8 @@ def read_image(path):
     UnreadableImageError: the file cannot be opened or decoded.
   """
   try:
-    with Image.open(path) as image:
-      image = ImageOps.exif_transpose(image)
+    with Image.open(path) as opened:
+      image = ImageOps.exif_transpose(opened)
       if image.mode in ('I;16', 'I;16B', 'I;16L', 'I'):
         array = np.asarray(image)
         if array.dtype != np.uint16:

@@ -5,20 +5,22 @@
   result.panoptic, result.segments      # NumPy maps, a list of Segment
   picture = result.overlay(image)
 
-It loads an exported SavedModel (TensorFlow only), a config + checkpoint
-(the same inference path, built in this process), or a .tflite model
-(LiteRT), and returns NumPy arrays.
+It loads an exported SavedModel (TensorFlow only), an experiment config +
+checkpoint (`Predictor.from_experiment`: the same inference path, built in
+this process), or a .tflite model (LiteRT), and returns NumPy arrays.
 """
 
 import dataclasses
 import os
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
 
+from deeplab2 import config as config_lib
 from deeplab2 import inference
 from deeplab2.data import dataset_descriptor
-from deeplab2.evaluation import prediction_files
+from deeplab2.evaluation import segments as segments_lib
 from deeplab2.serving import export
 from deeplab2.serving import image_io
 from deeplab2.utils import visualization
@@ -45,7 +47,7 @@ class Segment:
   is_thing: bool
   score: float
   area: int
-  bbox: tuple
+  bbox: tuple[int, int, int, int]
 
 
 @dataclasses.dataclass
@@ -61,11 +63,12 @@ class Prediction:
   panoptic: np.ndarray
   semantic: np.ndarray
   instance: np.ndarray
-  maps: dict
-  segments: list
+  maps: dict[str, np.ndarray]
+  segments: list[Segment]
   descriptor: dataset_descriptor.DatasetDescriptor
 
-  def overlay(self, image, alpha=0.55, borders=True, labels=False):
+  def overlay(self, image: np.ndarray, alpha: float = 0.55,
+              borders: bool = True, labels: bool = False) -> np.ndarray:
     """uint8 [H, W, 3]: the prediction's colours over `image` (see
     visualization.overlay_panoptic); labels names each segment."""
     texts = None
@@ -76,25 +79,27 @@ class Prediction:
         image_io.to_rgb_uint8(image), self.panoptic, self.descriptor, alpha,
         borders, texts)
 
-  def coco_segments_info(self):
+  def coco_segments_info(self) -> list[dict[str, Any]]:
     """The COCO panoptic `segments_info` of the segments (ids 1..K in the
     order of `segments`, as the PNG of prediction_files encodes them)."""
-    return prediction_files.Segments(self.panoptic,
-                                     self.descriptor).segments_info()
+    return segments_lib.Segments(self.panoptic,
+                                 self.descriptor).segments_info()
 
 
-def _label_point(panoptic, segment):
+def _label_point(panoptic: np.ndarray, segment: Segment) -> tuple[int, int]:
   """(y, x): the segment's pixel nearest to its mean position."""
   ys, xs = np.nonzero(panoptic == segment.id)
   k = np.argmin((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2)
   return int(ys[k]), int(xs[k])
 
 
-def segments_of(maps, descriptor):
+def segments_of(maps: Mapping[str, np.ndarray],
+                descriptor: dataset_descriptor.DatasetDescriptor
+                ) -> list[Segment]:
   """[Segment] of one image's output maps (panoptic_pred, semantic_probs,
   instance_scores as exported)."""
   panoptic = maps['panoptic_pred']
-  found = prediction_files.Segments(panoptic, descriptor)
+  found = segments_lib.Segments(panoptic, descriptor)
   probs = maps.get(inference.SEMANTIC_PROBS)
   instance_scores = maps.get('instance_scores')
   # Per-segment sums over the pixels, in one pass each (index 0: void).
@@ -117,13 +122,18 @@ def segments_of(maps, descriptor):
     score = (thing_score[k + 1] if is_thing and thing_score is not None
              else stuff_score[k + 1])
     category = int(found.category_ids[k])
+    x, y, w, h = found.bboxes[k]
     segments.append(Segment(
         id=int(found.panoptic_ids[k]), class_id=class_id,
         class_name=descriptor.class_names[class_id],
         category_id=category if category >= 0 else None,
         is_thing=is_thing, score=float(score), area=int(found.areas[k]),
-        bbox=tuple(int(v) for v in found.bboxes[k])))
+        bbox=(int(x), int(y), int(w), int(h))))
   return segments
+
+
+# uint8 [B, H, W, 3] -> {output name: [B, ...] array}.
+BatchFunction = Callable[[np.ndarray], dict[str, np.ndarray]]
 
 
 class Predictor:
@@ -136,53 +146,66 @@ class Predictor:
     input_size: the only (height, width) the model takes, or None.
   """
 
-  def __init__(self, batch_function, descriptor, input_size=None):
+  def __init__(self, batch_function: BatchFunction,
+               descriptor: dataset_descriptor.DatasetDescriptor,
+               input_size: Sequence[int] | None = None):
     self._batch_function = batch_function
     self.descriptor = descriptor
-    self.input_size = tuple(input_size) if input_size else None
+    self.input_size = (tuple(int(v) for v in input_size) if input_size
+                       else None)
+    # What batch_function needs alive (a loaded SavedModel, an interpreter).
+    self._resources: Any = None
 
   @classmethod
-  def from_saved_model(cls, path):
+  def from_saved_model(cls, path: str) -> 'Predictor':
     """An export of export_model.py (its serving_batch signature)."""
     loaded = tf.saved_model.load(path)
     meta = export.read_metadata(path)
     signature = loaded.signatures['serving_batch']
 
-    def run(images):
+    def run(images: np.ndarray) -> dict[str, np.ndarray]:
       outputs = signature(images=tf.constant(images))
       return {key: value.numpy() for key, value in outputs.items()}
     descriptor = dataset_descriptor.read_json(
         os.path.join(path, 'assets', export.DESCRIPTOR_FILE))
     predictor = cls(run, descriptor, meta.get('input_size'))
-    predictor._loaded = loaded     # keeps the functions alive
+    predictor._resources = loaded     # keeps the functions alive
     return predictor
 
   @classmethod
-  def from_config(cls, config_path, checkpoint_path, eval_scales=None,
-                  add_flipped_images=None):
-    """The config's model with a checkpoint, in this process."""
-    # Imported here: a SavedModel user needs none of the model code.
-    from deeplab2 import config as config_lib  # pylint: disable=g-import-not-at-top
-    from deeplab2.serving import from_config  # pylint: disable=g-import-not-at-top
+  def from_experiment(cls, config_path: str, checkpoint_path: str,
+                      eval_scales: Sequence[float] | None = None,
+                      add_flipped_images: bool | None = None) -> 'Predictor':
+    """An experiment config's model with a checkpoint, in this process.
+
+    Args:
+      config_path: the experiment textproto.
+      checkpoint_path: see export.restored_model (a prefix or a model_dir).
+      eval_scales, add_flipped_images: see export.export_from_config.
+    """
     parts = config_lib.load_experiment(config_path)
     module = export.PanopticDeepLabModule(
-        from_config.restored_model(parts, checkpoint_path),
+        export.restored_model(parts, checkpoint_path),
         parts.build_post_processor(),
         parts.inference_options(eval_scales, add_flipped_images))
     serve = tf.function(module.predict_rgb, reduce_retracing=True)
 
-    def run(images):
+    def run(images: np.ndarray) -> dict[str, np.ndarray]:
       return {key: value.numpy()
               for key, value in serve(tf.constant(images)).items()}
     return cls(run, parts.descriptor('eval'))
 
   @classmethod
-  def from_tflite(cls, path, descriptor, num_threads=None):
+  def from_tflite(cls, path: str,
+                  descriptor: str | dataset_descriptor.DatasetDescriptor,
+                  num_threads: int | None = None) -> 'Predictor':
     """A .tflite model of export_model.py --tflite, run by LiteRT.
 
     Args:
+      path: the .tflite file.
       descriptor: the DatasetDescriptor of its classes (a .tflite file
         holds none): a JSON path or an object.
+      num_threads: LiteRT's CPU threads (None: its default).
     """
     from ai_edge_litert import interpreter as litert  # pylint: disable=g-import-not-at-top
     runner = litert.Interpreter(model_path=path, num_threads=num_threads)
@@ -191,20 +214,21 @@ class Predictor:
     if isinstance(descriptor, str):
       descriptor = dataset_descriptor.read_json(descriptor)
 
-    def run(images):
+    def run(images: np.ndarray) -> dict[str, np.ndarray]:
       outputs = [signature(images=image[None]) for image in images]
       return {key: np.concatenate([o[key] for o in outputs])
               for key in outputs[0]}
     predictor = cls(run, descriptor, tuple(int(v) for v in shape[1:3]))
-    predictor._interpreter = runner
+    predictor._resources = runner
     return predictor
 
-  def __call__(self, image):
+  def __call__(self, image: np.ndarray) -> Prediction:
     """One image (uint8 [H, W, 3], or see image_io.to_rgb_uint8) ->
     Prediction."""
     return self.predict_batch(image_io.to_rgb_uint8(image)[None])[0]
 
-  def predict_batch(self, images):
+  def predict_batch(self, images: np.ndarray | Sequence[np.ndarray]
+                    ) -> list[Prediction]:
     """uint8 [B, H, W, 3] (or a list of same-size images) -> [Prediction].
 
     Raises:

@@ -8,16 +8,20 @@
                                       are named <video>_<frame>
 
 Unreadable files are reported and skipped; existing outputs are refused
-unless overwrite is set, before anything is written.
+unless overwrite is set, before anything is written. Every file is written
+whole or not at all (deeplab2/utils/atomic.py).
 """
 
 import dataclasses
 import os
+from typing import Callable, Iterator
 
 import numpy as np
 
 from deeplab2.evaluation import prediction_files
 from deeplab2.serving import image_io
+from deeplab2.serving import predictor as predictor_lib
+from deeplab2.utils import atomic
 
 OVERLAY_DIR = 'overlay'
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.gif', '.tif', '.tiff',
@@ -28,10 +32,15 @@ IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.gif', '.tif', '.tiff',
 class Summary:
   """What a run did: images (and frames) written, files skipped with why."""
   written: int = 0
-  skipped: list = dataclasses.field(default_factory=list)  # [(path, why)]
+  # [(path, why)]
+  skipped: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
 
-def list_inputs(path):
+# (name, uint8 [H, W, 3] image) -> uint8 [H, W, 3] overlay, written.
+_PredictAndWrite = Callable[[str, np.ndarray], np.ndarray]
+
+
+def list_inputs(path: str) -> list[str]:
   """The files to run: `path` itself, or the images and videos directly in
   the folder `path` (sorted; other files are ignored).
 
@@ -53,15 +62,16 @@ def list_inputs(path):
   return files
 
 
-def is_video(path):
+def is_video(path: str) -> bool:
   return path.lower().endswith(image_io.VIDEO_EXTENSIONS)
 
 
-def _stem(path):
+def _stem(path: str) -> str:
   return os.path.splitext(os.path.basename(path))[0]
 
 
-def check_outputs(inputs, output_dir, overwrite):
+def check_outputs(inputs: list[str], output_dir: str,
+                  overwrite: bool) -> None:
   """Raises FileExistsError naming an existing output, unless overwrite."""
   if overwrite or not os.path.exists(output_dir):
     return
@@ -77,7 +87,7 @@ def check_outputs(inputs, output_dir, overwrite):
                           'exist); pass --overwrite to replace them.')
 
 
-def _frames(path):
+def _frames(path: str) -> tuple[float, Iterator[np.ndarray]]:
   """(fps, iterator of uint8 [H, W, 3] frames) of a video, via imageio's
   ffmpeg plugin."""
   import imageio.v2 as imageio  # pylint: disable=g-import-not-at-top
@@ -88,19 +98,20 @@ def _frames(path):
     raise image_io.UnreadableImageError(
         f'{path}: not a readable video ({e})') from e
 
-  def frames():
+  def frames() -> Iterator[np.ndarray]:
     with reader:
-      for frame in reader:
+      for frame in reader.iter_data():
         yield image_io.to_rgb_uint8(frame)
   return fps, frames()
 
 
-def run(predictor, input_path, output_dir, overwrite=False, labels=False,
-        progress=None):
+def run(predictor: predictor_lib.Predictor, input_path: str,
+        output_dir: str, overwrite: bool = False, labels: bool = False,
+        progress: Callable[[int, int], None] | None = None) -> Summary:
   """Predicts every input and writes the outputs (module docstring).
 
   Args:
-    predictor: predictor.Predictor.
+    predictor: the Predictor to run.
     input_path: an image, a video, or a folder of them.
     output_dir: created if missing.
     overwrite: replace existing outputs.
@@ -121,7 +132,7 @@ def run(predictor, input_path, output_dir, overwrite=False, labels=False,
   with prediction_files.CocoPanopticWriter(
       output_dir, predictor.descriptor, overwrite=overwrite) as writer:
 
-    def predict_and_write(name, image):
+    def predict_and_write(name: str, image: np.ndarray) -> np.ndarray:
       prediction = predictor(image)
       overlay = prediction.overlay(image, labels=labels)
       prediction_files.save_png(overlay, os.path.join(output_dir, OVERLAY_DIR,
@@ -143,27 +154,32 @@ def run(predictor, input_path, output_dir, overwrite=False, labels=False,
   return summary
 
 
-def _run_video(path, output_dir, predict_and_write):
+def _run_video(path: str, output_dir: str,
+               predict_and_write: _PredictAndWrite) -> None:
   """Each frame as an image named <video>_<frame>, and the overlays as
-  <video>_overlay.mp4 (H.264; odd sides padded by one black pixel)."""
-  import imageio.v2 as imageio  # pylint: disable=g-import-not-at-top
+  <video>_overlay.mp4 (H.264; odd sides padded by one black pixel), which
+  appears only when complete."""
+  import imageio_ffmpeg  # pylint: disable=g-import-not-at-top
   fps, frames = _frames(path)
   stem = _stem(path)
   video_path = os.path.join(output_dir, stem + '_overlay.mp4')
-  tmp_path = os.path.join(output_dir, f'.{stem}_overlay.tmp.mp4')
-  writer = imageio.get_writer(tmp_path, 'ffmpeg', fps=fps, codec='libx264',
-                              macro_block_size=1, quality=8)
-  count = 0
-  try:
-    for index, frame in enumerate(frames):
-      overlay = predict_and_write(f'{stem}_{index:06d}', frame)
-      height, width = overlay.shape[:2]
-      writer.append_data(np.pad(overlay, [[0, height % 2], [0, width % 2],
-                                          [0, 0]]))
-      count += 1
-  finally:
-    writer.close()
-  if not count:
-    os.remove(tmp_path)
-    raise image_io.UnreadableImageError(f'{path}: the video has no frames.')
-  os.replace(tmp_path, video_path)
+  with atomic.staged_file(video_path) as temporary:
+    writer = None
+    try:
+      for index, frame in enumerate(frames):
+        overlay = predict_and_write(f'{stem}_{index:06d}', frame)
+        height, width = overlay.shape[:2]
+        overlay = np.pad(overlay, [[0, height % 2], [0, width % 2], [0, 0]])
+        if writer is None:
+          # The temporary name has no .mp4 extension: the format is given.
+          writer = imageio_ffmpeg.write_frames(
+              temporary, (overlay.shape[1], overlay.shape[0]), fps=fps,
+              codec='libx264', macro_block_size=1, quality=8,
+              output_params=['-f', 'mp4'])
+          writer.send(None)
+        writer.send(np.ascontiguousarray(overlay))
+    finally:
+      if writer is not None:
+        writer.close()
+    if writer is None:
+      raise image_io.UnreadableImageError(f'{path}: the video has no frames.')

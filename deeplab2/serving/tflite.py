@@ -6,21 +6,28 @@ preprocessing, the network, the test-time augmentation, the center NMS, the
 grouping, the majority-vote merge, the instance scores and the maps at the
 input size. The model takes one uint8 image [1, H, W, 3] of the fixed
 size it was converted for, and gives the outputs of export.py's
-serving_batch signature under the same names. `tflite_predictor` (NumPy
-only) feeds it images of other channel counts and checks the size.
+serving_batch signature under the same names. `Predictor.from_tflite`
+(NumPy only) feeds it images of other channel counts and checks the size.
+`tflite_from_config` restores a config's checkpoint and writes the file.
 """
 
 import os
 import tempfile
+from typing import Sequence
 
 import tensorflow as tf
 # Public TF has no other way to freeze a function's variables.
 from tensorflow.python.framework import convert_to_constants  # pylint: disable=g-direct-tensorflow-import
 
+from deeplab2 import config as config_lib
+from deeplab2.serving import export
+from deeplab2.utils import atomic
+
 QUANTIZATIONS = ('float32', 'float16', 'int8')
 
 
-def convert(module, quantization='float32'):
+def convert(module: export.PanopticDeepLabModule,
+            quantization: str = 'float32') -> bytes:
   """Returns the .tflite bytes of an export.PanopticDeepLabModule.
 
   Args:
@@ -63,3 +70,49 @@ def convert(module, quantization='float32'):
     if quantization == 'float16':
       converter.target_spec.supported_types = [tf.float16]
     return converter.convert()
+
+
+def tflite_from_config(config_path: str, checkpoint_path: str,
+                       output_path: str, quantization: str = 'float32',
+                       overwrite: bool = False,
+                       eval_scales: Sequence[float] | None = None,
+                       add_flipped_images: bool | None = None,
+                       input_size: Sequence[int] | None = None) -> str:
+  """Writes the config's restored model as a .tflite file.
+
+  The file is written whole or not at all (atomic.write_file).
+
+  Args:
+    config_path: the experiment textproto.
+    checkpoint_path: see export.restored_model.
+    output_path: the .tflite file (its folder is created).
+    quantization: see convert.
+    overwrite: replace an existing file.
+    eval_scales, add_flipped_images: see export.export_from_config.
+    input_size: (height, width) the model takes; None: the eval crop size.
+
+  Returns:
+    The path written.
+
+  Raises:
+    FileExistsError: `output_path` exists and overwrite is False.
+    ValueError: an unknown quantization; see also export.restored_model.
+  """
+  if tf.io.gfile.exists(output_path) and not overwrite:
+    raise FileExistsError(f'{output_path} exists; pass overwrite=True '
+                          '(--overwrite) to replace it.')
+  if quantization not in QUANTIZATIONS:
+    raise ValueError(f'--tflite must be one of '
+                     f'{", ".join(QUANTIZATIONS)}, got {quantization!r}.')
+  parts = config_lib.load_experiment(config_path)
+  options = parts.inference_options(eval_scales, add_flipped_images)
+  model = export.restored_model(parts, checkpoint_path)
+  module = export.PanopticDeepLabModule(
+      model, parts.build_post_processor(), options,
+      input_size or options.crop_size)
+  data = convert(module, quantization)
+  directory = os.path.dirname(output_path)
+  if directory:
+    os.makedirs(directory, exist_ok=True)
+  atomic.write_file(output_path, data)
+  return output_path

@@ -103,23 +103,24 @@ def test_an_unknown_entry_is_an_error(tmp_path):
 
 def test_convert_then_export_a_deeplab2_checkpoint(tiny_dataset_dir,
                                                    tmp_path):
-  from deeplab2.serving import from_config  # pylint: disable=g-import-not-at-top
+  from deeplab2.serving import convert  # pylint: disable=g-import-not-at-top
+  from deeplab2.serving import export  # pylint: disable=g-import-not-at-top
   config_path = tmp_path / 'tiny.textproto'
   config_path.write_text(tiny_config_text(tiny_dataset_dir))
   prefix = str(tmp_path / 'deeplab2' / 'ckpt-3')
   values = _write(_model(), prefix)
-  converted = from_config.convert_checkpoint(str(config_path), prefix,
-                                             str(tmp_path / 'ours' / 'ckpt'))
+  converted = convert.convert_checkpoint(str(config_path), prefix,
+                                         str(tmp_path / 'ours' / 'ckpt'))
   with pytest.raises(FileExistsError, match=r'ckpt.index exists'):
-    from_config.convert_checkpoint(str(config_path), prefix,
-                                   str(tmp_path / 'ours' / 'ckpt'))
+    convert.convert_checkpoint(str(config_path), prefix,
+                               str(tmp_path / 'ours' / 'ckpt'))
   model = _model()
   tf.train.Checkpoint(model=model).read(
       converted).assert_existing_objects_matched()
   _assert_restored(model, values)
   # The export takes the deeplab2 checkpoint directly as well.
-  export_dir = from_config.export_from_config(str(config_path), prefix,
-                                              str(tmp_path / 'export'))
+  export_dir = export.export_from_config(str(config_path), prefix,
+                                         str(tmp_path / 'export'))
   served = tf.saved_model.load(export_dir).signatures['serving_default'](
       image=tf.zeros([33, 33, 3], tf.uint8))
   assert served['panoptic_pred'].shape == (33, 33)

@@ -12,6 +12,7 @@ import tensorflow as tf
 from deeplab2 import config as config_lib
 from deeplab2.modeling.layers import normalization
 from deeplab2.training import experiment
+from deeplab2.training import modes
 from conftest import tiny_config_text
 
 BN = normalization.BatchNormOptions()
@@ -70,7 +71,7 @@ def test_mixed_float16_trains_with_loss_scaling(tiny_dataset_dir, tmp_path):
   run = experiment.Experiment(str(path), model_dir)
   assert isinstance(run.optimizer, keras.optimizers.LossScaleOptimizer)
   before = [v.numpy() for v in run.model.trainable_weights]
-  experiment.run('train', str(path), model_dir)
+  modes.run('train', str(path), model_dir)
   assert glob.glob(os.path.join(model_dir, 'ckpt-2.index'))
   reader = tf.train.load_checkpoint(os.path.join(model_dir, 'ckpt-2'))
   names = reader.get_variable_to_shape_map()

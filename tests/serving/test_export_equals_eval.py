@@ -24,9 +24,10 @@ from deeplab2.data import input_pipeline
 from deeplab2.data import synthetic
 from deeplab2.data import tfrecord
 from deeplab2.serving import export
-from deeplab2.serving import from_config
+from deeplab2.serving import predictor as predictor_lib
+from deeplab2.serving import tflite
 from deeplab2.training import evaluator as evaluator_lib
-from deeplab2.training import experiment
+from deeplab2.training import modes
 from conftest import tiny_config_text
 
 # (height, width): smaller than the 33 x 33 crop (odd, even), equal, larger
@@ -96,7 +97,7 @@ def trained(tmp_path_factory, tiny_dataset_dir):
   config_path = _write_config(root / 'plain.textproto', tiny_dataset_dir,
                               resized=False)
   model_dir = str(root / 'model')
-  experiment.run('train', config_path, model_dir)
+  modes.run('train', config_path, model_dir)
   return root, model_dir
 
 
@@ -106,8 +107,7 @@ def _evaluator_maps(parts, model, images, root):
   options = parts.inference_options()
   evaluator = evaluator_lib.Evaluator(
       tf.distribute.get_strategy(), model, parts.build_post_processor(),
-      parts.label_spec, eval_scales=options.eval_scales,
-      add_flipped_images=options.add_flipped_images)
+      parts.label_spec, tta=options.tta)
   captured = {}
   evaluator.prediction_writers = [
       lambda filename, maps, scores: captured.__setitem__(filename, maps)]
@@ -137,11 +137,11 @@ def test_both_signatures_equal_the_evaluator_in_a_fresh_process(
   parts = config_lib.load_experiment(config_path)
   options = parts.inference_options()
   if resized:
-    assert options.resizes and options.add_flipped_images
-  export_dir = from_config.export_from_config(config_path, model_dir,
-                                              str(root / f'export-{resized}'))
-  assert export.read_metadata(export_dir)['inference_options'][
-      'eval_scales'] == list(options.eval_scales)
+    assert options.resizes and options.tta.flip
+  export_dir = export.export_from_config(config_path, model_dir,
+                                         str(root / f'export-{resized}'))
+  assert export.read_metadata(export_dir)['inference_options']['tta'] == {
+      'scales': list(options.tta.scales), 'flip': options.tta.flip}
 
   images = _images()
   np.savez(root / 'inputs.npz', **{k: v[0] for k, v in images.items()})
@@ -152,7 +152,7 @@ def test_both_signatures_equal_the_evaluator_in_a_fresh_process(
                                                  'PYTHONPATH': ''})
   served = np.load(served_path)
 
-  model = from_config.restored_model(parts, model_dir)
+  model = export.restored_model(parts, model_dir)
   expected = _evaluator_maps(parts, model, images, root)
   assert len(expected) == 2 * len(SIZES)
   checked_instances = 0
@@ -186,15 +186,15 @@ def test_tflite_float32_equals_the_saved_model_and_int8_agreement(
   root, model_dir = trained
   config_path = _write_config(root / 'tflite.textproto', tiny_dataset_dir,
                               resized=False)
-  export_dir = from_config.export_from_config(config_path, model_dir,
-                                              str(root / 'export-tflite'))
+  export_dir = export.export_from_config(config_path, model_dir,
+                                         str(root / 'export-tflite'))
   serve = tf.saved_model.load(export_dir).signatures['serving_default']
   images = [synthetic.generate_sample(np.random.default_rng(seed), 33)[0]
             for seed in range(20, 28)]
   expected = [serve(image=tf.constant(image)) for image in images]
   agreement = {}
   for quantization in ('float32', 'int8'):
-    path = from_config.tflite_from_config(
+    path = tflite.tflite_from_config(
         config_path, model_dir, str(root / f'{quantization}.tflite'),
         quantization)
     runner = litert.Interpreter(model_path=path).get_signature_runner()
@@ -216,3 +216,21 @@ def test_tflite_float32_equals_the_saved_model_and_int8_agreement(
           f'{agreement}')
   assert agreement['float32'] == 1.0
   assert agreement['int8'] >= INT8_PANOPTIC_AGREEMENT - 0.02, agreement
+
+
+def test_predictor_from_experiment_equals_the_saved_model(trained,
+                                                          tiny_dataset_dir):
+  root, model_dir = trained
+  config_path = _write_config(root / 'predictor.textproto', tiny_dataset_dir,
+                              resized=False)
+  export_dir = export.export_from_config(config_path, model_dir,
+                                         str(root / 'export-predictor'))
+  image = synthetic.generate_sample(np.random.default_rng(30), 41)[0]
+  saved = predictor_lib.Predictor.from_saved_model(export_dir)(image)
+  # A model_dir: its newest checkpoint, as the export took.
+  in_process = predictor_lib.Predictor.from_experiment(config_path,
+                                                       model_dir)(image)
+  np.testing.assert_array_equal(in_process.panoptic, saved.panoptic)
+  np.testing.assert_allclose(in_process.maps['semantic_probs'],
+                             saved.maps['semantic_probs'], rtol=0, atol=1e-5)
+  assert [s.id for s in in_process.segments] == [s.id for s in saved.segments]

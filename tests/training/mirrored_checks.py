@@ -6,6 +6,7 @@ under one device, and writes what the tests compare to a JSON file.
 A separate process: logical devices must be set before TensorFlow starts.
 """
 
+import dataclasses
 import json
 import os
 import sys
@@ -82,11 +83,10 @@ def _parts(data_dir, num_replicas, eval_batch=1, eval_files='val',
 def _train(strategy, parts, initial_weights, batch):
   """Trains TRAIN_STEPS steps on the same global batch; returns the losses
   of each step and the final weights."""
-  num_replicas = strategy.num_replicas_in_sync
+  assert parts.num_replicas == strategy.num_replicas_in_sync
   with strategy.scope():
     # No ASPP dropout: its masks are drawn per replica.
-    model = parts.build_model(num_replicas=num_replicas,
-                              aspp_dropout_rate=0.0)
+    model = parts.build_model(aspp_dropout_rate=0.0)
     optimizer = parts.build_optimizer()
     optimizer.build(model.trainable_variables)
   model.set_weights(initial_weights)
@@ -104,7 +104,7 @@ def _train(strategy, parts, initial_weights, batch):
 def check_training(data_dir):
   parts_one = _parts(data_dir, 1)
   parts_two = _parts(data_dir, 2)
-  options = parts_one.pipeline_options('train', seed=7)
+  options = dataclasses.replace(parts_one.pipeline_options('train'), seed=7)
   batch = next(iter(input_pipeline.make_dataset(options)))
   batch = {k: v for k, v in batch.items()}
   reference = parts_one.build_model()
@@ -121,16 +121,16 @@ def check_training(data_dir):
 
 def _layers(parts):
   with TWO.scope():
-    model = parts.build_model(num_replicas=2)
+    model = parts.build_model()
   return model._flatten_layers()  # pylint: disable=protected-access
 
 
 def _evaluate(strategy, parts, weights):
-  num_replicas = strategy.num_replicas_in_sync
+  assert parts.num_replicas == strategy.num_replicas_in_sync
   with strategy.scope():
-    model = parts.build_model(num_replicas=num_replicas)
+    model = parts.build_model()
   model.set_weights(weights)
-  options = parts.pipeline_options('eval', num_replicas=num_replicas)
+  options = parts.pipeline_options('eval')
   # As Experiment distributes it: batches in host memory.
   dataset = experiment.distributed_dataset(strategy, options)
   evaluator = evaluator_lib.Evaluator(strategy, model,
@@ -163,8 +163,7 @@ def _batch_devices(dataset):
 def check_eval_input(data_dir):
   """Where the two replicas' eval batches lie: as Experiment distributes
   them, and with the default input options (which fetch to the devices)."""
-  options = _parts(data_dir, 2, 1, 'sized', 29).pipeline_options(
-      'eval', num_replicas=2)
+  options = _parts(data_dir, 2, 1, 'sized', 29).pipeline_options('eval')
   return {
       'experiment': _batch_devices(
           experiment.distributed_dataset(TWO, options)),
@@ -198,9 +197,9 @@ class _InfOnReplicaOne:
 def check_overflow(data_dir):
   parts = _parts(data_dir, 2, policy='mixed_float16')
   batch = next(iter(input_pipeline.make_dataset(
-      parts.pipeline_options('train', seed=7))))
+      dataclasses.replace(parts.pipeline_options('train'), seed=7))))
   with TWO.scope():
-    model = parts.build_model(num_replicas=2)
+    model = parts.build_model()
     optimizer = parts.build_optimizer()
     optimizer.build(model.trainable_variables)
   before = [v.numpy().copy() for v in model.trainable_variables]

@@ -134,7 +134,7 @@ def _write_records(pairs, path):
 def _our_targets(parts, pairs):
   """The training pipeline's samples for each example, in example order."""
   options = dataclasses.replace(
-      parts.pipeline_options('train', seed=0), batch_size=1,
+      parts.pipeline_options('train'), seed=0, batch_size=1,
       flip_probability=0.0)
   assert options.min_scale_factor == options.max_scale_factor == 1.0
   assert tuple(options.crop_size) == pairs[0][0].shape[:2]

@@ -11,8 +11,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from deeplab2.serving import from_config
+from deeplab2.cli import train
+from deeplab2.serving import export
 from deeplab2.training import experiment
+from deeplab2.training import modes
+import cli_runner
 from conftest import REPO_ROOT, tiny_config_text
 
 _RELOAD_SCRIPT = """
@@ -36,7 +39,7 @@ def trained(tmp_path_factory, tiny_dataset_dir):
   config_path = root / 'tiny.textproto'
   config_path.write_text(tiny_config_text(tiny_dataset_dir, steps=6))
   model_dir = str(root / 'model')
-  metrics = experiment.run('train_and_eval', str(config_path), model_dir)
+  metrics = modes.run('train_and_eval', str(config_path), model_dir)
   return str(config_path), model_dir, metrics
 
 
@@ -73,12 +76,12 @@ def test_a_finished_run_trains_no_more(trained):
   config_path, model_dir, _ = trained
   before = {p: os.path.getmtime(p)
             for p in glob.glob(os.path.join(model_dir, 'ckpt-*'))}
-  experiment.run('train', config_path, model_dir)
+  modes.run('train', config_path, model_dir)
   after = {p: os.path.getmtime(p)
            for p in glob.glob(os.path.join(model_dir, 'ckpt-*'))}
   assert before == after
   trained_metrics = trained[2]
-  metrics = experiment.run('eval', config_path, model_dir)
+  metrics = modes.run('eval', config_path, model_dir)
   assert metrics['num_images'] == 4
   # A fresh process state restored from the checkpoint scores exactly as the
   # weights in memory did: every weight was saved.
@@ -88,16 +91,16 @@ def test_a_finished_run_trains_no_more(trained):
 
 def test_continuous_eval_stops_after_the_last_checkpoint(trained):
   config_path, model_dir, _ = trained
-  metrics = experiment.run('continuous_eval', config_path, model_dir)
+  metrics = modes.run('continuous_eval', config_path, model_dir)
   assert metrics['num_images'] == 4
 
 
 def test_export_serves_without_our_package(trained, tmp_path):
   config_path, model_dir, _ = trained
   export_dir = str(tmp_path / 'export')
-  from_config.export_from_config(config_path, model_dir, export_dir)
+  export.export_from_config(config_path, model_dir, export_dir)
   with pytest.raises(FileExistsError, match='exists; pass overwrite=True'):
-    from_config.export_from_config(config_path, model_dir, export_dir)
+    export.export_from_config(config_path, model_dir, export_dir)
 
   image = np.random.default_rng(0).integers(0, 256, (37, 29, 3), np.uint8)
   np.save(tmp_path / 'image.npy', image)
@@ -125,13 +128,12 @@ def test_export_serves_without_our_package(trained, tmp_path):
   assert 'panoptic_pred' in listing
 
 
-def test_command_line_reports_config_errors(tmp_path):
+def test_command_line_reports_config_errors(tmp_path, capsys):
   bad = tmp_path / 'bad.textproto'
   bad.write_text('model_options { backbon { name: "resnet50" } }\n')
-  result = subprocess.run(
-      [sys.executable, os.path.join(REPO_ROOT, 'trainer', 'train.py'),
-       f'--config_file={bad}', '--mode=train', f'--model_dir={tmp_path}/m'],
-      capture_output=True, text=True)
+  result = cli_runner.run_main(
+      train.main, [f'--config_file={bad}', '--mode=train',
+                   f'--model_dir={tmp_path}/m'], capsys)
   assert result.returncode != 0
   assert 'bad.textproto:1: backbon: unknown field "backbon"' in result.stderr
 

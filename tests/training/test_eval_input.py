@@ -30,8 +30,8 @@ def test_experiment_distributes_eval_on_the_host_and_train_by_default(
     return original(dataset_fn, options=options)
 
   monkeypatch.setattr(strategy, 'distribute_datasets_from_function', spy)
-  eval_dataset = run._dataset('eval')  # pylint: disable=protected-access
-  run._dataset('train')  # pylint: disable=protected-access
+  eval_dataset = run.dataset('eval')
+  run.dataset('train')
   assert calls == [distribution.eval_input_options(), None]
   # The batch still carries what the evaluator reads on the host.
   batch = next(iter(eval_dataset))

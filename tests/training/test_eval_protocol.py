@@ -12,9 +12,12 @@ import pytest
 import tensorflow as tf
 
 from deeplab2 import config as config_lib
+from deeplab2 import inference
 from deeplab2.data import cityscapes
 from deeplab2.data import conversion
 from deeplab2.training import experiment
+from deeplab2.training import modes
+from deeplab2.training import prediction_staging
 
 import cityscapes_official
 from conftest import tiny_config_text
@@ -39,7 +42,7 @@ def test_two_scale_flipped_eval_runs_through_train_and_eval(
                               edit)
   model_dir = tmp_path / 'model'
   with caplog.at_level(logging.INFO, logger='deeplab2'):
-    metrics = experiment.run('train_and_eval', config_path, str(model_dir))
+    metrics = modes.run('train_and_eval', config_path, str(model_dir))
   assert metrics['num_images'] == 4
   for key in ('pq_all', 'miou', 'ap', 'ap50', 'ap75', 'ap_small'):
     assert key in metrics
@@ -51,7 +54,7 @@ def test_two_scale_flipped_eval_runs_through_train_and_eval(
   tables = [r.getMessage() for r in caplog.records
             if r.getMessage().startswith('per class:')]
   assert len(tables) == 1 and ' PQ ' in tables[0].splitlines()[1]
-  predictions = experiment.predictions_path(str(model_dir), 2)
+  predictions = prediction_staging.predictions_path(str(model_dir), 2)
   with open(os.path.join(predictions, 'panoptic.json')) as f:
     written = json.load(f)
   assert len(written['annotations']) == 4
@@ -62,8 +65,7 @@ def test_two_scale_flipped_eval_runs_through_train_and_eval(
   again.restore()
   again.evaluate()
   evaluator = again._evaluator  # pylint: disable=protected-access
-  assert (evaluator.eval_scales, evaluator.add_flipped_images) == (
-      (0.75, 1.25), True)
+  assert evaluator.tta == inference.TestTimeAugmentation((0.75, 1.25), True)
   images = tf.random.uniform([1, 33, 33, 3], 0, 255, seed=5)
   augmented = evaluator._predict(images)  # pylint: disable=protected-access
   plain = again.model(images, training=False)
@@ -107,7 +109,7 @@ def test_cityscapes_predictions_of_a_tiny_model_score_the_same_officially(
   model_dir = str(tmp_path / 'model')
   run = experiment.Experiment(config_path, model_dir)
   metrics, _ = run.evaluate()
-  predictions = experiment.predictions_path(model_dir, 0)
+  predictions = prediction_staging.predictions_path(model_dir, 0)
   official = cityscapes_official.evaluate(
       root, tmp_path.__class__(predictions), tmp_path, monkeypatch)
   assert official['pq'] == pytest.approx(metrics['pq_all'], abs=1e-9)

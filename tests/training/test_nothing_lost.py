@@ -15,9 +15,13 @@ from google.protobuf import text_format
 import pytest
 
 from deeplab2 import config as config_lib
+from deeplab2.cli import export_model
+from deeplab2.cli import train
 from deeplab2.data import input_pipeline
-from deeplab2.serving import from_config
+from deeplab2.serving import export
 from deeplab2.training import experiment
+from deeplab2.training import modes
+import cli_runner
 from conftest import REPO_ROOT, tiny_config_text
 
 
@@ -35,10 +39,15 @@ def _config(tmp_path, data_dir, steps, name='config.textproto', **trainer):
   return str(path)
 
 
-def _train_command(config_path, model_dir):
-  return [sys.executable, os.path.join(REPO_ROOT, 'trainer', 'train.py'),
-          f'--config_file={config_path}', '--mode=train',
+def _train_flags(config_path, model_dir):
+  return [f'--config_file={config_path}', '--mode=train',
           f'--model_dir={model_dir}']
+
+
+def _train_command(config_path, model_dir):
+  """The command line as a process (the trainer/train.py shim)."""
+  return [sys.executable, os.path.join(REPO_ROOT, 'trainer', 'train.py'),
+          *_train_flags(config_path, model_dir)]
 
 
 def test_sigterm_saves_the_current_step_and_the_rerun_trains_on(
@@ -93,7 +102,7 @@ def trained_four_steps(tiny_dataset_dir, tmp_path_factory):
   root = tmp_path_factory.mktemp('four_steps')
   config_path = _config(root, tiny_dataset_dir, steps=4)
   model_dir = str(root / 'model')
-  experiment.run('train', config_path, model_dir)
+  modes.run('train', config_path, model_dir)
   assert _checkpoint_steps(model_dir) == [2, 4]
   return config_path, model_dir
 
@@ -139,7 +148,7 @@ def test_a_damaged_newest_checkpoint_falls_back_with_a_warning(
   assert 'Resumed from ' + os.path.join(model_dir, 'ckpt-2') in caplog.text
   if damage == 'remove_data':
     # eval too evaluates the intact one.
-    metrics = experiment.run('eval', config_path, model_dir)
+    metrics = modes.run('eval', config_path, model_dir)
     assert metrics['num_images'] == 4
 
 
@@ -164,12 +173,12 @@ def test_a_checkpoint_of_another_config_is_one_line(four_steps, tmp_path):
   assert 'could not be found' not in result.stdout + result.stderr
 
 
-def test_a_model_dir_that_is_a_file_is_one_line(tmp_path, tiny_config_path):
+def test_a_model_dir_that_is_a_file_is_one_line(tmp_path, tiny_config_path,
+                                                capsys):
   not_a_folder = tmp_path / 'file'
   not_a_folder.write_text('x')
-  result = subprocess.run(
-      _train_command(tiny_config_path, not_a_folder), capture_output=True,
-      text=True, check=False)
+  result = cli_runner.run_main(
+      train.main, _train_flags(tiny_config_path, not_a_folder), capsys)
   assert result.returncode == 1
   assert [line for line in result.stderr.splitlines()
           if line.startswith('error:')] == [
@@ -192,34 +201,33 @@ def test_export_overwrite_replaces_a_saved_model_and_nothing_else(
   with pytest.raises(FileExistsError, match=(
       'is not a SavedModel folder .*checkpoint.*--overwrite replaces '
       'SavedModel folders only')):
-    from_config.export_from_config(config_path, model_dir, model_dir,
-                                   overwrite=True)
+    export.export_from_config(config_path, model_dir, model_dir,
+                              overwrite=True)
   assert _listing(model_dir) == before
   # A damaged newest checkpoint: export takes the older one, with a warning.
   os.remove(os.path.join(model_dir, 'ckpt-4.index'))
   output = str(tmp_path / 'export')
   with caplog.at_level(logging.WARNING, logger='deeplab2'):
-    from_config.export_from_config(config_path, model_dir, output)
+    export.export_from_config(config_path, model_dir, output)
   assert 'ckpt-4 is damaged (ckpt-4.index is missing)' in caplog.text
   first = _listing(output)
-  from_config.export_from_config(config_path, model_dir, output,
-                                 overwrite=True)
+  export.export_from_config(config_path, model_dir, output,
+                            overwrite=True)
   assert _listing(output) and sorted(os.listdir(tmp_path)) == [
       'config.textproto', 'export', 'model']
   assert [name for name, _ in _listing(output)] == [name for name, _ in first]
 
 
-def test_export_errors_are_one_line(four_steps, tmp_path):
+def test_export_errors_are_one_line(four_steps, tmp_path, capsys):
   config_path, model_dir = four_steps
   for checkpoint, message in (
       (os.path.join(model_dir, 'ckpt-7'),
        f'error: No checkpoint {model_dir}/ckpt-7 ({model_dir}/ckpt-7.index '
        'does not exist).'),):
-    result = subprocess.run(
-        [sys.executable, os.path.join(REPO_ROOT, 'export_model.py'),
-         f'--config_file={config_path}', f'--checkpoint_path={checkpoint}',
-         f'--output_path={tmp_path / "export"}'],
-        capture_output=True, text=True, check=False)
+    result = cli_runner.run_main(
+        export_model.main,
+        [f'--config_file={config_path}', f'--checkpoint_path={checkpoint}',
+         f'--output_path={tmp_path / "export"}'], capsys)
     assert result.returncode == 1
     assert [line for line in result.stderr.splitlines()
             if line.startswith('error:')] == [message]

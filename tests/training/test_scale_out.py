@@ -16,9 +16,13 @@ import pytest
 from google.protobuf import text_format
 
 from deeplab2 import config as config_lib
+from deeplab2.cli import train
 from deeplab2.data import build_synthetic
 from deeplab2.training import distribution
 from deeplab2.training import experiment
+from deeplab2.training import modes
+from deeplab2.training import prediction_staging
+import cli_runner
 from conftest import REPO_ROOT, tiny_config_text
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -102,7 +106,7 @@ def test_two_workers_train_alike_and_evaluate_like_one_process(
           'metrics-00000002.json']
   assert not glob.glob(os.path.join(model_dir, '.worker-*'))
   # Each host wrote its images; the chief merged them into one folder.
-  predictions = experiment.predictions_path(model_dir, 2)
+  predictions = prediction_staging.predictions_path(model_dir, 2)
   written = _predictions(predictions)
   assert sorted(written) == [f'synthetic_val_{i:06d}.png' for i in range(3)]
   assert any(s['category_id'] in written.things
@@ -183,7 +187,7 @@ def test_continuous_eval_skips_a_checkpoint_deleted_before_it_is_read(
     tmp_path, tiny_dataset_dir, caplog, monkeypatch):
   config_path = _config(tmp_path, tiny_dataset_dir, steps=4)
   model_dir = str(tmp_path / 'model')
-  experiment.run('train', config_path, model_dir)
+  modes.run('train', config_path, model_dir)
   restore = experiment.Experiment.restore
 
   def restore_after_deletion(self, checkpoint_path=None):
@@ -198,18 +202,17 @@ def test_continuous_eval_skips_a_checkpoint_deleted_before_it_is_read(
     with pytest.raises(FileNotFoundError, match=(
         r'continuous_eval: no checkpoint in .*model could be evaluated '
         r'within continuous_eval_timeout \(1 s\)')):
-      experiment.run('continuous_eval', config_path, model_dir)
+      modes.run('continuous_eval', config_path, model_dir)
   assert 'ckpt-4 is damaged (ckpt-4.index is missing).' in caplog.text
 
 
 def test_num_gpus_beyond_this_host_is_one_clear_line(tmp_path,
-                                                     tiny_config_path):
-  process = subprocess.run(
-      [sys.executable, os.path.join(REPO_ROOT, 'trainer', 'train.py'),
-       f'--config_file={tiny_config_path}', '--mode=train',
-       f'--model_dir={tmp_path / "model"}', '--num_gpus=3'],
-      capture_output=True, text=True, env=dict(os.environ,
-                                               PYTHONPATH=REPO_ROOT))
+                                                     tiny_config_path,
+                                                     capsys):
+  process = cli_runner.run_main(
+      train.main, [f'--config_file={tiny_config_path}', '--mode=train',
+                   f'--model_dir={tmp_path / "model"}', '--num_gpus=3'],
+      capsys)
   assert process.returncode == 1
   assert process.stderr.strip().splitlines()[-1] == (
       'error: --num_gpus=3, but this host has 0 GPU(s).')

@@ -118,3 +118,28 @@ def test_swap_killed_between_renames_is_restored(tmp_path, caplog):
   assert os.listdir(target) == ['old.txt']
   assert _hidden(tmp_path) == []
   assert 'restored' in caplog.text
+
+
+def test_a_swap_that_cannot_be_undone_keeps_both_folders(tmp_path,
+                                                         monkeypatch):
+  target = tmp_path / 'export'
+  target.mkdir()
+  (target / 'old.txt').write_text('old')
+  real_rename = os.rename
+  calls = []
+
+  def rename(source, dest):
+    calls.append(source)
+    if len(calls) > 1:          # the new folder in, then the old one back
+      raise PermissionError(13, 'denied')
+    real_rename(source, dest)
+
+  with pytest.raises(atomic.SwapError, match='rename one of them') as error:
+    with atomic.StagedFolder(str(target)) as staged:
+      open(os.path.join(staged.path, 'new.txt'), 'w').close()
+      monkeypatch.setattr(os, 'rename', rename)
+  monkeypatch.undo()
+  backup, new = sorted(_hidden(tmp_path), key=lambda e: '.tmp-' in e)
+  assert os.listdir(tmp_path / backup) == ['old.txt']
+  assert os.listdir(tmp_path / new) == ['new.txt']
+  assert backup in str(error.value) and new in str(error.value)

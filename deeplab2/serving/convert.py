@@ -1,0 +1,40 @@
+"""Rewrites a checkpoint (deeplab2's, or a Keras `.h5` backbone) as one of
+ours, so that later runs restore it without any name mapping."""
+
+import os
+
+import tensorflow as tf
+
+from deeplab2 import config as config_lib
+from deeplab2.serving import export
+
+
+def convert_checkpoint(config_path: str, checkpoint_path: str,
+                       output_prefix: str, overwrite: bool = False) -> str:
+  """Restores `checkpoint_path` into the config's model and writes it.
+
+  The output holds the model only (`model/...`, as our trainer writes it).
+
+  Args:
+    config_path: the experiment textproto.
+    checkpoint_path: see export.restored_model (deeplab2's names are mapped
+      by modeling.deeplab2_checkpoint).
+    output_prefix: the checkpoint prefix to write (its folder is created).
+    overwrite: replace an existing checkpoint of that prefix.
+
+  Returns:
+    The path of the written checkpoint.
+
+  Raises:
+    FileExistsError: `output_prefix.index` exists and overwrite is False.
+    FileNotFoundError, ValueError: see export.restored_model.
+  """
+  if tf.io.gfile.exists(output_prefix + '.index') and not overwrite:
+    raise FileExistsError(f'{output_prefix}.index exists; pass overwrite=True '
+                          '(--overwrite) to replace it.')
+  parts = config_lib.load_experiment(config_path)
+  model = export.restored_model(parts, checkpoint_path)
+  directory = os.path.dirname(output_prefix)
+  if directory:
+    os.makedirs(directory, exist_ok=True)
+  return tf.train.Checkpoint(model=model).write(output_prefix)

@@ -1,0 +1,108 @@
+"""The checkpoints of one training run: where each host saves, what was
+restored, and saving at most once per step.
+
+Only the chief host writes into model_dir. The other hosts of a
+multi-worker run save theirs (which TF's collective saving needs) into a
+temporary folder of their own machine, deleted after each save, so a
+crashed worker leaves nothing in model_dir.
+"""
+
+import logging
+import tempfile
+
+import keras
+import tensorflow as tf
+
+from deeplab2.modeling import restore
+from deeplab2.training import distribution
+
+_log = logging.getLogger('deeplab2')
+
+
+class TrainingCheckpoints:
+  """Saves and restores the model and optimizer of one run.
+
+  Args:
+    strategy: the run's tf.distribute.Strategy (which host this is).
+    model: the keras.Model trained.
+    optimizer: its keras optimizer; `iterations` is the global step.
+    model_dir: the chief's checkpoint folder.
+    max_to_keep: checkpoints the chief keeps (older ones are deleted).
+    checkpoint_interval: steps between checkpoints (CheckpointManager's).
+
+  Attributes:
+    checkpoint: the tf.train.Checkpoint of `model` and `optimizer`.
+  """
+
+  def __init__(self, strategy: tf.distribute.Strategy, model: keras.Model,
+               optimizer: keras.optimizers.Optimizer, model_dir: str,
+               max_to_keep: int, checkpoint_interval: int):
+    self.is_chief = distribution.is_chief(strategy)
+    self.model_dir = model_dir
+    self._optimizer = optimizer
+    self.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
+    if self.is_chief:
+      self._folder = model_dir
+    else:
+      # Outside model_dir: a crashed worker leaves nothing in it.
+      self._folder = tempfile.mkdtemp(
+          prefix=f'deeplab2-worker{distribution.task_id(strategy)}-')
+    self._manager = tf.train.CheckpointManager(
+        self.checkpoint, self._folder,
+        max_to_keep=max_to_keep if self.is_chief else 1,
+        step_counter=optimizer.iterations,
+        checkpoint_interval=checkpoint_interval)
+    # The step of the checkpoint this run restored or last saved, its path.
+    self._step: int | None = None
+    self._path: str | None = None
+
+  def _step_now(self) -> int:
+    return int(self._optimizer.iterations.numpy())
+
+  def restore(self, path: str) -> None:
+    """Restores the checkpoint prefix `path`: every variable of the model
+    and the optimizer must be in it (see modeling.restore.restore_one).
+
+    Raises:
+      checkpoints.DamagedCheckpointError: a file of it missing or damaged.
+      ValueError: it was written by another config.
+    """
+    restore.restore_one(self.checkpoint, path)
+    self._step, self._path = self._step_now(), path
+    _log.info('Restored %s at step %d.', path, self._step)
+
+  def restore_newest(self) -> str | None:
+    """Restores the newest intact checkpoint of model_dir; returns its path
+    (None: model_dir holds none). Newer damaged ones are named in a
+    warning.
+
+    Raises:
+      checkpoints.DamagedCheckpointError: every checkpoint is damaged.
+      ValueError: see restore.
+    """
+    path, damaged = restore.restore_newest(self.checkpoint, self.model_dir)
+    if path is None:
+      return None
+    self._step, self._path = self._step_now(), path
+    _log.info('Restored %s at step %d.', path, self._step)
+    if damaged:
+      _log.warning('Resumed from %s: the newer %s damaged.', path,
+                   ', '.join(damaged) + (' is' if len(damaged) == 1
+                                         else ' are'))
+    return path
+
+  def save(self, step: int) -> str:
+    """Saves a checkpoint at `step`; returns its path (on a worker other
+    than the chief, a path already deleted)."""
+    path = self._manager.save(checkpoint_number=step, check_interval=False)
+    if not self.is_chief:
+      tf.io.gfile.rmtree(self._folder)
+    self._step, self._path = step, path
+    return path
+
+  def at(self, step: int) -> str:
+    """A checkpoint at `step`: the one this run saved or restored at that
+    step (intact, as it was read), or a new one. The same on every host."""
+    if self._step == step and self._path is not None:
+      return self._path
+    return self.save(step)

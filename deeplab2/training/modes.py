@@ -1,0 +1,126 @@
+"""Runs an experiment in one of the modes train / eval / train_and_eval /
+continuous_eval, with checkpoints, summaries and metric files in model_dir.
+
+  strategy = distribution.create_strategy()
+  modes.check_mode('train_and_eval', strategy)
+  metrics = modes.run('train_and_eval', config_path, model_dir, strategy)
+"""
+
+import logging
+import os
+from typing import Any, Callable
+
+import tensorflow as tf
+
+from deeplab2.training import distribution
+from deeplab2.training import experiment as experiment_lib
+from deeplab2.utils import checkpoints
+
+MODES = ('train', 'eval', 'train_and_eval', 'continuous_eval')
+_log = logging.getLogger('deeplab2')
+
+Metrics = dict[str, Any]
+
+
+def check_mode(mode: str, strategy: tf.distribute.Strategy) -> None:
+  """Raises ValueError for a mode unknown or impossible under `strategy`."""
+  if mode not in MODES:
+    raise ValueError(f'Unknown mode "{mode}"; valid: {", ".join(MODES)}.')
+  if mode == 'continuous_eval' and distribution.num_workers(strategy) > 1:
+    # Each host would wait for checkpoints on its own and they could pick
+    # different ones, then hang in the cross-host sum of the metrics.
+    raise ValueError('continuous_eval runs on one host (one or several '
+                     'GPUs, or a TPU), not under a multi-worker TF_CONFIG.')
+
+
+def run(mode: str, config_path: str, model_dir: str,
+        strategy: tf.distribute.Strategy | None = None) -> Metrics | None:
+  """Runs `mode`; returns the metrics of the last evaluation, if any.
+
+  train: trains to training_number_of_steps (resuming from model_dir).
+  eval: evaluates the latest checkpoint in model_dir once.
+  train_and_eval: trains, evaluating every eval_interval steps and at the
+    end; an already finished run trains no more steps and re-evaluates.
+  continuous_eval: evaluates each new checkpoint until the last step, or
+    until no new checkpoint comes within continuous_eval_timeout seconds.
+
+  Raises:
+    ValueError: see check_mode; a config error (config.ConfigError), or a
+      checkpoint of another config or damaged.
+    FileNotFoundError: eval or continuous_eval found no checkpoint.
+    interrupts.TrainingStopped: a stop signal ended training (with a
+      checkpoint).
+  """
+  # One strategy: a MultiWorkerMirroredStrategy may be created only once.
+  strategy = strategy or distribution.create_strategy()
+  check_mode(mode, strategy)
+  experiment = experiment_lib.Experiment(config_path, model_dir, strategy)
+  if mode in ('train', 'train_and_eval'):
+    os.makedirs(model_dir, exist_ok=True)
+    with experiment.stop_signals:
+      return _train(mode, experiment)
+  if mode == 'continuous_eval':
+    return _continuous_eval(
+        experiment, lambda: experiment_lib.Experiment(
+            config_path, model_dir, experiment.strategy))
+  restored = experiment.restore()
+  if mode == 'eval':
+    if not restored:
+      raise FileNotFoundError(f'No checkpoint in {model_dir} to evaluate.')
+    return experiment.evaluate()[0]
+  raise AssertionError(mode)   # check_mode knows the modes
+
+
+def _train(mode: str, experiment: experiment_lib.Experiment) -> Metrics | None:
+  """train / train_and_eval (see run)."""
+  total = experiment.total_steps
+  experiment.restore()
+  if experiment.global_step >= total:
+    _log.info('Training already finished at step %d.', experiment.global_step)
+  if mode == 'train':
+    experiment.train(total)
+    return None
+  interval = experiment.eval_schedule.eval_interval
+  metrics = None
+  while experiment.global_step < total:
+    next_eval = min(total, (experiment.global_step // interval + 1) * interval)
+    experiment.train(next_eval)
+    metrics = experiment.evaluate()[0]
+  if metrics is None:
+    metrics = experiment.evaluate()[0]
+  return metrics
+
+
+def _continuous_eval(
+    experiment: experiment_lib.Experiment,
+    rebuild: Callable[[], experiment_lib.Experiment]) -> Metrics | None:
+  """Evaluates each new checkpoint once; a checkpoint deleted (by the
+  trainer's num_checkpoints_to_keep) before it is read is skipped.
+
+  A restore that fails half-way can leave restorations pending on the
+  model's and optimizer's variables; `rebuild` gives a fresh Experiment so
+  the next checkpoint is read cleanly."""
+  metrics = None
+  timeout = experiment.eval_schedule.continuous_eval_timeout
+  evaluated = 0
+  for path in tf.train.checkpoints_iterator(experiment.model_dir,
+                                            timeout=timeout):
+    try:
+      experiment.restore(path)
+    except checkpoints.DamagedCheckpointError as e:
+      # Usually deleted by the trainer's num_checkpoints_to_keep meanwhile.
+      _log.warning('Skipped: %s.', e)
+      experiment = rebuild()
+      continue
+    metrics = experiment.evaluate()[0]
+    evaluated += 1
+    if experiment.global_step >= experiment.total_steps:
+      break
+  else:
+    if not evaluated:
+      raise FileNotFoundError(
+          f'continuous_eval: no checkpoint in {experiment.model_dir} could '
+          f'be evaluated within continuous_eval_timeout ({timeout} s).')
+    _log.info('No new checkpoint in %s within %ss; stopping after %d '
+              'evaluation(s).', experiment.model_dir, timeout, evaluated)
+  return metrics
