@@ -91,3 +91,102 @@ def tiny_saved_model(tmp_path_factory):
                             parts.inference_options(), path,
                             parts.descriptor('eval'))
   return path, parts
+
+
+@pytest.fixture
+def zero_initializers(monkeypatch):
+  """Keras' random initializers return zeros for the test's duration.
+
+  For tests that count weights and multiply-adds or load every weight from
+  a checkpoint: TF's truncated normal is most of the time of building a
+  full-size network on these CPUs (2.6 s of 3.4 s for Wide-ResNet-41), and
+  such tests never read the random values.
+  """
+  from keras.src.backend import random as backend_random  # pylint: disable=g-import-not-at-top
+  import keras  # pylint: disable=g-import-not-at-top
+
+  def zeros(shape, *args, dtype=None, **kwargs):
+    del args, kwargs
+    return keras.ops.zeros(shape, dtype=dtype or 'float32')
+
+  for name in ('normal', 'truncated_normal', 'uniform'):
+    monkeypatch.setattr(backend_random, name, zeros)
+
+
+# Tests that take over ~6 s on the 2-core CI machines (TensorFlow processes,
+# trainings, full-size networks): `bash tools/run_tests.sh --quick` leaves
+# them out, the full run keeps them. The quick subset still runs at least
+# one test of every module (one tiny training, one parity network, one
+# pinned backbone count, one config build through the one door). Node-id
+# prefixes; a test may also carry @pytest.mark.slow itself.
+_SLOW_TESTS = (
+    'tests/config/test_bad_configs.py::test_train_prints_each_config_error',
+    'tests/config/test_one_door.py::test_every_config_builds_through_the_one_'
+    'door[cityscapes/panoptic_deeplab/swidernet',
+    'tests/config/test_one_door.py::test_every_config_builds_through_the_one_'
+    'door[cityscapes/panoptic_deeplab/wide_resnet41',
+    'tests/config/test_one_door.py::test_every_config_builds_through_the_one_'
+    'door[cityscapes/panoptic_deeplab/xception71',
+    'tests/data/test_conversion_safety.py::test_an_interrupt_stops_a_two_',
+    'tests/data/test_converters.py::test_custom_dataset_cli_with_two_workers',
+    'tests/data/test_resize_to_range.py::test_evaluation_scores_predictions_',
+    'tests/data/test_resize_to_range.py::test_resized_evaluation_takes_',
+    'tests/data/test_visualize_targets.py::',
+    'tests/inference/test_tta.py::test_flip_augmented_maps_of_a_mirror_',
+    'tests/modeling/test_deeplab2_checkpoint.py::test_convert_then_export_',
+    'tests/modeling/test_deeplab2_parity.py::test_a_checkpoint_of_another_',
+    'tests/modeling/test_deeplab2_parity.py::test_float_outputs_match_'
+    'deeplab2[manifest_cityscapes_mobilenet_v3_large',
+    'tests/modeling/test_deeplab2_parity.py::test_float_outputs_match_'
+    'deeplab2[manifest_cityscapes_resnet50',
+    'tests/modeling/test_deeplab2_parity.py::test_float_outputs_match_'
+    'deeplab2[manifest_cityscapes_swidernet',
+    'tests/modeling/test_deeplab2_parity.py::test_float_outputs_match_'
+    'deeplab2[manifest_cityscapes_wide_resnet41',
+    'tests/modeling/test_deeplab2_parity.py::test_float_outputs_match_'
+    'deeplab2[manifest_coco',
+    'tests/modeling/test_keras_applications.py::test_initial_checkpoint_',
+    'tests/modeling/test_keras_applications.py::test_legacy_h5_files_',
+    'tests/modeling/test_keras_applications.py::test_mobilenet_v3_weights_',
+    'tests/modeling/test_keras_applications.py::test_resnet50_weights_',
+    'tests/modeling/test_keras_applications.py::test_weights_of_another_',
+    'tests/modeling/test_layers.py::test_checkpoint_round_trip_',
+    'tests/modeling/test_layers.py::test_model_get_config_round_trip',
+    'tests/modeling/test_layers.py::test_model_outputs_at_input_size',
+    'tests/modeling/test_mixed_precision.py::test_a_bfloat16_model_exports',
+    'tests/modeling/test_mixed_precision.py::test_mixed_float16_trains_',
+    'tests/modeling/test_mixed_precision.py::test_layers_compute_in_half_'
+    'precision_and_return_float32[mixed_bfloat16',
+    'tests/modeling/test_model_stats.py::test_backbone_counts_are_pinned[r',
+    'tests/modeling/test_model_stats.py::test_backbone_counts_are_pinned[s',
+    'tests/modeling/test_model_stats.py::test_backbone_counts_are_pinned[w',
+    'tests/modeling/test_model_stats.py::test_backbone_counts_are_pinned[x',
+    'tests/modeling/test_model_stats.py::test_backbone_counts_are_pinned['
+    'mobilenet_v3_large',
+    'tests/modeling/test_model_stats.py::test_xception71_panoptic_',
+    'tests/postprocessing/test_against_numpy.py::test_random_maps[200]',
+    'tests/postprocessing/test_against_numpy.py::test_same_under_xla',
+    'tests/serving/test_atomic_outputs.py::',
+    'tests/serving/test_export_equals_eval.py::',
+    'tests/serving/test_infer.py::test_infer_writes_overlays_',
+    'tests/serving/test_serving_sizes.py::',
+    'tests/training/test_deeplab2_training_parity.py::',
+    'tests/training/test_end_to_end.py::test_export_serves_without_',
+    'tests/training/test_end_to_end.py::test_a_killed_run_resumes_',
+    'tests/training/test_eval_protocol.py::',
+    'tests/training/test_mirrored.py::',
+    'tests/training/test_nothing_lost.py::test_sigterm_saves_',
+    'tests/training/test_nothing_lost.py::test_a_damaged_newest_',
+    'tests/training/test_nothing_lost.py::test_export_overwrite_',
+    'tests/training/test_nothing_lost.py::test_a_checkpoint_of_another_',
+    'tests/training/test_scale_out.py::test_a_seeded_run_',
+    'tests/training/test_scale_out.py::test_continuous_eval_',
+    'tests/training/test_scale_out.py::test_two_workers_',
+)
+
+
+def pytest_collection_modifyitems(config, items):
+  del config
+  for item in items:
+    if item.nodeid.startswith(_SLOW_TESTS):
+      item.add_marker(pytest.mark.slow)

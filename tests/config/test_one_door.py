@@ -31,7 +31,7 @@ def test_every_config_is_found():
 
 
 @pytest.mark.parametrize('path', _CONFIGS, ids=[_config_id(p) for p in _CONFIGS])
-def test_every_config_builds_through_the_one_door(path):
+def test_every_config_builds_through_the_one_door(path, zero_initializers):
   parts = config_lib.load_experiment(path)
   # Variables do not depend on the input size; 33 = 16 * 2 + 1 = 32 + 1.
   model = parts.build_model(input_size=(33, 33))

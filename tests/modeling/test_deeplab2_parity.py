@@ -51,7 +51,8 @@ def test_all_ten_configurations_are_there():
 
 
 @pytest.mark.parametrize('manifest_path', _CASES)
-def test_float_outputs_match_deeplab2(manifest_path, tmp_path):
+def test_float_outputs_match_deeplab2(manifest_path, tmp_path,
+                                     zero_initializers):
   with open(manifest_path) as f:
     manifest = json.load(f)
   name = manifest['name']
@@ -59,6 +60,11 @@ def test_float_outputs_match_deeplab2(manifest_path, tmp_path):
   model = config_lib.build_model(config.model_options,
                                  normalization.BatchNormOptions(),
                                  input_size=tuple(manifest['crop_size_hw']))
+  # Parameter counts equal deeplab2's for the same config text.
+  trainable = sum(int(np.prod(v.shape)) for v in model.trainable_weights)
+  total = sum(int(np.prod(v.shape)) for v in model.weights)
+  assert (trainable, total) == (manifest['trainable_params'],
+                                manifest['total_params']), name
   prefix = write_reference_checkpoint(manifest, str(tmp_path / 'ckpt-1'))
   report = deeplab2_checkpoint.restore(model, prefix)
   assert len(report.restored) == manifest['num_model_keys']

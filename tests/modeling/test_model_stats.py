@@ -45,7 +45,7 @@ def test_counter_on_hand_computed_layers():
 
 
 @pytest.mark.parametrize('name', sorted(_BACKBONES))
-def test_backbone_counts_are_pinned(name):
+def test_backbone_counts_are_pinned(name, zero_initializers):
   sac = 32 if name == 'swidernet' else -1
   backbone = backbones.build_backbone(
       name, backbones.BackboneOptions(output_stride=16,
@@ -66,7 +66,7 @@ def test_resnet50_has_keras_applications_weights_less_conv_biases():
   assert reference.count_params() - biases == ours
 
 
-def test_xception71_panoptic_deeplab_against_the_paper():
+def test_xception71_panoptic_deeplab_against_the_paper(zero_initializers):
   """CVPR 2020 Table 1, best row: 46.72 M parameters, 559.15 B M-Adds.
 
   Parameters must be within 1 % of the paper's. The center and offset heads
