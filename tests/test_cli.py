@@ -29,7 +29,7 @@ SHIMS = {
     'infer.py': 'infer',
 }
 # deeplab2/cli modules that are no command.
-_HELPERS = {'__init__', 'conversion_flags'}
+_HELPERS = {'__init__', 'conversion_flags', 'messages'}
 
 
 def _console_scripts():

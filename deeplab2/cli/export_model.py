@@ -20,20 +20,10 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 from deeplab2 import config as config_lib  # pylint: disable=g-import-not-at-top
+from deeplab2.cli import messages
 from deeplab2.config import validation
 from deeplab2.serving import export
 from deeplab2.serving import tflite
-
-
-def _fail(message: str) -> int:
-  """Prints `message` as the one line to stderr; returns the status, 1.
-
-  TF's warnings about objects of a failed restore, logged as they are
-  deleted at exit, are dropped.
-  """
-  tf.get_logger().setLevel('ERROR')
-  print(message, file=sys.stderr)
-  return 1
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -97,9 +87,10 @@ def main(argv: Sequence[str] | None = None) -> int:
           args.config_file, args.checkpoint_path, args.output_path,
           args.overwrite, **options)
   except (config_lib.ConfigError, OSError, ValueError) as e:
-    return _fail(f'error: {e}')
+    return messages.fail_after_restore(f'error: {e}')
   except tf.errors.OpError as e:      # e.g. a full disk while saving
-    return _fail(f'error: {type(e).__name__}: {e.message.splitlines()[0]}')
+    return messages.fail_after_restore(
+        f'error: {type(e).__name__}: {e.message.splitlines()[0]}')
   except KeyboardInterrupt:
     print('error: interrupted; the output was left as it was.',
           file=sys.stderr)

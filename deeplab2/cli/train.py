@@ -22,20 +22,10 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 from deeplab2 import config as config_lib  # pylint: disable=g-import-not-at-top
+from deeplab2.cli import messages
 from deeplab2.training import distribution
 from deeplab2.training import interrupts
 from deeplab2.training import modes
-
-
-def _fail(message: str) -> int:
-  """Prints `message` as the one line to stderr; returns the status, 1.
-
-  TF's warnings about objects of a failed restore, logged as they are
-  deleted at exit, are dropped.
-  """
-  tf.get_logger().setLevel('ERROR')
-  print(message, file=sys.stderr)
-  return 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -79,9 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
           ValueError) as e:
     # Config problems name file, line and field; the others name the file
     # or the step. No traceback for any of them.
-    return _fail(f'error: {e}')
+    return messages.fail_after_restore(f'error: {e}')
   except tf.errors.OpError as e:      # e.g. a full disk while saving
-    return _fail(f'error: {type(e).__name__}: {e.message.splitlines()[0]}')
+    return messages.fail_after_restore(
+        f'error: {type(e).__name__}: {e.message.splitlines()[0]}')
   if metrics:
     print(f'final: PQ {metrics["pq_all"]:.4f} (things {metrics["pq_things"]:.4f}'
           f', stuff {metrics["pq_stuff"]:.4f}) SQ {metrics["sq_all"]:.4f} '
