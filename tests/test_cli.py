@@ -145,3 +145,15 @@ def test_export_eval_scales_follow_the_config_rule(scales, message, capsys):
        '--output_path=unused', f'--eval_scales={scales}'], capsys)
   assert result.returncode == 2
   assert re.search(message, result.stderr), result.stderr
+
+
+@pytest.mark.parametrize('command', ['build_coco_data', 'build_cityscapes_data',
+                                     'build_mapillary_data'])
+def test_converter_commands_import_no_tensorflow(command):
+  """Their worker processes re-import the command's module when they start;
+  TensorFlow comes only with the conversion itself."""
+  result = subprocess.run(
+      [sys.executable, '-c', f'import sys, deeplab2.cli.{command}; '
+       'print("tensorflow" in sys.modules)'],
+      capture_output=True, text=True, check=True)
+  assert result.stdout.strip() == 'False'

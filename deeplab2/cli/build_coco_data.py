@@ -24,7 +24,6 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 from deeplab2.cli import conversion_flags  # pylint: disable=g-import-not-at-top
 from deeplab2.data import coco  # pylint: disable=g-import-not-at-top
-from deeplab2.data import conversion_checks  # pylint: disable=g-import-not-at-top
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -58,6 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
   if dataset_name is None:
     dataset_name = (conversion_flags.output_folder_name(args.output_dir)
                     if any(overrides) else coco.COCO_NAME)
+  # Imported here, not with the module: see conversion_flags.
+  from deeplab2.data import conversion_checks  # pylint: disable=g-import-not-at-top
   try:
     # Before reading the (large) JSONs; convert_dataset checks all labels.
     conversion_checks.check_builtin_divisor(dataset_name, args.label_divisor)

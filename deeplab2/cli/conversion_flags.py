@@ -7,6 +7,10 @@ imports it.
 like Ctrl-C, the library's warnings (e.g. what it cleaned up after a killed
 conversion) go to stderr, and every expected failure is one `error: ...`
 line on stderr with a non-zero exit status, never a traceback.
+
+deeplab2.data.conversion (and with it TensorFlow) is imported when a
+conversion runs, not with this module: the converters' worker processes
+start by re-importing the command's main module, and need none of it.
 """
 
 import argparse
@@ -19,7 +23,6 @@ import sys
 import threading
 from typing import Any
 
-from deeplab2.data import conversion
 from deeplab2.utils import progress
 
 
@@ -127,6 +130,7 @@ def call(convert: Callable[..., Any], output_dir: str, *args: Any,
     (result of convert, 0), or (None, exit status): 1 after an error,
     128 + the signal number after an interrupt.
   """
+  from deeplab2.data import conversion  # pylint: disable=g-import-not-at-top
   stream = _Stderr()
   handler = _LogToStderr(stream)
   logger = logging.getLogger('deeplab2')
@@ -161,6 +165,7 @@ def run(find_split: Callable[[str], Any], splits: Sequence[str],
   Returns:
     The exit status.
   """
+  from deeplab2.data import conversion  # pylint: disable=g-import-not-at-top
   result, status = call(
       conversion.convert_dataset, args.output_dir, find_split, splits,
       args.output_dir, args.num_shards, args.num_workers,

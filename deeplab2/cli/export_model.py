@@ -21,7 +21,6 @@ import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 from deeplab2 import config as config_lib  # pylint: disable=g-import-not-at-top
 from deeplab2.cli import messages
-from deeplab2.config import validation
 from deeplab2.serving import export
 from deeplab2.serving import tflite
 
@@ -47,7 +46,7 @@ def _scales(text: str) -> tuple[float, ...]:
     raise argparse.ArgumentTypeError(
         f'--eval_scales is a comma-separated list (e.g. 0.5,1,1.5), got '
         f'{text!r}')
-  problem = validation.eval_scales_problem(scales)
+  problem = config_lib.eval_scales_problem(scales)
   if problem:
     raise argparse.ArgumentTypeError(f'--eval_scales {problem}')
   return scales

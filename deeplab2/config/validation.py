@@ -19,12 +19,6 @@ from deeplab2.config import trainer_checks
 from deeplab2.data import dataset_descriptor
 from deeplab2.protos import config_pb2
 
-# The test-time scale rule, for callers outside the config (a command
-# line's --eval_scales); see evaluator_checks.
-check_eval_scales = evaluator_checks.check_eval_scales
-eval_scales_problem = evaluator_checks.eval_scales_problem
-
-
 def validate_experiment(
     config: config_pb2.ExperimentOptions, path: str | None = None,
     text: str | None = None, num_replicas: int = 1,

@@ -8,7 +8,6 @@ Panoptic labels are stored as raw little-endian int32 bytes
 import contextlib
 import errno
 import io
-import logging
 import os
 import re
 
@@ -19,7 +18,6 @@ import tensorflow as tf
 from deeplab2 import common
 from deeplab2.utils import atomic
 
-_log = logging.getLogger('deeplab2')
 
 KEY_IMAGE = 'image/encoded'
 KEY_IMAGE_FILENAME = 'image/filename'
@@ -223,13 +221,8 @@ class ShardedWriter:
       except (tf.errors.OpError, OSError):
         pass
     del writers
-    for tmp in self._tmp_paths + self._renamed:
-      try:
-        os.remove(tmp)
-      except FileNotFoundError:
-        pass
-      except OSError as e:
-        _log.warning('could not remove %s: %s', tmp, e)
+    for path in self._tmp_paths + self._renamed:
+      atomic.remove(path)
 
   def __enter__(self) -> 'ShardedWriter':
     return self

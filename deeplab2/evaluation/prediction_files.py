@@ -29,8 +29,7 @@ from deeplab2.evaluation import segments as segments_lib
 from deeplab2.evaluation import writer_base
 from deeplab2.utils import atomic
 
-# data.dataset_descriptor.DatasetDescriptor; evaluation never imports data.
-DatasetDescriptor = Any
+DatasetDescriptor = segments_lib.DatasetDescriptor
 
 PANOPTIC = writer_base.PANOPTIC
 SEMANTIC = 'semantic'
@@ -40,9 +39,6 @@ MASK_DIR = 'masks'
 
 # <city>_<seq>_<frame>, as cityscapesScripts' getCsFileInfo splits names.
 _CITYSCAPES_NAME = re.compile(r'([^_\s/]+_\d+_\d+)(_[^\s/]*)?')
-# The writers' own, also for callers that write beside them (overlays).
-save_png = writer_base.save_png
-recover_folder = writer_base.recover_folder
 
 
 class CocoPanopticWriter(writer_base.Writer):

@@ -20,8 +20,7 @@ from PIL import Image
 from deeplab2.evaluation import segments as segments_lib
 from deeplab2.utils import atomic
 
-# data.dataset_descriptor.DatasetDescriptor; evaluation never imports data.
-DatasetDescriptor = Any
+DatasetDescriptor = segments_lib.DatasetDescriptor
 
 PANOPTIC = 'panoptic'
 PANOPTIC_JSON = PANOPTIC + '.json'

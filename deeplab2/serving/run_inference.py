@@ -19,6 +19,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from deeplab2.evaluation import prediction_files
+from deeplab2.evaluation import writer_base
 from deeplab2.serving import image_io
 from deeplab2.serving import predictor as predictor_lib
 from deeplab2.utils import atomic
@@ -127,7 +128,9 @@ def run(predictor: predictor_lib.Predictor, input_path: str,
   """
   inputs = list_inputs(input_path)
   check_outputs(inputs, output_dir, overwrite)
-  os.makedirs(os.path.join(output_dir, OVERLAY_DIR), exist_ok=True)
+  overlay_dir = os.path.join(output_dir, OVERLAY_DIR)
+  os.makedirs(overlay_dir, exist_ok=True)
+  writer_base.recover_folder(overlay_dir)   # once, not per file
   summary = Summary()
   with prediction_files.CocoPanopticWriter(
       output_dir, predictor.descriptor, overwrite=overwrite) as writer:
@@ -135,8 +138,8 @@ def run(predictor: predictor_lib.Predictor, input_path: str,
     def predict_and_write(name: str, image: np.ndarray) -> np.ndarray:
       prediction = predictor(image)
       overlay = prediction.overlay(image, labels=labels)
-      prediction_files.save_png(overlay, os.path.join(output_dir, OVERLAY_DIR,
-                                      name + '.png'))
+      writer_base.save_png(overlay, os.path.join(overlay_dir, name + '.png'),
+                           recover=False)
       writer.add(name + '.png', prediction.panoptic, image_id=name)
       summary.written += 1
       return overlay

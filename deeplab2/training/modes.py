@@ -63,8 +63,10 @@ def run(mode: str, config_path: str, model_dir: str,
     return _continuous_eval(
         experiment, lambda: experiment_lib.Experiment(
             config_path, model_dir, experiment.strategy))
-  restored = experiment.restore()
   if mode == 'eval':
+    # model_dir's checkpoints only: the config's initial checkpoint is
+    # nothing to evaluate, so it is not read.
+    restored = experiment.checkpoints.restore_newest()
     if not restored:
       raise FileNotFoundError(f'No checkpoint in {model_dir} to evaluate.')
     return experiment.evaluate()[0]

@@ -13,6 +13,7 @@ import pytest
 from deeplab2.data import dataset_descriptor
 from deeplab2.evaluation import prediction_files
 from deeplab2.evaluation import report
+from deeplab2.evaluation import writer_base
 from deeplab2.utils import atomic
 
 IMAGE = 'a_000001_{:06d}_leftImg8bit.png'
@@ -120,7 +121,7 @@ def test_a_running_writers_files_keep_the_folder_taken(tmp_path, caplog):
 def test_failed_png_write_leaves_no_file(tmp_path):
   path = str(tmp_path / 'x.png')
   with pytest.raises((TypeError, ValueError)):
-    prediction_files.save_png(np.zeros((2, 2), np.complex64), path)
+    writer_base.save_png(np.zeros((2, 2), np.complex64), path)
   assert os.listdir(tmp_path) == []
 
 
