@@ -93,9 +93,9 @@ def tiny_saved_model(tmp_path_factory):
   return path, parts
 
 
-@pytest.fixture
-def zero_initializers(monkeypatch):
-  """Keras' random initializers return zeros for the test's duration.
+def zeroed_initializers(monkeypatch):
+  """Makes Keras' random initializers return zeros while `monkeypatch`
+  (a pytest.MonkeyPatch) holds.
 
   For tests that count weights and multiply-adds or load every weight from
   a checkpoint: TF's truncated normal is most of the time of building a
@@ -111,6 +111,12 @@ def zero_initializers(monkeypatch):
 
   for name in ('normal', 'truncated_normal', 'uniform'):
     monkeypatch.setattr(backend_random, name, zeros)
+
+
+@pytest.fixture
+def zero_initializers(monkeypatch):
+  """zeroed_initializers for the test's duration."""
+  zeroed_initializers(monkeypatch)
 
 
 # Tests that take over ~6 s on the 2-core CI machines (TensorFlow processes,

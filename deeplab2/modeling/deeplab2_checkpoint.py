@@ -1,6 +1,7 @@
 """Restores a checkpoint written by deeplab2's trainer into our model."""
 
 import dataclasses
+from typing import Any, Protocol
 
 import tensorflow as tf
 
@@ -46,6 +47,17 @@ def is_deeplab2_checkpoint(checkpoint_path):
              key.endswith(deeplab2_names.KEY_SUFFIX) for key in shapes)
 
 
+class CheckpointEntries(Protocol):
+  """What `restore_entries` reads: a tf.train.CheckpointReader, or any
+  object with its two methods."""
+
+  def get_variable_to_shape_map(self) -> dict[str, list[int]]:
+    ...
+
+  def get_tensor(self, key: str) -> Any:
+    ...
+
+
 def restore(model, checkpoint_path, restore_semantic_last_layer=True,
             restore_instance_last_layer=True):
   """Assigns every model variable from its deeplab2 key.
@@ -68,8 +80,17 @@ def restore(model, checkpoint_path, restore_semantic_last_layer=True,
       entries whose shape differs, or the model-looking checkpoint entries
       that no variable takes. Nothing is assigned in that case.
   """
-  reader = tf.train.load_checkpoint(checkpoint_path)
-  shapes = reader.get_variable_to_shape_map()
+  return restore_entries(model, tf.train.load_checkpoint(checkpoint_path),
+                         checkpoint_path, restore_semantic_last_layer,
+                         restore_instance_last_layer)
+
+
+def restore_entries(model, entries: CheckpointEntries, source: str,
+                    restore_semantic_last_layer=True,
+                    restore_instance_last_layer=True):
+  """`restore` from checkpoint entries already open (or held in memory);
+  `source` names them in the errors."""
+  shapes = entries.get_variable_to_shape_map()
   pairs = deeplab2_names.checkpoint_keys(model)
   backbone_only = not any(k.startswith('semantic_decoder/') for k in shapes)
   if backbone_only:
@@ -84,20 +105,20 @@ def restore(model, checkpoint_path, restore_semantic_last_layer=True,
   pairs = [(v, k) for v, k in pairs if k not in skipped]
   missing = [key for _, key in pairs if key not in shapes]
   if missing:
-    raise ValueError(f'{checkpoint_path}: {len(missing)} model variables have '
+    raise ValueError(f'{source}: {len(missing)} model variables have '
                      f'no entry, e.g. {missing[:3]}.')
   wrong_shape = [(key, shapes[key], tuple(v.shape)) for v, key in pairs
                  if tuple(shapes[key]) != tuple(v.shape)]
   if wrong_shape:
-    raise ValueError(f'{checkpoint_path}: shapes differ (key, checkpoint, '
+    raise ValueError(f'{source}: shapes differ (key, checkpoint, '
                      f'model): {wrong_shape[:3]}.')
   used = {key for _, key in pairs}
   ignored = sorted(k for k in shapes if not _is_model_key(k) or k in skipped)
   unused = sorted(k for k in shapes if k not in used and k not in ignored)
   if unused:
-    raise ValueError(f'{checkpoint_path}: {len(unused)} entries map to no '
+    raise ValueError(f'{source}: {len(unused)} entries map to no '
                      f'model variable, e.g. {unused[:3]}.')
   for variable, key in pairs:
-    variable.assign(reader.get_tensor(key))
+    variable.assign(entries.get_tensor(key))
   return RestoreReport(restored=sorted(used), ignored=ignored,
                        backbone_only=backbone_only)

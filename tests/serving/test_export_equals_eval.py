@@ -101,6 +101,17 @@ def trained(tmp_path_factory, tiny_dataset_dir):
   return root, model_dir
 
 
+@pytest.fixture(scope='module')
+def plain_export(trained, tiny_dataset_dir):
+  """(config path, SavedModel folder) of the plain config, exported once for
+  the tests below that serve it."""
+  root, model_dir = trained
+  config_path = _write_config(root / 'export-plain.textproto',
+                              tiny_dataset_dir, resized=False)
+  return config_path, export.export_from_config(config_path, model_dir,
+                                                str(root / 'export-plain'))
+
+
 def _evaluator_maps(parts, model, images, root):
   """{name/i: maps} of the evaluator, one image per batch, each with its own
   crop: the config's, or for a larger image the size the export pads to."""
@@ -130,16 +141,18 @@ def _evaluator_maps(parts, model, images, root):
 
 @pytest.mark.parametrize('resized', [False, True], ids=['plain', 'resized_tta'])
 def test_both_signatures_equal_the_evaluator_in_a_fresh_process(
-    trained, tiny_dataset_dir, resized):
+    trained, plain_export, tiny_dataset_dir, resized):
   root, model_dir = trained
-  config_path = _write_config(root / f'export-{resized}.textproto',
-                              tiny_dataset_dir, resized)
+  if resized:
+    config_path = _write_config(root / 'export-resized.textproto',
+                                tiny_dataset_dir, resized)
+    export_dir = export.export_from_config(config_path, model_dir,
+                                           str(root / 'export-resized'))
+  else:
+    config_path, export_dir = plain_export
   parts = config_lib.load_experiment(config_path)
   options = parts.inference_options()
-  if resized:
-    assert options.resizes and options.tta.flip
-  export_dir = export.export_from_config(config_path, model_dir,
-                                         str(root / f'export-{resized}'))
+  assert options.resizes == options.tta.flip == resized
   assert export.read_metadata(export_dir)['inference_options']['tta'] == {
       'scales': list(options.tta.scales), 'flip': options.tta.flip}
 
@@ -181,13 +194,10 @@ INT8_PANOPTIC_AGREEMENT = 0.9106
 
 
 def test_tflite_float32_equals_the_saved_model_and_int8_agreement(
-    trained, tiny_dataset_dir, capsys):
+    trained, plain_export, capsys):
   from ai_edge_litert import interpreter as litert  # pylint: disable=g-import-not-at-top
   root, model_dir = trained
-  config_path = _write_config(root / 'tflite.textproto', tiny_dataset_dir,
-                              resized=False)
-  export_dir = export.export_from_config(config_path, model_dir,
-                                         str(root / 'export-tflite'))
+  config_path, export_dir = plain_export
   serve = tf.saved_model.load(export_dir).signatures['serving_default']
   images = [synthetic.generate_sample(np.random.default_rng(seed), 33)[0]
             for seed in range(20, 28)]
@@ -219,12 +229,9 @@ def test_tflite_float32_equals_the_saved_model_and_int8_agreement(
 
 
 def test_predictor_from_experiment_equals_the_saved_model(trained,
-                                                          tiny_dataset_dir):
-  root, model_dir = trained
-  config_path = _write_config(root / 'predictor.textproto', tiny_dataset_dir,
-                              resized=False)
-  export_dir = export.export_from_config(config_path, model_dir,
-                                         str(root / 'export-predictor'))
+                                                          plain_export):
+  _, model_dir = trained
+  config_path, export_dir = plain_export
   image = synthetic.generate_sample(np.random.default_rng(30), 41)[0]
   saved = predictor_lib.Predictor.from_saved_model(export_dir)(image)
   # A model_dir: its newest checkpoint, as the export took.

@@ -35,7 +35,7 @@ from deeplab2.data import tfrecord
 from deeplab2.modeling import deeplab2_checkpoint
 from deeplab2.modeling import deeplab2_names
 from deeplab2.training import trainer as trainer_lib
-from conftest import TEST_DATA
+from conftest import TEST_DATA, zeroed_initializers
 import deeplab2_reference
 
 PARITY_DIR = os.environ.get(
@@ -151,9 +151,9 @@ def _our_targets(parts, pairs):
           for key, ours in _TARGET_KEYS.items()}
 
 
-def _restore(model, model_keys, values, prefix):
-  deeplab2_reference.write_reference_checkpoint(model_keys, prefix, values)
-  report = deeplab2_checkpoint.restore(model, prefix)
+def _restore(model, entries, model_keys):
+  # From memory: restoring from a checkpoint file is test_deeplab2_parity's.
+  report = deeplab2_checkpoint.restore_entries(model, entries, 'reference')
   assert len(report.restored) == len(model_keys)
 
 
@@ -180,7 +180,9 @@ def run(request, tmp_path_factory):
   batch = {ours: tf.constant(reference_targets[key])
            for key, ours in _TARGET_KEYS.items()}
   strategy = tf.distribute.OneDeviceStrategy('/cpu:0')
-  with strategy.scope():
+  # The random initial values are never read: every weight is restored.
+  with pytest.MonkeyPatch.context() as monkeypatch, strategy.scope():
+    zeroed_initializers(monkeypatch)
     model = parts.build_model(aspp_dropout_rate=0.0)
     optimizer = parts.build_optimizer()
     loss_fn = parts.build_loss()
@@ -188,11 +190,11 @@ def run(request, tmp_path_factory):
         strategy, model, loss_fn, optimizer, global_batch_size=len(pairs),
         weight_decay=parts.l2_weight_decay)
   key_of = {id(v): k for v, k in deeplab2_names.checkpoint_keys(model)}
-  prefix = str(tmp / 'reference')
+  entries = deeplab2_reference.ReferenceEntries(model_keys, values)
 
   # Each stage starts from the reference weights and statistics (a training
   # forward pass updates the batch-norm moving statistics).
-  _restore(model, model_keys, values, prefix)
+  _restore(model, entries, model_keys)
   outputs = {k: v.numpy() for k, v in
              model(batch[common.IMAGE], training=True).items()}
   losses = {k: v.numpy() for k, v in loss_fn(
@@ -200,7 +202,7 @@ def run(request, tmp_path_factory):
 
   # One step of our trainer, with the gradients it applies captured (as the
   # reference's harness captured deeplab2's).
-  _restore(model, model_keys, values, prefix)
+  _restore(model, entries, model_keys)
   learning_rate = float(optimizer.learning_rate.numpy())
   applied = _capture_applied_gradients(strategy, optimizer, model)
   dataset = tf.data.Dataset.from_tensors(batch).repeat()
