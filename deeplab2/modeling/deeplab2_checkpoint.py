@@ -95,7 +95,7 @@ def restore_entries(model, entries: CheckpointEntries, source: str,
   backbone_only = not any(k.startswith('semantic_decoder/') for k in shapes)
   if backbone_only:
     pairs = [(v, k) for v, k in pairs if k.startswith('encoder/')]
-  skipped_prefixes = ()
+  skipped_prefixes: tuple[str, ...] = ()
   if not restore_semantic_last_layer:
     skipped_prefixes += (_SEMANTIC_LAST_LAYER,)
   if not restore_instance_last_layer:
