@@ -36,7 +36,12 @@ class Trainer:
     self.optimizer = optimizer
     self.global_batch_size = global_batch_size
     self.weight_decay = weight_decay
-    self._train_steps = tf.function(self._train_steps_impl)
+    if not optimizer.built:
+      # Slots made inside the first trace would make tf.function trace the
+      # whole training loop twice.
+      with strategy.scope():
+        optimizer.build(model.trainable_variables)
+    self._train_steps = tf.function(self._train_steps_impl, autograph=False)
     # XLA compiles the forward and backward pass of one replica (with sync
     # batch norm's all-reduce); the gradient all-reduce and the optimizer
     # update stay outside it.
@@ -78,17 +83,25 @@ class Trainer:
     return scaled
 
   def _train_steps_impl(self, iterator, num_steps):
-    sums = {name: tf.constant(0.0) for name in self.loss_fn.loss_names}
-    done = tf.constant(0)
-    for _ in tf.range(num_steps):
-      if self.stop_flag is not None and self.stop_flag.read_value():
-        break
+    # An explicit while_loop, traced without AutoGraph: converting the loss
+    # and step code took several seconds of every first trace.
+    def keep_going(done, sums):
+      del sums
+      more = done < num_steps
+      if self.stop_flag is not None:
+        more = tf.logical_and(more, tf.logical_not(self.stop_flag.read_value()))
+      return more
+
+    def one_step(done, sums):
       per_replica = self.strategy.run(self._replica_step,
                                       args=(next(iterator),))
       sums = {name: sums[name] + self.strategy.reduce(
           tf.distribute.ReduceOp.SUM, per_replica[name], axis=None)
               for name in sums}
-      done += 1
+      return done + 1, sums
+
+    sums = {name: tf.constant(0.0) for name in self.loss_fn.loss_names}
+    done, sums = tf.while_loop(keep_going, one_step, (tf.constant(0), sums))
     return {name: value / tf.cast(tf.maximum(done, 1), tf.float32)
             for name, value in sums.items()}
 
