@@ -73,3 +73,36 @@ def test_poly_fields_with_the_cosine_policy_are_one_warning_each(tmp_path):
   assert [w for w in warnings if 'poly_end_learning_rate: the cosine '
           'policy decays to 0 (as deeplab2); ignored' in w]
   assert not [w for w in warnings if 'poly_learning_power' in w]
+
+
+@pytest.mark.parametrize('name', ['Adam', 'AdamW'])
+@pytest.mark.parametrize('in_graph', [False, True])
+def test_adam_steps_are_keras_adams_bit_for_bit(name, in_graph):
+  # Ours computes the step's scalars once per apply; the weights must not
+  # move by a single bit against Keras' own (deeplab2's optimizer computes
+  # them so too), over steps of a decaying rate and gradients of every size.
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  shapes = [(3, 3, 4, 8), (8,), (5,)]
+  initial = [rng.normal(size=s).astype(np.float32) * 3 for s in shapes]
+  steps = [[(rng.normal(size=s) * 10.0 ** rng.integers(-8, 2)).astype(
+      np.float32) for s in shapes] for _ in range(4)]
+
+  def train(optimizer_class):
+    variables = [tf.Variable(value) for value in initial]
+    kwargs = {'weight_decay': 0.01} if name == 'AdamW' else {}
+    optimizer = optimizer_class(
+        keras.optimizers.schedules.PolynomialDecay(4e-4, 100, 0.0, 0.9),
+        **kwargs)
+    apply = lambda grads: optimizer.apply_gradients(zip(grads, variables))
+    if in_graph:
+      apply = tf.function(apply, autograph=False)
+    for gradients in steps:
+      apply([tf.constant(g) for g in gradients])
+    return [v.numpy() for v in variables]
+
+  ours = train(getattr(optimizers, name))
+  theirs = train(getattr(keras.optimizers, name))
+  for got, expected, before in zip(ours, theirs, initial):
+    assert not np.array_equal(got, before)
+    np.testing.assert_array_equal(got, expected)
