@@ -51,11 +51,11 @@ def _train_command(config_path, model_dir):
 
 
 def test_sigterm_saves_the_current_step_and_the_rerun_trains_on(
-    tiny_dataset_dir, tmp_path):
-  # Loops of 50 steps: the stop comes inside a loop, not at its end.
-  config_path = _config(tmp_path, tiny_dataset_dir, steps=200,
-                        steps_per_loop=50, save_checkpoints_steps=100,
-                        save_summaries_steps=50, num_checkpoints_to_keep=10)
+    tiny_dataset_dir, tmp_path, capsys, caplog):
+  # Loops of 25 steps: the stop comes inside a loop, not at its end.
+  config_path = _config(tmp_path, tiny_dataset_dir, steps=100,
+                        steps_per_loop=25, save_checkpoints_steps=50,
+                        save_summaries_steps=25, num_checkpoints_to_keep=10)
   model_dir = str(tmp_path / 'model')
   log_path = tmp_path / 'first.log'
   with open(log_path, 'w') as log:
@@ -63,7 +63,7 @@ def test_sigterm_saves_the_current_step_and_the_rerun_trains_on(
                                stdout=log, stderr=subprocess.STDOUT)
     try:
       deadline = time.time() + 300
-      while ('step 50/200' not in log_path.read_text() and
+      while ('step 25/100' not in log_path.read_text() and
              process.poll() is None and time.time() < deadline):
         time.sleep(0.1)
       assert process.poll() is None, log_path.read_text()[-3000:]
@@ -80,21 +80,25 @@ def test_sigterm_saves_the_current_step_and_the_rerun_trains_on(
   assert len(stopped) == 1, text[-3000:]
   steps = _checkpoint_steps(model_dir)
   step = steps[-1]
-  assert 50 <= step < 200
+  assert 25 <= step < 100
   assert f'stopped by SIGTERM at step {step}; saved ' in stopped[0]
   assert 'Traceback' not in text
 
-  rerun = subprocess.run(_train_command(config_path, model_dir),
-                         capture_output=True, text=True, check=False)
-  assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
-  assert f'at step {step}.' in rerun.stdout   # Restored ... at step N.
+  # The rerun in this process: the stop above needed a real one, the
+  # resume does not.
+  caplog.set_level(logging.INFO, logger='deeplab2')
+  rerun = cli_runner.run_main(train.main, _train_flags(config_path, model_dir),
+                              capsys)
+  log_text = caplog.text + rerun.stdout
+  assert rerun.returncode == 0, log_text[-3000:] + rerun.stderr[-3000:]
+  assert f'at step {step}.' in log_text   # Restored ... at step N.
   # No step twice: the rerun's first progress line is past the saved step.
-  first_logged = int(re.findall(r'step (\d+)/200', rerun.stdout)[0])
-  assert step < first_logged <= step + 50
-  # After the resume, checkpoints at multiples of 100 and at the end.
+  first_logged = int(re.findall(r'step (\d+)/100', log_text)[0])
+  assert step < first_logged <= step + 25
+  # After the resume, checkpoints at multiples of 50 and at the end.
   assert _checkpoint_steps(model_dir) == sorted(
       {s for s in steps if s < step} | {step} |
-      {s for s in (100, 200) if s > step})
+      {s for s in (50, 100) if s > step})
 
 
 @pytest.fixture(scope='module')
