@@ -102,12 +102,13 @@ class PanopticDeepLabModule(tf.Module):
     self.options = options
     self.input_size = tuple(input_size) if input_size else None
     height, width = self.input_size or (None, None)
+    # Plain TF code, as in the evaluator: no AutoGraph conversion to pay.
     self.serve = tf.function(
-        self._serve,
+        self._serve, autograph=False,
         input_signature=[tf.TensorSpec([height, width, None], tf.uint8,
                                        name='image')])
     self.serve_batch = tf.function(
-        self._serve_batch,
+        self._serve_batch, autograph=False,
         input_signature=[tf.TensorSpec([None, height, width, None],
                                        tf.uint8, name='images')])
 

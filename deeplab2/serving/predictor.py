@@ -188,7 +188,8 @@ class Predictor:
         export.restored_model(parts, checkpoint_path),
         parts.build_post_processor(),
         parts.inference_options(eval_scales, add_flipped_images))
-    serve = tf.function(module.predict_rgb, reduce_retracing=True)
+    serve = tf.function(module.predict_rgb, reduce_retracing=True,
+                        autograph=False)
 
     def run(images: np.ndarray) -> dict[str, np.ndarray]:
       return {key: value.numpy()

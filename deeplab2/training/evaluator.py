@@ -63,8 +63,8 @@ class Evaluator:
     # the image's original size, as NumPy arrays without the batch axis.
     self.prediction_writers: list[
         Callable[[str, dict[str, np.ndarray], dict[int, float]], None]] = []
-    self._predict = tf.function(self._predict_impl)
-    self._post_process = tf.function(post_processor.__call__,
+    self._predict = tf.function(self._predict_impl, autograph=False)
+    self._post_process = tf.function(post_processor.__call__, autograph=False,
                                      reduce_retracing=True)
 
   def _predict_impl(self, images):
