@@ -19,6 +19,8 @@ for arg in "$@"; do
     args+=("$arg")
   fi
 done
-# loadfile: a test file's module fixtures (a training, a subprocess) run once.
+# loadfile: a test file's module fixtures (a training, a subprocess) run once;
+# files in collection order, which tests/conftest.py sorts longest first.
 exec .venv/bin/python -m pytest tests -n "$workers" --dist loadfile \
+  --no-loadscope-reorder \
   ${args[@]+"${args[@]}"}
