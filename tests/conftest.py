@@ -93,6 +93,18 @@ def tiny_saved_model(tmp_path_factory):
   return path, parts
 
 
+def save_checkpoints_at(config_path, model_dir, steps):
+  """Writes model_dir's checkpoints at each of `steps` as a training run
+  does (Experiment's TrainingCheckpoints: model, optimizer, step), without
+  training: for tests that need checkpoints on disk, not learning. A
+  training step's first trace costs 10-20 s on the CI machines."""
+  from deeplab2.training import experiment  # pylint: disable=g-import-not-at-top
+  run = experiment.Experiment(config_path, model_dir)
+  for step in steps:
+    run.optimizer.iterations.assign(step)
+    run.checkpoints.save(step)
+
+
 def zeroed_initializers(monkeypatch):
   """Makes Keras' random initializers return zeros while `monkeypatch`
   (a pytest.MonkeyPatch) holds.

@@ -22,7 +22,7 @@ from deeplab2.serving import export
 from deeplab2.training import experiment
 from deeplab2.training import modes
 import cli_runner
-from conftest import REPO_ROOT, tiny_config_text
+from conftest import REPO_ROOT, save_checkpoints_at, tiny_config_text
 
 
 def _checkpoint_steps(model_dir):
@@ -102,20 +102,20 @@ def test_sigterm_saves_the_current_step_and_the_rerun_trains_on(
 
 
 @pytest.fixture(scope='module')
-def trained_four_steps(tiny_dataset_dir, tmp_path_factory):
+def checkpoints_two_and_four(tiny_dataset_dir, tmp_path_factory):
   root = tmp_path_factory.mktemp('four_steps')
   config_path = _config(root, tiny_dataset_dir, steps=4)
   model_dir = str(root / 'model')
-  modes.run('train', config_path, model_dir)
+  save_checkpoints_at(config_path, model_dir, (2, 4))
   assert _checkpoint_steps(model_dir) == [2, 4]
   return config_path, model_dir
 
 
 @pytest.fixture()
-def four_steps(trained_four_steps, tmp_path):
-  """A copy of a model_dir trained 4 steps (checkpoints 2 and 4), and its
-  config."""
-  config_path, model_dir = trained_four_steps
+def four_steps(checkpoints_two_and_four, tmp_path):
+  """A copy of a model_dir with checkpoints at steps 2 and 4 of a 4-step
+  run, and its config."""
+  config_path, model_dir = checkpoints_two_and_four
   copy = str(tmp_path / 'model')
   shutil.copytree(model_dir, copy)
   # The `checkpoint` file names the checkpoints by absolute path.

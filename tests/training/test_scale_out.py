@@ -23,7 +23,7 @@ from deeplab2.training import experiment
 from deeplab2.training import modes
 from deeplab2.training import prediction_staging
 import cli_runner
-from conftest import REPO_ROOT, tiny_config_text
+from conftest import REPO_ROOT, save_checkpoints_at, tiny_config_text
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -187,7 +187,7 @@ def test_continuous_eval_skips_a_checkpoint_deleted_before_it_is_read(
     tmp_path, tiny_dataset_dir, caplog, monkeypatch):
   config_path = _config(tmp_path, tiny_dataset_dir, steps=4)
   model_dir = str(tmp_path / 'model')
-  modes.run('train', config_path, model_dir)
+  save_checkpoints_at(config_path, model_dir, (2, 4))
   restore = experiment.Experiment.restore
 
   def restore_after_deletion(self, checkpoint_path=None):
