@@ -54,6 +54,11 @@ def multiply_adds(model, input_shape, **call_kwargs):
   Returns:
     int, summed over every graph op, nested functions included.
   """
+  if not getattr(model, 'built', True):
+    # Variables made inside the trace below would make tf.function trace
+    # twice and lift every initializer into the graph (xception_71: 29 s
+    # against 4.5 s built first).
+    model.build(tuple(input_shape))
   function = tf.function(lambda x: model(x, **call_kwargs))
   concrete = function.get_concrete_function(
       tf.TensorSpec(input_shape, tf.float32))
