@@ -150,8 +150,12 @@ def test_aspp_window_scales_as_deeplab2_and_covers_short_maps():
 
 
 def test_aspp_dropout_acts_in_training_only():
+  # Seeded (the drop masks then do not depend on what ran before in this
+  # process), on enough outputs (2 x 9 x 9 x 16) that the dropped share is
+  # measured to within a few percent.
+  keras.utils.set_random_seed(11)
   layer = aspp.ASPP(16, (1, 2, 3), bn_options=BN)
-  features = tf.random.stateless_normal([1, 5, 5, 4], seed=(5, 6))
+  features = tf.random.stateless_normal([2, 9, 9, 4], seed=(5, 6))
   first = layer(features, training=True).numpy()
   second = layer(features, training=True).numpy()
   assert np.any(first != second)
@@ -168,7 +172,8 @@ def test_aspp_dropout_acts_in_training_only():
   # About 10 % of the (non-zero) outputs are zeroed, the others scaled by
   # 1 / 0.9.
   dropped = (first == 0) & (projected != 0)
-  assert np.mean(dropped[projected != 0]) == pytest.approx(0.1, abs=0.06)
+  assert np.sum(projected != 0) > 1000
+  assert np.mean(dropped[projected != 0]) == pytest.approx(0.1, abs=0.03)
   np.testing.assert_allclose(first[~dropped], projected[~dropped] / 0.9,
                              rtol=1e-5, atol=1e-6)
 
