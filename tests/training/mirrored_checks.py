@@ -13,6 +13,7 @@ import sys
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
+import keras  # pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
 
@@ -30,6 +31,7 @@ from deeplab2.data import build_synthetic
 from deeplab2.data import input_pipeline
 from deeplab2.data import synthetic
 from deeplab2.data import tfrecord
+from deeplab2.losses import panoptic_deeplab_loss
 from deeplab2.training import evaluator as evaluator_lib
 from deeplab2.training import experiment
 from deeplab2.training import trainer as trainer_lib
@@ -62,9 +64,8 @@ def _write_datasets(work_dir):
 
 
 def _parts(data_dir, num_replicas, eval_batch=1, eval_files='val',
-           resize=0, policy='float32'):
+           resize=0):
   config = config_lib.parse_experiment_text(tiny_config_text(data_dir))
-  config.model_options.dtype_policy = policy
   config.trainer_options.solver_options.use_sync_batchnorm = True
   config.trainer_options.solver_options.optimizer = 'sgd'
   # A small rate keeps the round-off amplification of training equality
@@ -80,14 +81,21 @@ def _parts(data_dir, num_replicas, eval_batch=1, eval_files='val',
   return config_lib.from_message(config, num_replicas=num_replicas)
 
 
-def _train(strategy, parts, initial_weights, batch):
+def _train(strategy, parts, initial_weights, batch, overflow_check=False):
   """Trains TRAIN_STEPS steps on the same global batch; returns the losses
-  of each step and the final weights."""
+  of each step, the final weights, the model and (with overflow_check) what
+  check_overflow found after them."""
   assert parts.num_replicas == strategy.num_replicas_in_sync
   with strategy.scope():
     # No ASPP dropout: its masks are drawn per replica.
     model = parts.build_model(aspp_dropout_rate=0.0)
     optimizer = parts.build_optimizer()
+    loss_fn = parts.build_loss()
+    if overflow_check:
+      # Loss scaling multiplies and divides by powers of two: the steps
+      # before the overflow train exactly as without it.
+      optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+      loss_fn = _InfOnReplicaOne(loss_fn, model)
     optimizer.build(model.trainable_variables)
   model.set_weights(initial_weights)
   # experimental_distribute_dataset splits each global batch in order:
@@ -95,13 +103,18 @@ def _train(strategy, parts, initial_weights, batch):
   dataset = tf.data.Dataset.from_tensor_slices(batch).batch(
       parts.train_batch_size).repeat()
   iterator = iter(strategy.experimental_distribute_dataset(dataset))
-  trainer = trainer_lib.Trainer(strategy, model, parts.build_loss(),
-                                optimizer, parts.train_batch_size)
+  trainer = trainer_lib.Trainer(strategy, model, loss_fn, optimizer,
+                                parts.train_batch_size)
   losses = [trainer.train(iterator, 1) for _ in range(TRAIN_STEPS)]
-  return losses, [w.tolist() for w in model.get_weights()], model
+  weights = [w.tolist() for w in model.get_weights()]
+  overflow = (check_overflow(trainer, iterator, loss_fn) if overflow_check
+              else None)
+  return losses, weights, model, overflow
 
 
 def check_training(data_dir):
+  """One device against two replicas; the two-replica run then takes the
+  overflow step of check_overflow (one traced training serves both)."""
   parts_one = _parts(data_dir, 1)
   parts_two = _parts(data_dir, 2)
   options = dataclasses.replace(parts_one.pipeline_options('train'), seed=7)
@@ -109,14 +122,16 @@ def check_training(data_dir):
   batch = {k: v for k, v in batch.items()}
   reference = parts_one.build_model()
   initial = reference.get_weights()
-  one_losses, one_weights, one_model = _train(ONE, parts_one, initial, batch)
-  two_losses, two_weights, _ = _train(TWO, parts_two, initial, batch)
+  one_losses, one_weights, one_model, _ = _train(ONE, parts_one, initial,
+                                                 batch)
+  two_losses, two_weights, _, overflow = _train(
+      TWO, parts_two, initial, batch, overflow_check=True)
   return {'one_losses': one_losses, 'two_losses': two_losses,
           'one_weights': one_weights, 'two_weights': two_weights,
           'weight_names': [w.path for w in one_model.weights],
           'sync_batchnorm': any(
               getattr(layer, 'synchronized', False)
-              for layer in _layers(parts_two))}
+              for layer in _layers(parts_two))}, overflow
 
 
 def _layers(parts):
@@ -172,64 +187,69 @@ def check_eval_input(data_dir):
 
 
 class _InfOnReplicaOne:
-  """The loss, plus a term whose gradient is inf on replica 1 only (its
-  value is 0, so every loss stays finite)."""
+  """The loss, plus a term whose gradient is inf on replica 1 only while
+  `poisoned` is True, and 0 otherwise (its value is 0: every loss stays
+  finite, and the steps before the poison train exactly as without it)."""
 
   def __init__(self, loss_fn, model):
     self.loss_fn = loss_fn
     self.loss_names = loss_fn.loss_names
     self.variable = model.trainable_variables[0]
+    self.poisoned = tf.Variable(False, trainable=False)
 
   def __call__(self, outputs, batch):
     losses = dict(self.loss_fn(outputs, batch))
     replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-    scale = tf.where(tf.equal(replica, 1), np.inf, 0.0)
+    scale = tf.where(tf.logical_and(self.poisoned, tf.equal(replica, 1)),
+                     np.inf, 0.0)
 
     @tf.custom_gradient
     def poisoned(x):
       return tf.zeros([]), lambda dy: dy * scale * tf.ones_like(x)
 
-    extra = poisoned(self.variable)
-    losses[list(losses)[0]] += extra
-    return {k: v for k, v in losses.items()}
+    # The trainer differentiates the total loss.
+    losses[panoptic_deeplab_loss.TOTAL_LOSS] += poisoned(self.variable)
+    return losses
 
 
-def check_overflow(data_dir):
-  parts = _parts(data_dir, 2, policy='mixed_float16')
-  batch = next(iter(input_pipeline.make_dataset(
-      dataclasses.replace(parts.pipeline_options('train'), seed=7))))
-  with TWO.scope():
-    model = parts.build_model()
-    optimizer = parts.build_optimizer()
-    optimizer.build(model.trainable_variables)
-  before = [v.numpy().copy() for v in model.trainable_variables]
+def check_overflow(trainer, iterator, loss_fn):
+  """One more step of a two-replica trainer (loss scaling, loss_fn an
+  _InfOnReplicaOne) with an inf gradient on replica 1: what changed."""
+  model, optimizer = trainer.model, trainer.optimizer
+  before = [[v.numpy().copy() for v in TWO.experimental_local_results(
+      variable.value)] for variable in model.trainable_variables]
+  iterations_before = int(optimizer.iterations.numpy())
   scale_before = float(optimizer.dynamic_scale.numpy())
-  dataset = tf.data.Dataset.from_tensor_slices(batch).batch(4).repeat()
-  iterator = iter(TWO.experimental_distribute_dataset(dataset))
-  trainer = trainer_lib.Trainer(
-      TWO, model, _InfOnReplicaOne(parts.build_loss(), model), optimizer,
-      parts.train_batch_size)
+  loss_fn.poisoned.assign(True)
   losses = trainer.train(iterator, 1)
   changed = {}
   for replica in range(2):
     changed[replica] = sum(
         int(not np.array_equal(
-            TWO.experimental_local_results(v.value)[replica].numpy(), b))
+            TWO.experimental_local_results(v.value)[replica].numpy(),
+            b[replica]))
         for v, b in zip(model.trainable_variables, before))
-  return {'losses': losses, 'iterations': int(optimizer.iterations.numpy()),
+  return {'losses': losses, 'iterations_before': iterations_before,
+          'iterations_after': int(optimizer.iterations.numpy()),
           'scale_before': scale_before,
           'scale_after': float(optimizer.dynamic_scale.numpy()),
           'variables_changed_per_replica': changed}
 
 
-CHECKS = {'training': check_training, 'evaluation': check_evaluation,
-          'overflow': check_overflow, 'eval_input': check_eval_input}
+CHECKS = {'evaluation': check_evaluation, 'eval_input': check_eval_input}
 
 
 def main(work_dir, out_path, names=None):
+  """Runs the checks named (default: all) and writes their results.
+
+  'training' writes the results of 'training' and 'overflow'."""
   data_dir = _write_datasets(work_dir)
-  results = {name: CHECKS[name](data_dir)
-             for name in (names.split(',') if names else CHECKS)}
+  results = {}
+  for name in (names.split(',') if names else ['training', *CHECKS]):
+    if name == 'training':
+      results['training'], results['overflow'] = check_training(data_dir)
+    else:
+      results[name] = CHECKS[name](data_dir)
   with open(out_path, 'w') as f:
     json.dump(results, f)
 
