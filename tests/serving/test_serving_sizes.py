@@ -22,10 +22,11 @@ for height, width, channels in json.loads(sys.argv[2]):
 print(json.dumps(results))
 """
 
+# Odd and even sides up to 4097 (an even one at 4096 beside 129 rows: the
+# full 4096 x 4096 took 15-20 s more and proves nothing 4097 x 4097 does not).
 CASES = [(1, 1, 3), (2, 2, 3), (1, 4097, 3), (4097, 1, 3), (32, 34, 3),
          (33, 33, 3), (64, 33, 3), (129, 4096, 3), (4097, 4097, 3),
-         (4096, 4096, 3), (37, 29, 1), (37, 29, 2), (37, 29, 4),
-         (37, 29, 5), (0, 29, 3)]
+         (37, 29, 1), (37, 29, 2), (37, 29, 4), (37, 29, 5), (0, 29, 3)]
 
 
 def test_sizes_and_channel_counts_in_a_separate_process(tiny_saved_model):
