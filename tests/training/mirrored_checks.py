@@ -140,11 +140,8 @@ def _layers(parts):
   return model._flatten_layers()  # pylint: disable=protected-access
 
 
-def _evaluate(strategy, parts, weights):
+def _evaluate(strategy, parts, model):
   assert parts.num_replicas == strategy.num_replicas_in_sync
-  with strategy.scope():
-    model = parts.build_model()
-  model.set_weights(weights)
   options = parts.pipeline_options('eval')
   # As Experiment distributes it: batches in host memory.
   dataset = experiment.distributed_dataset(strategy, options)
@@ -155,16 +152,23 @@ def _evaluate(strategy, parts, weights):
 
 
 def check_evaluation(data_dir):
+  """One model per strategy, the same weights, evaluated on each dataset
+  and batch size by a new Evaluator (as Experiment makes one)."""
   weights = _parts(data_dir, 1).build_model().get_weights()
+  models = {}
+  for strategy, num_replicas in ((ONE, 1), (TWO, 2)):
+    with strategy.scope():
+      models[num_replicas] = _parts(data_dir, num_replicas).build_model()
+    models[num_replicas].set_weights(weights)
   results = {}
   for name, files, resize in (('plain', 'val', 0), ('resized', 'sized', 29)):
-    results[name] = {
-        'one': _evaluate(ONE, _parts(data_dir, 1, 1, files, resize), weights)}
+    results[name] = {'one': _evaluate(
+        ONE, _parts(data_dir, 1, 1, files, resize), models[1])}
     # Batch 1: rounded up to 1 per replica, one replica idles at the end;
     # batch 3: 2 per replica, the last batch padded.
     for eval_batch in (1, 3):
       results[name][f'two_batch{eval_batch}'] = _evaluate(
-          TWO, _parts(data_dir, 2, eval_batch, files, resize), weights)
+          TWO, _parts(data_dir, 2, eval_batch, files, resize), models[2])
   return results
 
 
