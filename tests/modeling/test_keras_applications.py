@@ -38,7 +38,10 @@ def _keras_layer_weights(keras_model, name):
   return [w.numpy() for w in keras_model.get_layer(name).weights]
 
 
-def test_resnet50_weights_land_in_the_mapped_variables(tmp_path):
+def test_resnet50_weights_land_in_the_mapped_variables(tmp_path,
+                                                      zero_initializers):
+  # Zero initial values (quick to make): _randomise sets every Keras weight,
+  # and a variable the restore missed would stay 0.
   reference = keras.applications.ResNet50(weights=None)
   _randomise(reference, 0)
   path = str(tmp_path / 'resnet50.weights.h5')
@@ -89,7 +92,7 @@ def test_resnet50_weights_land_in_the_mapped_variables(tmp_path):
     (keras.applications.MobileNetV3Small, 'mobilenet_v3_small'),
     (keras.applications.MobileNetV3Large, 'mobilenet_v3_large')])
 def test_mobilenet_v3_weights_land_in_the_mapped_variables(
-    application, backbone, tmp_path):
+    application, backbone, tmp_path, zero_initializers):
   reference = application(weights=None)
   _randomise(reference, 2)
   path = str(tmp_path / 'mobilenet.weights.h5')
@@ -130,7 +133,7 @@ def test_initial_checkpoint_takes_a_keras_weights_file(tiny_dataset_dir,
                                 reference.get_layer('conv').kernel.numpy())
 
 
-def test_weights_of_another_network_are_refused(tmp_path):
+def test_weights_of_another_network_are_refused(tmp_path, zero_initializers):
   reference = keras.applications.MobileNetV3Small(weights=None)
   path = str(tmp_path / 'small.weights.h5')
   reference.save_weights(path)
