@@ -63,8 +63,8 @@ class Evaluator:
     # the image's original size, as NumPy arrays without the batch axis.
     self.prediction_writers: list[
         Callable[[str, dict[str, np.ndarray], dict[int, float]], None]] = []
-    # reduce_retracing: crops of many sizes (resized evaluation, a
-    # Predictor's images) share one trace with dynamic sides after two.
+    # reduce_retracing: crops of many sizes (resized evaluation) share one
+    # trace with dynamic sides after two.
     self._predict = tf.function(self._predict_impl, autograph=False,
                                 reduce_retracing=True)
     self._post_process = tf.function(post_processor.__call__, autograph=False,

@@ -46,7 +46,8 @@ class Trainer:
     # batch norm's all-reduce); the gradient all-reduce and the optimizer
     # update stay outside it.
     self._compiled_losses_and_gradients = (
-        tf.function(self._losses_and_gradients, jit_compile=True)
+        tf.function(self._losses_and_gradients, jit_compile=True,
+                    autograph=False)
         if jit_compile else None)
 
   @property

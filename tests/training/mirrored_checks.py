@@ -96,7 +96,6 @@ def _train(strategy, parts, initial_weights, batch, overflow_check=False):
       # before the overflow train exactly as without it.
       optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
       loss_fn = _InfOnReplicaOne(loss_fn, model)
-    optimizer.build(model.trainable_variables)
   model.set_weights(initial_weights)
   # experimental_distribute_dataset splits each global batch in order:
   # replica 0 takes its first half.
