@@ -140,10 +140,6 @@ def zero_initializers(monkeypatch):
 _SLOW_TESTS = (
     'tests/config/test_bad_configs.py::test_train_prints_each_config_error',
     'tests/config/test_one_door.py::test_every_config_builds_through_the_one_'
-    'door[cityscapes/panoptic_deeplab/swidernet',
-    'tests/config/test_one_door.py::test_every_config_builds_through_the_one_'
-    'door[cityscapes/panoptic_deeplab/wide_resnet41',
-    'tests/config/test_one_door.py::test_every_config_builds_through_the_one_'
     'door[cityscapes/panoptic_deeplab/xception71',
     'tests/data/test_conversion_safety.py::test_an_interrupt_stops_a_two_',
     'tests/data/test_converters.py::test_custom_dataset_cli_with_two_workers',

@@ -4,6 +4,7 @@ imports point down."""
 
 import ast
 import glob
+import json
 import os
 import re
 import subprocess
@@ -16,6 +17,7 @@ from deeplab2 import config as config_lib
 from deeplab2.config import field_use
 from deeplab2.protos import config_pb2
 from conftest import REPO_ROOT
+from conftest import TEST_DATA
 
 _LIBRARY = os.path.join(REPO_ROOT, 'deeplab2')
 _CONFIGS = sorted(glob.glob(os.path.join(REPO_ROOT, 'configs', '**',
@@ -30,13 +32,34 @@ def test_every_config_is_found():
   assert len(_CONFIGS) == 14
 
 
+def _parity_networks():
+  """[(name, model_options)] of the deeplab2 parity manifests."""
+  networks = []
+  for path in sorted(glob.glob(os.path.join(
+      TEST_DATA, 'deeplab2_parity', 'manifest_*.json'))):
+    with open(path) as f:
+      manifest = json.load(f)
+    networks.append((manifest['name'], config_lib.parse_experiment_text(
+        manifest['config_text']).model_options))
+  return networks
+
+
 @pytest.mark.parametrize('path', _CONFIGS, ids=[_config_id(p) for p in _CONFIGS])
 def test_every_config_builds_through_the_one_door(path, zero_initializers):
   parts = config_lib.load_experiment(path)
-  # Variables do not depend on the input size; 33 = 16 * 2 + 1 = 32 + 1.
-  model = parts.build_model(input_size=(33, 33))
-  assert model.built and model.count_params() > 0
-  assert model.has_instance_branch
+  parity = [name for name, options in _parity_networks()
+            if options == parts.config.model_options]
+  if parity:
+    # tests/modeling/test_deeplab2_parity.py builds this very network (the
+    # same model options, through the builder parts.build_model calls) and
+    # checks its parameter counts and outputs against deeplab2's: built
+    # once per session (SWideRNet-4.5 alone takes 20 s).
+    assert parts.config.model_options.panoptic_deeplab.instance.enable
+  else:
+    # Variables do not depend on the input size; 33 = 16 * 2 + 1 = 32 + 1.
+    model = parts.build_model(input_size=(33, 33))
+    assert model.built and model.count_params() > 0
+    assert model.has_instance_branch
   optimizer = parts.build_optimizer()
   assert isinstance(optimizer, keras.optimizers.Optimizer)
   assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer) == (
