@@ -38,21 +38,23 @@ FLOAT_KEYS = ('semantic_probs', 'center_heatmap', 'offset_map',
               'instance_center_pred', 'instance_scores',
               'instance_score_list')
 
+# python -c _SERVE_SCRIPT INPUTS.npz SAVED_MODEL OUT.npz [SAVED_MODEL OUT.npz]...
 _SERVE_SCRIPT = """
 import sys, numpy as np, tensorflow as tf
-loaded = tf.saved_model.load(sys.argv[1])
-inputs = np.load(sys.argv[2])
-single = loaded.signatures['serving_default']
-batch = loaded.signatures['serving_batch']
-results = {}
-for name in inputs.files:
-  for key, value in single(image=tf.constant(inputs[name][0])).items():
-    results[f'{name}/single/{key}'] = value.numpy()
-  for key, value in batch(images=tf.constant(inputs[name])).items():
-    for i in range(len(inputs[name])):
-      results[f'{name}/batch{i}/{key}'] = value.numpy()[i]
+inputs = np.load(sys.argv[1])
+for saved_model, out_path in zip(sys.argv[2::2], sys.argv[3::2]):
+  loaded = tf.saved_model.load(saved_model)
+  single = loaded.signatures['serving_default']
+  batch = loaded.signatures['serving_batch']
+  results = {}
+  for name in inputs.files:
+    for key, value in single(image=tf.constant(inputs[name][0])).items():
+      results[f'{name}/single/{key}'] = value.numpy()
+    for key, value in batch(images=tf.constant(inputs[name])).items():
+      for i in range(len(inputs[name])):
+        results[f'{name}/batch{i}/{key}'] = value.numpy()[i]
+  np.savez(out_path, **results)
 assert not any(m.startswith('deeplab2') for m in sys.modules), 'imported us'
-np.savez(sys.argv[3], **results)
 """
 
 
@@ -102,19 +104,44 @@ def trained(tmp_path_factory, tiny_dataset_dir):
 
 
 @pytest.fixture(scope='module')
-def plain_export(trained, tiny_dataset_dir):
-  """(config path, SavedModel folder) of the plain config, exported once for
-  the tests below that serve it."""
+def exports(trained, tiny_dataset_dir):
+  """{resized: (config path, SavedModel folder)} of the plain config and the
+  resized one with test-time augmentation, exported once."""
   root, model_dir = trained
-  config_path = _write_config(root / 'export-plain.textproto',
-                              tiny_dataset_dir, resized=False)
-  return config_path, export.export_from_config(config_path, model_dir,
-                                                str(root / 'export-plain'))
+  result = {}
+  for resized, name in ((False, 'plain'), (True, 'resized')):
+    config_path = _write_config(root / f'export-{name}.textproto',
+                                tiny_dataset_dir, resized=resized)
+    result[resized] = config_path, export.export_from_config(
+        config_path, model_dir, str(root / f'export-{name}'))
+  return result
+
+
+@pytest.fixture(scope='module')
+def plain_export(exports):
+  return exports[False]
+
+
+@pytest.fixture(scope='module')
+def served_outputs(trained, exports):
+  """{resized: the SavedModel's outputs for _images()}, both models served
+  by one fresh process that never imports our package."""
+  root, _ = trained
+  inputs = root / 'inputs.npz'
+  np.savez(inputs, **{k: v[0] for k, v in _images().items()})
+  outputs = {resized: root / f'served-{resized}.npz' for resized in exports}
+  command = [sys.executable, '-c', _SERVE_SCRIPT, str(inputs)]
+  for resized, (_, export_dir) in exports.items():
+    command += [export_dir, str(outputs[resized])]
+  subprocess.run(command, check=True, cwd=str(root),
+                 env={**os.environ, 'PYTHONPATH': ''})
+  return {resized: np.load(path) for resized, path in outputs.items()}
 
 
 def _evaluator_maps(parts, model, images, root):
-  """{name/i: maps} of the evaluator, one image per batch, each with its own
-  crop: the config's, or for a larger image the size the export pads to."""
+  """{name-i: maps} of the evaluator, one image per batch, the images of
+  each size with their own crop: the config's, or for a larger image the
+  size the export pads to."""
   options = parts.inference_options()
   evaluator = evaluator_lib.Evaluator(
       tf.distribute.get_strategy(), model, parts.build_post_processor(),
@@ -123,33 +150,26 @@ def _evaluator_maps(parts, model, images, root):
   evaluator.prediction_writers = [
       lambda filename, maps, scores: captured.__setitem__(filename, maps)]
   for name, (batch_images, labels) in images.items():
-    for i in range(len(batch_images)):
-      record = str(root / f'{parts.config.experiment_name}-{name}-{i}.tfrecord')
-      with tf.io.TFRecordWriter(record) as writer:
-        height, width = labels[i].shape
+    record = str(root / f'{parts.config.experiment_name}-{name}.tfrecord')
+    height, width = labels.shape[1:]
+    with tf.io.TFRecordWriter(record) as writer:
+      for i in range(len(batch_images)):
         writer.write(tfrecord.make_example(
             tfrecord.encode_png(batch_images[i]), 'png', height, width,
             f'{name}-{i}.png', labels[i]).SerializeToString())
-      size = inference.processed_size([height, width], options)
-      pipeline = dataclasses.replace(
-          parts.pipeline_options('eval'), file_patterns=(record,),
-          batch_size=1,
-          crop_size=tuple(inference.padded_size(size, options)))
-      evaluator.evaluate(input_pipeline.make_dataset(pipeline))
+    size = inference.processed_size([height, width], options)
+    pipeline = dataclasses.replace(
+        parts.pipeline_options('eval'), file_patterns=(record,),
+        batch_size=1, crop_size=tuple(inference.padded_size(size, options)))
+    evaluator.evaluate(input_pipeline.make_dataset(pipeline))
   return {name.rsplit('.', 1)[0]: maps for name, maps in captured.items()}
 
 
 @pytest.mark.parametrize('resized', [False, True], ids=['plain', 'resized_tta'])
 def test_both_signatures_equal_the_evaluator_in_a_fresh_process(
-    trained, plain_export, tiny_dataset_dir, resized):
+    trained, exports, served_outputs, resized):
   root, model_dir = trained
-  if resized:
-    config_path = _write_config(root / 'export-resized.textproto',
-                                tiny_dataset_dir, resized)
-    export_dir = export.export_from_config(config_path, model_dir,
-                                           str(root / 'export-resized'))
-  else:
-    config_path, export_dir = plain_export
+  config_path, export_dir = exports[resized]
   parts = config_lib.load_experiment(config_path)
   options = parts.inference_options()
   assert options.resizes == options.tta.flip == resized
@@ -157,14 +177,7 @@ def test_both_signatures_equal_the_evaluator_in_a_fresh_process(
       'scales': list(options.tta.scales), 'flip': options.tta.flip}
 
   images = _images()
-  np.savez(root / 'inputs.npz', **{k: v[0] for k, v in images.items()})
-  served_path = root / f'served-{resized}.npz'
-  subprocess.run([sys.executable, '-c', _SERVE_SCRIPT, export_dir,
-                  str(root / 'inputs.npz'), str(served_path)],
-                 check=True, cwd=str(root), env={**os.environ,
-                                                 'PYTHONPATH': ''})
-  served = np.load(served_path)
-
+  served = served_outputs[resized]
   model = export.restored_model(parts, model_dir)
   expected = _evaluator_maps(parts, model, images, root)
   assert len(expected) == 2 * len(SIZES)

@@ -123,51 +123,49 @@ def check_training(data_dir):
   initial = reference.get_weights()
   one_losses, one_weights, one_model, _ = _train(ONE, parts_one, initial,
                                                  batch)
-  two_losses, two_weights, _, overflow = _train(
+  two_losses, two_weights, two_model, overflow = _train(
       TWO, parts_two, initial, batch, overflow_check=True)
   return {'one_losses': one_losses, 'two_losses': two_losses,
           'one_weights': one_weights, 'two_weights': two_weights,
           'weight_names': [w.path for w in one_model.weights],
           'sync_batchnorm': any(
               getattr(layer, 'synchronized', False)
-              for layer in _layers(parts_two))}, overflow
+              for layer in two_model._flatten_layers())}, overflow  # pylint: disable=protected-access
 
 
-def _layers(parts):
-  with TWO.scope():
-    model = parts.build_model()
-  return model._flatten_layers()  # pylint: disable=protected-access
-
-
-def _evaluate(strategy, parts, model):
+def _evaluator(strategy, parts, model):
   assert parts.num_replicas == strategy.num_replicas_in_sync
-  options = parts.pipeline_options('eval')
+  return evaluator_lib.Evaluator(strategy, model,
+                                 parts.build_post_processor(),
+                                 parts.label_spec)
+
+
+def _evaluate(evaluator, parts):
   # As Experiment distributes it: batches in host memory.
-  dataset = experiment.distributed_dataset(strategy, options)
-  evaluator = evaluator_lib.Evaluator(strategy, model,
-                                      parts.build_post_processor(),
-                                      parts.label_spec)
-  return evaluator.evaluate(dataset)
+  return evaluator.evaluate(experiment.distributed_dataset(
+      evaluator.strategy, parts.pipeline_options('eval')))
 
 
 def check_evaluation(data_dir):
-  """One model per strategy, the same weights, evaluated on each dataset
-  and batch size by a new Evaluator (as Experiment makes one)."""
+  """One model and one Evaluator per strategy (as Experiment keeps one),
+  the same weights, evaluated on each dataset and batch size."""
   weights = _parts(data_dir, 1).build_model().get_weights()
-  models = {}
+  evaluators = {}
   for strategy, num_replicas in ((ONE, 1), (TWO, 2)):
+    parts = _parts(data_dir, num_replicas)
     with strategy.scope():
-      models[num_replicas] = _parts(data_dir, num_replicas).build_model()
-    models[num_replicas].set_weights(weights)
+      model = parts.build_model()
+    model.set_weights(weights)
+    evaluators[num_replicas] = _evaluator(strategy, parts, model)
   results = {}
   for name, files, resize in (('plain', 'val', 0), ('resized', 'sized', 29)):
     results[name] = {'one': _evaluate(
-        ONE, _parts(data_dir, 1, 1, files, resize), models[1])}
+        evaluators[1], _parts(data_dir, 1, 1, files, resize))}
     # Batch 1: rounded up to 1 per replica, one replica idles at the end;
     # batch 3: 2 per replica, the last batch padded.
     for eval_batch in (1, 3):
       results[name][f'two_batch{eval_batch}'] = _evaluate(
-          TWO, _parts(data_dir, 2, eval_batch, files, resize), models[2])
+          evaluators[2], _parts(data_dir, 2, eval_batch, files, resize))
   return results
 
 
