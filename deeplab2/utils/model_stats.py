@@ -1,8 +1,11 @@
 """Parameters and multiply-adds of a model, counted from its graph.
 
 Multiply-adds count the convolutions and matrix products (Conv2D,
-DepthwiseConv2dNative, MatMul, BatchMatMul): one per weight per output
-position, the convention of the papers' "M-Adds". Batch norm, activations,
+DepthwiseConv2dNative, MatMul, BatchMatMul, Einsum) as the graph runs them:
+one per weight per output position, the convention of the papers'
+"M-Adds". A dilated convolution counts what its formulation computes
+(modeling/layers/atrous.py): the padded grid of space-to-batch, or only
+the taps that read the image. Batch norm, activations,
 additions, pooling and resizing are not counted.
 """
 
@@ -33,6 +36,14 @@ def _op_multiply_adds(op):
     out = _static(op.outputs[0].shape)
     kernel = _static(op.inputs[1].shape)      # [kh, kw, in, multiplier]
     return int(np.prod(out)) * kernel[0] * kernel[1]
+  if op.type == 'Einsum':
+    # Every combination of the indices is one multiply-add (atrous.py's
+    # 'bhwc,cf->bhwf' taps: b * h * w * c * f).
+    sizes = {}
+    inputs = op.get_attr('equation').decode().split('->')[0].split(',')
+    for letters, tensor in zip(inputs, op.inputs):
+      sizes.update(zip(letters, _static(tensor.shape)))
+    return int(np.prod(list(sizes.values())))
   if op.type in ('MatMul', 'BatchMatMulV2', 'BatchMatMulV3'):
     out = _static(op.outputs[0].shape)
     a = _static(op.inputs[0].shape)

@@ -17,15 +17,18 @@ BN = normalization.BatchNormOptions()
 
 # (total params, trainable params, multiply-adds at 129 x 257, OS 16;
 # swidernet with SAC in its last stage). A dilated conv is counted as the
-# graph runs it: TF's space-to-batch around an undilated Conv2D, padding
-# included (SAC's convs too since they run that way: 43,248,725,184 before).
+# graph runs it (modeling/layers/atrous.py): TF's space-to-batch around an
+# undilated Conv2D, padding included, or where the rate is large against
+# the map only the taps that read the image (swidernet's SAC convs at rate
+# 3 x 2 on its 9 x 17 res5: 44,140,539,072 as space-to-batch; 43,248,725,184
+# when SAC ran dilated Conv2D ops).
 _BACKBONES = {
     'mobilenet_v3_small': (939120, 927008, 82681288),
     'mobilenet_v3_large': (2996352, 2971952, 273757896),
     'resnet50': (23561152, 23508032, 4843336896),
     'resnet50_beta': (23685312, 23631808, 5775742656),
     'wide_resnet41': (109072832, 109014080, 41333528256),
-    'swidernet': (113011139, 112952387, 44140539072),
+    'swidernet': (113011139, 112952387, 42715524288),
     'xception_71': (40488712, 40289736, 8317963080),
 }
 

@@ -9,6 +9,7 @@ is ceil(n / stride) either way; only the alignment differs.
 import keras
 
 from deeplab2.modeling.layers import activations
+from deeplab2.modeling.layers import atrous
 from deeplab2.modeling.layers import normalization
 from deeplab2.modeling.layers import switchable_atrous as sac
 
@@ -66,7 +67,9 @@ class ConvBnAct(normalization.BatchNormConfigMixin, keras.layers.Layer):
       self.conv = sac.SwitchableAtrousConv2D(
           filters, kernel_size, dilation_rate, name='conv')
     else:
-      self.conv = keras.layers.Conv2D(
+      conv_class = (atrous.AtrousConv2D if strides == 1 and dilation_rate > 1
+                    else keras.layers.Conv2D)
+      self.conv = conv_class(
           filters, kernel_size, strides=strides,
           padding='same' if strides == 1 else 'valid',
           dilation_rate=dilation_rate, use_bias=False,

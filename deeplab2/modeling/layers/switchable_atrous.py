@@ -8,6 +8,8 @@ conv_r(x). Global-context layers (x + conv1x1(mean(x))) may wrap it.
 import keras
 import tensorflow as tf
 
+from deeplab2.modeling.layers import atrous
+
 
 @keras.saving.register_keras_serializable(package='deeplab2')
 class GlobalContext(keras.layers.Layer):
@@ -65,14 +67,8 @@ class SwitchableAtrousConv2D(keras.layers.Layer):
     # avg_pool 'SAME' averages over the valid pixels only, like deeplab2's
     # keras AveragePooling2D.
     switch = self.switch(tf.nn.avg_pool2d(inputs, 5, 1, 'SAME'))
-    # tf.nn.convolution, not conv2d: without oneDNN (AMD CPUs) TF's CPU
-    # Conv2DBackpropInput refuses dilations > 1; convolution runs a dilated
-    # conv as space-to-batch around an undilated one, which every device
-    # can differentiate.
-    small = tf.nn.convolution(inputs, kernel, padding='SAME',
-                              dilations=self.dilation_rate)
-    large = tf.nn.convolution(inputs, kernel, padding='SAME',
-                              dilations=3 * self.dilation_rate)
+    small = atrous.dilated_conv2d(inputs, kernel, self.dilation_rate)
+    large = atrous.dilated_conv2d(inputs, kernel, 3 * self.dilation_rate)
     return switch * large + (1 - switch) * small
 
   def compute_output_shape(self, input_shape):
