@@ -3,6 +3,9 @@
 import os
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+# As the commands run (deeplab2/cli/__init__.py), in this process and the
+# ones it starts; CI runs the layer and backbone tests again with 0.
+os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')
 
 import pytest  # pylint: disable=g-import-not-at-top
 
