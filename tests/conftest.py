@@ -3,9 +3,17 @@
 import os
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-# As the commands run (deeplab2/cli/__init__.py), in this process and the
-# ones it starts; CI runs the layer and backbone tests again with 0.
-os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+import tensorflow as tf  # noqa: F401
+from deeplab2.utils import machine
+# pylint: enable=g-import-not-at-top,wrong-import-position
+
+# The processes tests start run TensorFlow as this one does: TF's own
+# oneDNN default for this CPU, or what TF_ENABLE_ONEDNN_OPTS says (importing
+# deeplab2.cli would otherwise turn it on for them). .ci/run runs the layer
+# and backbone tests again the other way.
+os.environ['TF_ENABLE_ONEDNN_OPTS'] = '1' if machine.onednn_enabled() else '0'
 
 import pytest  # pylint: disable=g-import-not-at-top
 
