@@ -53,13 +53,25 @@ def test_both_formulations_are_tfs_dilated_convolution(case, formulation):
 
 
 def test_the_taps_are_taken_where_the_rate_is_large_against_the_map():
-  use_taps = lambda h, w, rate: atrous._use_taps(h, w, 3, rate, max)  # pylint: disable=protected-access
-  # ASPP at the synthetic 129 x 129 crop (res5 9 x 9): rates 4 and 6.
-  assert [use_taps(9, 9, r) for r in (2, 4, 6)] == [False, True, True]
-  # ASPP at the 513 x 1025 Cityscapes crop, OS 32 (17 x 33): rate 9 only.
-  assert [use_taps(17, 33, r) for r in (3, 6, 9)] == [False, False, True]
-  # At the 1025 x 2049 evaluation size (33 x 65): none.
-  assert not any(use_taps(33, 65, r) for r in (3, 6, 9))
+  def use_taps(height, width, rate, channels_in, channels_out):
+    return atrous._use_taps(height, width, 3, rate,  # pylint: disable=protected-access
+                            channels_in * channels_out, max)
+  # ASPP of the synthetic config at its 129 x 129 crop (res5 9 x 9, 512
+  # channels into 64): rates 4 and 6.
+  assert [use_taps(9, 9, r, 512, 64) for r in (2, 4, 6)] == [
+      False, True, True]
+  # ASPP at the 513 x 1025 Cityscapes crop, OS 32 (17 x 33, 2048 into 256):
+  # rate 9 only; at the 1025 x 2049 evaluation size (33 x 65): none.
+  assert [use_taps(17, 33, r, 2048, 256) for r in (3, 6, 9)] == [
+      False, False, True]
+  assert not any(use_taps(33, 65, r, 2048, 256) for r in (3, 6, 9))
+  # The tests' 33 x 33 model (res5 3 x 3, 256 into 16): too little to save.
+  assert not any(use_taps(3, 3, r, 256, 16) for r in (2, 4, 6))
+  # A one-row image 4097 wide: the int64 run-time decision agrees.
+  assert use_taps(1, 4097, 6, 2048, 256)
+  assert bool(atrous._use_taps(  # pylint: disable=protected-access
+      tf.constant(1, tf.int64), tf.constant(4097, tf.int64), 3, 6,
+      2048 * 256, tf.maximum))
 
 
 @pytest.mark.parametrize('case', CASES, ids=str)

@@ -13,10 +13,11 @@ is slow on CPUs (5x and 3.7x slower than the alternative, measured on a
 The alternative sums one matrix product per kernel tap over the rows and
 columns where that tap reads the image, so it does only the real work, but
 as k * k products and pads instead of one fused conv: about 2-4x the cost per
-multiply-add. `dilated_conv2d` takes it where the padded grid is more than
-_TAPS_ADVANTAGE times the taps' work, decided from the map's size (from the
-static shape when known, at run time otherwise), so the same sizes always
-take the same path. Both compute the same sum; their float results differ by
+multiply-add, and more ops. `dilated_conv2d` takes it where the padded grid
+is more than _TAPS_ADVANTAGE times the taps' work and that saves at least
+_MIN_SAVING multiply-adds, decided from the map's size and the channels
+(from the static shape when known, at run time otherwise), so the same
+sizes always take the same path. Both compute the same sum; their float results differ by
 rounding only (relative 1e-6).
 """
 
@@ -26,6 +27,11 @@ import tensorflow as tf
 # The taps' cost per multiply-add against the fused conv's, with margin
 # (measured 1.75 to 4.6 on the shapes above).
 _TAPS_ADVANTAGE = 4
+# The taps' k * k products and pads cost more ops to trace, optimise and
+# launch: they are taken only where they save at least this many
+# multiply-adds per image (a 33 x 33 test model's ASPP would save a few
+# hundred thousand and trace 2 s slower).
+_MIN_SAVING = 1 << 24
 
 
 def _offsets(kernel_size, rate):
@@ -39,15 +45,16 @@ def _grid_side(size, kernel_size, rate):
   return -(-(size + (kernel_size - 1) * rate) // rate) * rate
 
 
-def _use_taps(height, width, kernel_size, rate, maximum):
-  """Whether the taps do less work, in units of multiply-adds per channel
-  pair: the fused conv covers the whole padded grid with every tap."""
+def _use_taps(height, width, kernel_size, rate, channels, maximum):
+  """Whether the taps save enough work: the fused conv covers the whole
+  padded grid with every tap (`channels`: input times output channels)."""
   offsets = _offsets(kernel_size, rate)
-  taps_rows = sum(maximum(0, height - abs(o)) for o in offsets)
-  taps_cols = sum(maximum(0, width - abs(o)) for o in offsets)
+  taps_rows = sum(maximum(height - abs(o), 0) for o in offsets)
+  taps_cols = sum(maximum(width - abs(o), 0) for o in offsets)
   grid = (_grid_side(height, kernel_size, rate) *
           _grid_side(width, kernel_size, rate) * kernel_size * kernel_size)
-  return _TAPS_ADVANTAGE * taps_rows * taps_cols < grid
+  return (grid - _TAPS_ADVANTAGE * taps_rows * taps_cols) * channels >= (
+      _MIN_SAVING)
 
 
 def _by_taps(inputs, kernel, rate):
@@ -70,7 +77,10 @@ def _by_taps(inputs, kernel, rate):
       # Output pixel (y, x) reads input pixel (y + dy, x + dx).
       window = inputs[:, max(dy, 0):max(dy, 0) + rows,
                       max(dx, 0):max(dx, 0) + cols, :]
-      product = tf.einsum('bhwc,cf->bhwf', window, kernel[i, j])
+      window_shape = tf.shape(window)
+      product = tf.reshape(
+          tf.matmul(tf.reshape(window, [-1, window_shape[3]]), kernel[i, j]),
+          tf.concat([window_shape[:3], tf.shape(kernel)[3:]], 0))
       # Zeros above and left of the product: |offset| for a negative one
       # (at most the whole map, when the tap reads only padding).
       top = minimum(max(-dy, 0), height - rows)
@@ -93,16 +103,18 @@ def dilated_conv2d(inputs, kernel, rate):
   """'same' stride-1 convolution of float [B, H, W, C] with kernel
   [k, k, C, F] (k odd) at atrous `rate`; returns [B, H, W, F]."""
   kernel_size = kernel.shape[0]
+  channels = kernel.shape[2] * kernel.shape[3]
   if rate == 1:
     return tf.nn.convolution(inputs, kernel, padding='SAME')
   height, width = inputs.shape[1], inputs.shape[2]
   if height is not None and width is not None:
-    if _use_taps(height, width, kernel_size, rate, max):
+    if _use_taps(height, width, kernel_size, rate, channels, max):
       return _by_taps(inputs, kernel, rate)
     return _by_space_to_batch(inputs, kernel, rate)
-  shape = tf.shape(inputs)
+  # int64: the grid times the channels passes 2**31 for large images.
+  shape = tf.shape(inputs, out_type=tf.int64)
   return tf.cond(
-      _use_taps(shape[1], shape[2], kernel_size, rate, tf.maximum),
+      _use_taps(shape[1], shape[2], kernel_size, rate, channels, tf.maximum),
       lambda: _by_taps(inputs, kernel, rate),
       lambda: _by_space_to_batch(inputs, kernel, rate))
 
