@@ -43,7 +43,10 @@ def test_two_replicas_train_like_one_device_with_sync_batchnorm(results):
   for name, one, two, in zip(training['weight_names'],
                              training['one_weights'],
                              training['two_weights']):
-    np.testing.assert_allclose(two, one, rtol=1e-5, atol=1e-5, err_msg=name)
+    # Sync batch norm's other summation order, amplified by two steps: up
+    # to 2.2e-5 in the stem kernel (values ~0.1) in one CI run under load
+    # (2026-12-04), within 1e-5 in the runs before.
+    np.testing.assert_allclose(two, one, rtol=1e-5, atol=5e-5, err_msg=name)
     moved += not np.allclose(one, 0)
   assert moved > 10
 
