@@ -17,7 +17,8 @@ import os
 # oneDNN for every command, set before TensorFlow is imported (an explicit
 # TF_ENABLE_ONEDNN_OPTS wins). TF 2.21 turns it on by itself only on CPUs
 # with AVX-512 / AMX; on an AVX2-only AMD EPYC it made the synthetic
-# config's training step 1.23x and ResNet-50's forward and backward pass at
-# 513 x 1025 1.38x faster (docs/training.md, "oneDNN").
+# config's training step 1.09x and ResNet-50's at 513 x 1025 1.15x faster
+# (benchmarks/train_speed.py; docs/training.md, "Atrous convolutions and
+# oneDNN").
 os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')
 
