@@ -17,8 +17,8 @@ multiply-add, and more ops. `dilated_conv2d` takes it where the padded grid
 is more than _TAPS_ADVANTAGE times the taps' work and that saves at least
 _MIN_SAVING multiply-adds, decided from the map's size and the channels
 (from the static shape when known, at run time otherwise), so the same
-sizes always take the same path. Both compute the same sum; their float results differ by
-rounding only (relative 1e-6).
+sizes always take the same path. Both compute the same sum; their float
+results differ by rounding only (relative 1e-6).
 """
 
 import keras
