@@ -320,13 +320,22 @@ _KINK_FREE = ('semantic_last_layer/', 'instance_center_head_last_layer/',
 def _assert_stats_close(key, got, reference, what, floor):
   """Checksums within the tolerance of the key plus `floor` (the absolute
   noise of an l2 over the key's elements). A projection moves with the l2
-  of the difference, the l2 and the sum far less."""
+  of the difference, the l2 and the sum far less.
+
+  A projection onto standard-normal entries is itself normal with the l2 of
+  the difference as its deviation: a key that is pure float32 noise (the
+  beta of a batch norm whose output feeds another training-mode batch norm
+  and nothing else, zero in exact arithmetic; MobileNetV3's un-residual
+  projections) moves its projection by up to ~3 noise l2s, so the floor
+  counts three times there. Seen on an AVX-512 CPU with oneDNN on: 1.07
+  floors.
+  """
   tight = key.startswith(_KINK_FREE)
   assert got['n'] == reference['n'], (what, key)
   for stat, scale, relative, extra in (
       ('l2', 'l2', 1e-4 if tight else 1e-2, 1.0),
       ('sum', 'l1', 1e-4 if tight else 1e-2, np.sqrt(got['n'])),
-      ('proj', 'l2', 1e-4 if tight else 5e-2, 1.0)):
+      ('proj', 'l2', 1e-4 if tight else 5e-2, 3.0)):
     tolerance = relative * reference[scale] + floor * extra
     assert abs(got[stat] - reference[stat]) <= tolerance, (
         what, key, stat, got[stat], reference[stat], tolerance)
