@@ -57,38 +57,107 @@ def _use_taps(height, width, kernel_size, rate, channels, maximum):
       _MIN_SAVING)
 
 
+def tap_regions(height, width, kernel_size, rate):
+  """Per kernel tap (i, j): (input_rows, input_cols, output_rows,
+  output_cols), the slices where the tap reads the image and the output
+  pixels that read it; None for a tap that reads only padding (static
+  sizes)."""
+  maximum, minimum = max, min
+  if not isinstance(height, int) or not isinstance(width, int):
+    maximum, minimum = tf.maximum, tf.minimum
+  offsets = _offsets(kernel_size, rate)
+  regions = []
+  for dy in offsets:
+    rows = maximum(0, height - abs(dy))
+    # Output pixel (y, x) reads input pixel (y + dy, x + dx); the output
+    # rows start |dy| down for a negative offset (at most the whole map,
+    # when the tap reads only padding).
+    top = minimum(max(-dy, 0), height - rows)
+    for dx in offsets:
+      cols = maximum(0, width - abs(dx))
+      left = minimum(max(-dx, 0), width - cols)
+      if isinstance(rows * cols, int) and rows * cols == 0:
+        regions.append(None)
+        continue
+      regions.append(((max(dy, 0), rows), (max(dx, 0), cols),
+                      (top, rows), (left, cols)))
+  return regions
+
+
+def window(tensor, rows, cols):
+  """tensor[:, rows, cols, :] for (start, length) pairs."""
+  return tensor[:, rows[0]:rows[0] + rows[1], cols[0]:cols[0] + cols[1], :]
+
+
+def _sum_of_taps(inputs, taps, regions, height, width):
+  """Sum over the taps of window(inputs) @ tap, zero-padded to the output
+  region it belongs to. taps: [k * k, C, F]; returns [B, H, W, F]."""
+  output = None
+  for tap, region in zip(tf.unstack(taps), regions):
+    if region is None:
+      continue
+    in_rows, in_cols, out_rows, out_cols = region
+    tap_window = window(inputs, in_rows, in_cols)
+    window_shape = tf.shape(tap_window)
+    product = tf.reshape(
+        tf.matmul(tf.reshape(tap_window, [-1, window_shape[3]]), tap),
+        tf.concat([window_shape[:3], tf.shape(tap)[1:]], 0))
+    top, rows = out_rows
+    left, cols = out_cols
+    product = tf.pad(product, [[0, 0], [top, height - rows - top],
+                               [left, width - cols - left], [0, 0]])
+    output = product if output is None else output + product
+  return output
+
+
 def _by_taps(inputs, kernel, rate):
   """Sum over the kernel taps of the tap's matrix product, taken where the
-  tap reads the image and zero-padded back to the map."""
+  tap reads the image and zero-padded back to the map.
+
+  Its gradient is written out: autodiff of the slices would write a zero
+  map per tap and add them (StridedSliceGrad, a quarter of the synthetic
+  config's training step). The input gradient is the same sum on the output
+  gradient with the kernel mirrored and transposed; the kernel gradient,
+  per tap, the window's transpose times the output gradient where the tap
+  read the image.
+  """
   height, width = inputs.shape[1], inputs.shape[2]
-  maximum, minimum = max, min
   if height is None or width is None:
     shape = tf.shape(inputs)
     height, width = shape[1], shape[2]
-    maximum, minimum = tf.maximum, tf.minimum
-  offsets = _offsets(kernel.shape[0], rate)
-  output = None
-  for i, dy in enumerate(offsets):
-    rows = maximum(0, height - abs(dy))
-    for j, dx in enumerate(offsets):
-      cols = maximum(0, width - abs(dx))
-      if isinstance(rows * cols, int) and rows * cols == 0:
-        continue   # the tap reads only padding
-      # Output pixel (y, x) reads input pixel (y + dy, x + dx).
-      window = inputs[:, max(dy, 0):max(dy, 0) + rows,
-                      max(dx, 0):max(dx, 0) + cols, :]
-      window_shape = tf.shape(window)
-      product = tf.reshape(
-          tf.matmul(tf.reshape(window, [-1, window_shape[3]]), kernel[i, j]),
-          tf.concat([window_shape[:3], tf.shape(kernel)[3:]], 0))
-      # Zeros above and left of the product: |offset| for a negative one
-      # (at most the whole map, when the tap reads only padding).
-      top = minimum(max(-dy, 0), height - rows)
-      left = minimum(max(-dx, 0), width - cols)
-      product = tf.pad(product, [[0, 0], [top, height - rows - top],
-                                 [left, width - cols - left], [0, 0]])
-      output = product if output is None else output + product
-  return output
+  kernel_size = kernel.shape[0]
+  regions = tap_regions(height, width, kernel_size, rate)
+
+  @tf.custom_gradient
+  def taps_conv(inputs, kernel):
+    taps = tf.reshape(kernel, [kernel_size * kernel_size, *kernel.shape[2:]])
+    output = _sum_of_taps(inputs, taps, regions, height, width)
+
+    def gradient(output_gradient):
+      mirrored = tf.transpose(tf.reverse(taps, [0]), [0, 2, 1])
+      input_gradient = _sum_of_taps(output_gradient, mirrored, regions,
+                                    height, width)
+      channels_in, channels_out = kernel.shape[2], kernel.shape[3]
+      tap_gradients = []
+      for region in regions:
+        if region is None:
+          tap_gradients.append(tf.zeros([channels_in, channels_out],
+                                        kernel.dtype))
+          continue
+        in_rows, in_cols, out_rows, out_cols = region
+        tap_gradients.append(tf.matmul(
+            tf.reshape(window(inputs, in_rows, in_cols), [-1, channels_in]),
+            tf.reshape(window(output_gradient, out_rows, out_cols),
+                       [-1, channels_out]),
+            transpose_a=True))
+      return input_gradient, tf.reshape(tf.stack(tap_gradients),
+                                        tf.shape(kernel))
+
+    return output, gradient
+
+  # A variable read inside would make custom_gradient ask for the
+  # variables' gradients itself: read it here.
+  return taps_conv(inputs, tf.convert_to_tensor(kernel))
 
 
 def _by_space_to_batch(inputs, kernel, rate):
