@@ -130,7 +130,7 @@ def test_descriptor_json_as_dataset(tmp_path):
     ('nms_kernel: 7', 'nms_kernel: 4', 'evaluator_options.nms_kernel'),
     ('name: "mse"', 'name: "l2"',
      'trainer_options.loss_options.center_loss.name'),
-    ('base_learning_rate: 0.002', 'base_learning_rate: -1',
+    ('base_learning_rate: 0.004', 'base_learning_rate: -1',
      'trainer_options.solver_options.base_learning_rate'),
     ('output_stride: 16', 'output_stride: 12',
      'model_options.backbone.output_stride'),
