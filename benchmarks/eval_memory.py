@@ -8,9 +8,12 @@ inputs), post-processing, PQ, mIoU and mask AP. Each (mode, number of
 images) runs in a fresh process and reports its peak resident memory
 (VmHWM) and its resident memory (VmRSS) as each image enters the
 evaluator; equal peaks for few and many images show that memory does not
-grow with the eval set.
+grow with the eval set. Prints the machine (CPU model, cores and the
+workers' oneDNN state) and a Markdown table; --json also writes the rows
+and the machine to a file.
 
   python benchmarks/eval_memory.py [--num_images=2,8] [--modes=single,flip]
+      [--json=PATH]
 """
 
 import argparse
@@ -64,6 +67,7 @@ def _worker(args):
   from deeplab2.modeling.layers import normalization  # pylint: disable=g-import-not-at-top
   from deeplab2.postprocessing import post_processor  # pylint: disable=g-import-not-at-top
   from deeplab2.training import evaluator as evaluator_lib  # pylint: disable=g-import-not-at-top
+  from deeplab2.utils import machine  # pylint: disable=g-import-not-at-top
   config, _ = config_lib.load_experiment_config(_CONFIG)
   crop = tuple(config.eval_dataset_options.crop_size)
   spec = dataset_descriptor.get_descriptor('cityscapes_panoptic').label_spec
@@ -100,7 +104,8 @@ def _worker(args):
       'seconds': time.perf_counter() - start,
       'num_images': metrics['num_images'],
       'peak_gib': _status_gib('VmHWM'),
-      'rss_at_image_gib': rss_at_image}))
+      'rss_at_image_gib': rss_at_image,
+      'machine': machine.describe()}))
 
 
 def _run_worker(mode, images, args):
@@ -120,26 +125,41 @@ def main(argv=None):
   parser.add_argument('--modes', default='single,flip')
   parser.add_argument('--height', type=int, default=1024)
   parser.add_argument('--width', type=int, default=2048)
+  parser.add_argument('--json', default='',
+                      help='Also write the rows and the machine to this JSON '
+                      'file.')
   parser.add_argument('--worker', action='store_true')
   parser.add_argument('--mode')
   parser.add_argument('--images', type=int)
   args = parser.parse_args(argv)
   if args.worker:
     return _worker(args)
-  import platform  # pylint: disable=g-import-not-at-top
-  print(f'Machine: {platform.processor() or platform.machine()}, '
-        f'{os.cpu_count()} CPUs. ResNet-50 Cityscapes config, random '
-        f'weights, {args.height} x {args.width} images padded to the eval '
-        'crop; each row a fresh process.')
-  print('| mode | images | seconds | peak memory (GiB) | '
-        'resident memory as each image enters (GiB) |')
-  print('|---|---|---|---|---|')
+  description = None
+  rows = []
   for mode in args.modes.split(','):
     for images in (int(n) for n in args.num_images.split(',')):
       row = _run_worker(mode, images, args)
+      if description is None:
+        # The header waits for the first worker: the oneDNN state reported
+        # is the workers', which do the evaluating.
+        description = row['machine']
+        print(f'Machine: {description}. ResNet-50 Cityscapes config, '
+              f'random weights, {args.height} x {args.width} images padded '
+              'to the eval crop; each row a fresh process.')
+        print('| mode | images | seconds | peak memory (GiB) | '
+              'resident memory as each image enters (GiB) |')
+        print('|---|---|---|---|---|')
       trace = ', '.join(f'{v:.2f}' for v in row['rss_at_image_gib'])
       print(f'| {mode} | {row["num_images"]} | {row["seconds"]:.0f} | '
             f'{row["peak_gib"]:.2f} | {trace} |', flush=True)
+      rows.append({
+          'mode': mode, 'num_images': row['num_images'],
+          'height': args.height, 'width': args.width,
+          'seconds': row['seconds'], 'peak_gib': row['peak_gib'],
+          'rss_at_image_gib': row['rss_at_image_gib']})
+  if args.json:
+    with open(args.json, 'w') as f:
+      json.dump({'machine': description, 'rows': rows}, f, indent=1)
 
 
 if __name__ == '__main__':

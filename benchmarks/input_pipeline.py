@@ -2,7 +2,7 @@
 the training step rate of the ResNet-50 model at the same crop.
 
   python benchmarks/input_pipeline.py [--num_images=16] [--batches=64]
-      [--skip_model]
+      [--skip_model] [--json=PATH]
 
 Writes `--num_images` synthetic 1024 x 2048 records (a 2049 x 2049 synthetic
 scene cut to 1024 x 2048, PNG, as Cityscapes), then runs the training
@@ -11,10 +11,13 @@ resnet50_os32_merge_with_pure_tf_func.textproto (crop 1025 x 2049, scales
 0.5..2.0, targets with sigma 8) at batch 1 and reports images per second
 after a warm-up. With the model, it then times training steps of that
 config (batch 1, same crop). The pipeline is not the bottleneck when its
-images/s exceed the model's steps/s times the batch size.
+images/s exceed the model's steps/s times the batch size. Prints the
+machine (CPU model, cores and oneDNN state) first; --json also writes the
+rows and the machine to a file.
 """
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -107,6 +110,9 @@ def main(argv=None):
   parser.add_argument('--skip_model', action='store_true')
   parser.add_argument('--part', choices=('pipeline', 'model'))
   parser.add_argument('--directory')
+  parser.add_argument('--json', default='',
+                      help='Also write the rows and the machine to this JSON '
+                      'file.')
   args = parser.parse_args(argv)
   if args.part == 'pipeline':
     print(pipeline_rate(args.directory, args.batches))
@@ -114,6 +120,11 @@ def main(argv=None):
   if args.part == 'model':
     print(model_rate(args.directory, args.model_steps))
     return 0
+  from deeplab2.utils import machine  # pylint: disable=g-import-not-at-top
+  # The parts' processes print bare rates; they inherit this process's
+  # environment, hence its oneDNN state.
+  description = machine.describe()
+  print(f'Machine: {description}')
   with tempfile.TemporaryDirectory() as directory:
     start = time.perf_counter()
     write_records(directory, args.num_images)
@@ -132,11 +143,17 @@ def main(argv=None):
       rows.append((part, float(result.stdout.strip().splitlines()[-1])))
   print('| what (crop 1025 x 2049, batch 1) | rate |')
   print('|---|---|')
+  json_rows = []
   for part, rate in rows:
     label = ('input pipeline (decode + augment + targets)'
              if part == 'pipeline' else 'ResNet-50 OS32 training step')
     unit = 'images/s' if part == 'pipeline' else 'steps/s'
     print(f'| {label} | {rate:.2f} {unit} |')
+    json_rows.append({'part': part, 'what': label, 'rate': rate,
+                      'unit': unit})
+  if args.json:
+    with open(args.json, 'w') as f:
+      json.dump({'machine': description, 'rows': json_rows}, f, indent=1)
   return 0
 
 

@@ -2,6 +2,7 @@
 
   python benchmarks/model_speed.py [--configs=resnet50_os32,...]
       [--dtypes=float32,mixed_bfloat16] [--runs=3] [--height=1025 --width=2049]
+      [--json=PATH]
 
 For each config (a file stem under configs/cityscapes/panoptic_deeplab/)
 and dtype policy, a fresh subprocess builds the model (random weights),
@@ -9,8 +10,10 @@ compiles its forward pass (tf.function, batch 1), runs it once to warm up,
 then `--runs` more times, and reports the median latency, the process's
 peak resident memory, parameters, multiply-adds and the multiply-adds per
 second achieved. The machine's peak is measured the same way: a large
-matrix product in the same dtype. Prints a Markdown table; takes minutes
-per row on a laptop CPU (the SWideRNets take far longer).
+matrix product in the same dtype. Prints the machine (CPU model, cores and
+the workers' oneDNN state) and a Markdown table; --json also writes the
+rows and the machine to a file. Takes minutes per row on a laptop CPU (the
+SWideRNets take far longer).
 """
 
 import argparse
@@ -40,6 +43,7 @@ def _worker(args):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from deeplab2 import config as config_lib  # pylint: disable=g-import-not-at-top
   from deeplab2.modeling.layers import normalization  # pylint: disable=g-import-not-at-top
+  from deeplab2.utils import machine  # pylint: disable=g-import-not-at-top
   from deeplab2.utils import model_stats  # pylint: disable=g-import-not-at-top
   if args.config == 'matmul':
     n = 4096
@@ -54,7 +58,8 @@ def _worker(args):
       step(a).numpy()
       times.append(time.perf_counter() - start)
     latency = statistics.median(times)
-    print(json.dumps({'macs_per_s': n**3 / latency}))
+    print(json.dumps({'macs_per_s': n**3 / latency,
+                      'machine': machine.describe()}))
     return
   path = os.path.join(_ROOT, 'configs', 'cityscapes', 'panoptic_deeplab',
                       args.config + '.textproto')
@@ -78,7 +83,8 @@ def _worker(args):
   total, _ = model_stats.parameter_counts(model)
   print(json.dumps({
       'latency_s': statistics.median(times), 'warmup_s': warmup,
-      'params': total, 'madds': madds, 'peak_rss_gib': _peak_rss_gib()}))
+      'params': total, 'madds': madds, 'peak_rss_gib': _peak_rss_gib(),
+      'machine': machine.describe()}))
 
 
 def _run_worker(config, dtype, args):
@@ -99,23 +105,28 @@ def main(argv=None):
   parser.add_argument('--runs', type=int, default=3)
   parser.add_argument('--height', type=int, default=1025)
   parser.add_argument('--width', type=int, default=2049)
+  parser.add_argument('--json', default='',
+                      help='Also write the rows and the machine to this JSON '
+                      'file.')
   parser.add_argument('--worker', action='store_true')
   parser.add_argument('--config')
   parser.add_argument('--dtype')
   args = parser.parse_args(argv)
   if args.worker:
     return _worker(args)
-  import platform  # pylint: disable=g-import-not-at-top
   dtypes = args.dtypes.split(',')
-  peaks = {d: _run_worker('matmul', d, args)['macs_per_s'] for d in dtypes}
-  print(f'Machine: {platform.processor() or platform.machine()}, '
-        f'{os.cpu_count()} CPUs. Input {args.height} x {args.width}, batch 1, '
-        f'median of {args.runs} runs after one warm-up.')
+  peak_runs = {d: _run_worker('matmul', d, args) for d in dtypes}
+  peaks = {d: peak_runs[d]['macs_per_s'] for d in dtypes}
+  # The workers' oneDNN state, not this process's: they do the timing.
+  description = peak_runs[dtypes[0]]['machine']
+  print(f'Machine: {description}. Input {args.height} x {args.width}, '
+        f'batch 1, median of {args.runs} runs after one warm-up.')
   print('Peak (4096^3 matmul): ' + ', '.join(
       f'{d} {peaks[d] / 1e9:.0f} G multiply-adds/s' for d in dtypes))
   print('| config | dtype | latency (s) | params (M) | multiply-adds (B) | '
         'achieved (G/s) | of peak | peak memory (GiB) |')
   print('|---|---|---|---|---|---|---|---|')
+  rows = []
   for config in args.configs.split(','):
     for dtype in dtypes:
       row = _run_worker(config, dtype, args)
@@ -124,6 +135,18 @@ def main(argv=None):
             f'{row["params"] / 1e6:.2f} | {row["madds"] / 1e9:.1f} | '
             f'{achieved / 1e9:.0f} | {achieved / peaks[dtype]:.0%} | '
             f'{row["peak_rss_gib"]:.1f} |', flush=True)
+      rows.append({
+          'config': config, 'dtype': dtype, 'height': args.height,
+          'width': args.width, 'runs': args.runs,
+          'latency_s': row['latency_s'], 'warmup_s': row['warmup_s'],
+          'params': row['params'], 'madds': row['madds'],
+          'achieved_madds_per_s': achieved,
+          'peak_madds_per_s': peaks[dtype],
+          'of_peak': achieved / peaks[dtype],
+          'peak_rss_gib': row['peak_rss_gib']})
+  if args.json:
+    with open(args.json, 'w') as f:
+      json.dump({'machine': description, 'rows': rows}, f, indent=1)
 
 
 if __name__ == '__main__':

@@ -5,9 +5,12 @@ with the straightforward design of the reference implementations: a dense
 pixels x centers distance tensor and a Python loop over instances and
 classes. Each configuration runs in a fresh process; memory is the peak
 resident set size above what the process held once its inputs were made
-(the warm-up run, with its tracing, included).
+(the warm-up run, with its tracing, included). Prints the machine (CPU
+model, cores and the processes' oneDNN state) and a Markdown table; --json
+also writes the rows and the machine to a file.
 
   python benchmarks/postprocess_speed.py [--height 1025 --width 2049 --runs 5]
+      [--json PATH]
 """
 
 import argparse
@@ -152,20 +155,22 @@ def main():
   parser.add_argument('--batches', default='1,4')
   parser.add_argument('--loop_batches', default='1,4',
                       help='batch sizes also timed with the loop design')
+  parser.add_argument('--json', default='',
+                      help='Also write the rows and the machine to this JSON '
+                      'file.')
   parser.add_argument('--child', help=argparse.SUPPRESS)
   args = parser.parse_args()
   if args.child:
+    from deeplab2.utils import machine  # pylint: disable=g-import-not-at-top
     implementation, batch, centers = args.child.split(',')
     runs = args.runs if implementation != 'loop' else max(1, args.runs // 2)
-    print(json.dumps(measure(implementation, int(batch), args.height,
-                             args.width, int(centers), runs)))
+    seconds, extra_mb = measure(implementation, int(batch), args.height,
+                                args.width, int(centers), runs)
+    print(json.dumps({'seconds': seconds, 'extra_mb': extra_mb,
+                      'machine': machine.describe()}))
     return
-  print(f'post-processing at {args.height} x {args.width}, {NUM_CLASSES} '
-        f'classes, keep_k 200, nms_kernel 13; median of {args.runs} runs '
-        f'({max(1, args.runs // 2)} for the loop design)')
-  print('| batch | centers | ours (ms) | extra MB | ours, XLA (ms) | extra MB '
-        '| loop design (ms) | extra MB | speed-up | speed-up, XLA |')
-  print('|---|---|---|---|---|---|---|---|---|---|')
+  description = None
+  rows = []
   loop_batches = [int(b) for b in args.loop_batches.split(',') if b]
   for batch in [int(b) for b in args.batches.split(',')]:
     for centers in [int(c) for c in args.centers.split(',')]:
@@ -178,7 +183,21 @@ def main():
              f'{centers}', f'--height={args.height}', f'--width={args.width}',
              f'--runs={args.runs}'], check=True, capture_output=True,
             text=True).stdout
-        row[implementation] = json.loads(output.strip().splitlines()[-1])
+        result = json.loads(output.strip().splitlines()[-1])
+        if description is None:
+          # The header waits for the first child: the oneDNN state reported
+          # is the children's, which do the timing.
+          description = result['machine']
+          print(f'Machine: {description}')
+          print(f'post-processing at {args.height} x {args.width}, '
+                f'{NUM_CLASSES} classes, keep_k 200, nms_kernel 13; median '
+                f'of {args.runs} runs ({max(1, args.runs // 2)} for the '
+                'loop design)')
+          print('| batch | centers | ours (ms) | extra MB | ours, XLA (ms) | '
+                'extra MB | loop design (ms) | extra MB | speed-up | '
+                'speed-up, XLA |')
+          print('|---|---|---|---|---|---|---|---|---|---|')
+        row[implementation] = (result['seconds'], result['extra_mb'])
       ours_s, ours_mb = row['ours']
       xla_s, xla_mb = row['ours_xla']
       if 'loop' in row:
@@ -186,9 +205,20 @@ def main():
         loop_cells = (f'{loop_s * 1000:.0f} | {loop_mb:.0f} | '
                       f'{loop_s / ours_s:.1f}x | {loop_s / xla_s:.1f}x')
       else:
+        loop_s = loop_mb = None
         loop_cells = '- | - | - | -'
       print(f'| {batch} | {centers} | {ours_s * 1000:.0f} | {ours_mb:.0f} | '
             f'{xla_s * 1000:.0f} | {xla_mb:.0f} | {loop_cells} |', flush=True)
+      rows.append({
+          'batch': batch, 'centers': centers, 'height': args.height,
+          'width': args.width, 'ours_s': ours_s, 'ours_extra_mb': ours_mb,
+          'ours_xla_s': xla_s, 'ours_xla_extra_mb': xla_mb,
+          'loop_s': loop_s, 'loop_extra_mb': loop_mb,
+          'speedup': loop_s / ours_s if loop_s is not None else None,
+          'speedup_xla': loop_s / xla_s if loop_s is not None else None})
+  if args.json:
+    with open(args.json, 'w') as f:
+      json.dump({'machine': description, 'rows': rows}, f, indent=1)
 
 
 if __name__ == '__main__':

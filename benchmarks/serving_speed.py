@@ -3,6 +3,7 @@ network alone.
 
   python benchmarks/serving_speed.py [--configs=resnet50_os32_merge_with_pure_tf_func,mobilenet_v3_large_os32]
       [--sizes=1025x2049,641x641] [--runs=3] [--formats=saved_model,float32,float16,int8]
+      [--json=PATH]
 
 For each config (a stem under configs/cityscapes/panoptic_deeplab/) and
 input size, a fresh subprocess builds the model with random weights, sets
@@ -16,7 +17,9 @@ padded beyond output_stride * k + 1), and times, batch 1, median of
     run by LiteRT's interpreter with --threads threads, post-processing
     included.
 Random weights give a random number of instance centers, so the
-post-processing share is indicative only. Prints a Markdown table.
+post-processing share is indicative only. Prints the machine (CPU model,
+cores and the workers' oneDNN state) and a Markdown table; --json also
+writes the rows and the machine to a file.
 """
 
 import argparse
@@ -50,6 +53,7 @@ def _worker(args):
   from deeplab2 import config as config_lib  # pylint: disable=g-import-not-at-top
   from deeplab2.serving import export  # pylint: disable=g-import-not-at-top
   from deeplab2.serving import tflite  # pylint: disable=g-import-not-at-top
+  from deeplab2.utils import machine  # pylint: disable=g-import-not-at-top
   height, width = (int(v) for v in args.size.split('x'))
   path = os.path.join(_ROOT, 'configs', 'cityscapes', 'panoptic_deeplab',
                       args.config + '.textproto')
@@ -95,6 +99,7 @@ def _worker(args):
       signature = runner.get_signature_runner()
       result[quantization] = _median_time(
           lambda: signature(images=image[None]), args.runs)
+  result['machine'] = machine.describe()
   print(json.dumps(result))
 
 
@@ -106,6 +111,9 @@ def main():
   parser.add_argument('--formats', default=','.join(_FORMATS))
   parser.add_argument('--runs', type=int, default=3)
   parser.add_argument('--threads', type=int, default=os.cpu_count())
+  parser.add_argument('--json', default='',
+                      help='Also write the rows and the machine to this JSON '
+                      'file.')
   parser.add_argument('--worker', action='store_true')
   parser.add_argument('--config')
   parser.add_argument('--size')
@@ -117,11 +125,8 @@ def main():
   formats = [f for f in _FORMATS if f in args.formats]
   header = ['config', 'input', 'network (ms)'] + [
       f'{f} (ms)' for f in formats]
-  print(f'batch 1, median of {args.runs} runs after a warm-up, '
-        f'{os.cpu_count()} CPU threads; SavedModel and TFLite times include '
-        'pre- and post-processing')
-  print('| ' + ' | '.join(header) + ' |')
-  print('|' + '---|' * len(header))
+  description = None
+  rows = []
   for config in args.configs.split(','):
     for size in args.sizes.split(','):
       command = [sys.executable, os.path.abspath(__file__), '--worker',
@@ -130,11 +135,28 @@ def main():
                  f'--formats={",".join(args.formats)}']
       done = subprocess.run(command, capture_output=True, text=True,
                             check=False)
-      if done.returncode != 0:
-        print(f'| {config} | {size} | failed: '
-              f'{done.stderr.strip().splitlines()[-1]} |')
+      result = (json.loads(done.stdout.strip().splitlines()[-1])
+                if done.returncode == 0 else None)
+      if description is None:
+        # The header waits for the first worker: the oneDNN state reported
+        # is the workers'. Where that one failed, this process's, whose
+        # environment they inherit.
+        if result is None:
+          from deeplab2.utils import machine  # pylint: disable=g-import-not-at-top
+          description = machine.describe()
+        else:
+          description = result['machine']
+        print(f'Machine: {description}')
+        print(f'batch 1, median of {args.runs} runs after a warm-up, '
+              f'{os.cpu_count()} CPU threads; SavedModel and TFLite times '
+              'include pre- and post-processing')
+        print('| ' + ' | '.join(header) + ' |')
+        print('|' + '---|' * len(header))
+      if result is None:
+        error = done.stderr.strip().splitlines()[-1]
+        print(f'| {config} | {size} | failed: {error} |')
+        rows.append({'config': config, 'input': size, 'error': error})
         continue
-      result = json.loads(done.stdout.strip().splitlines()[-1])
       cells = [config, size.replace('x', ' x '),
                f'{1000 * result["network"]:.0f}']
       for f in formats:
@@ -143,6 +165,16 @@ def main():
           cell += f' ({result[f + "_mb"]:.1f} MB)'
         cells.append(cell)
       print('| ' + ' | '.join(cells) + ' |', flush=True)
+      row = {'config': config, 'input': size, 'network_s': result['network']}
+      for f in formats:
+        row[f + '_s'] = result[f]
+        if f != 'saved_model':
+          row[f + '_mb'] = result[f + '_mb']
+          row[f + '_convert_s'] = result[f + '_convert_s']
+      rows.append(row)
+  if args.json:
+    with open(args.json, 'w') as f:
+      json.dump({'machine': description, 'rows': rows}, f, indent=1)
 
 
 if __name__ == '__main__':

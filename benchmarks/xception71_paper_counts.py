@@ -1,6 +1,6 @@
 """Xception-71 Panoptic-DeepLab against the counts printed in the CVPR paper.
 
-  python benchmarks/xception71_paper_counts.py
+  python benchmarks/xception71_paper_counts.py [--json=PATH]
 
 Starts from configs/cityscapes/panoptic_deeplab/xception71_os16.textproto
 (Table 1's best row), edits the fields each paper row changes, and prints
@@ -24,9 +24,12 @@ Table 1's "Sem. Only" row, and Table 5's Xception-71 on Mapillary Vistas
 (65 classes, 2177 x 2177). Measured on 2026-11-26 (2-core Intel Xeon, TF
 2.21 CPU), Table 1's best row as shipped: 46,745,486 trainable parameters
 (+0.05 % against 46.72 M) and 546.16 B multiply-adds (-2.32 % against
-559.15 B). Only graph tracing runs: 36 s on that machine.
+559.15 B). Only graph tracing runs: 36 s on that machine. --json also
+writes the rows and the machine to a file.
 """
 
+import argparse
+import json
 import os
 import sys
 
@@ -34,6 +37,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 from deeplab2 import config as config_lib  # pylint: disable=g-import-not-at-top
 from deeplab2.modeling.layers import normalization
+from deeplab2.utils import machine
 from deeplab2.utils import model_stats
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -96,10 +100,18 @@ def counts(options, size):
   return trainable, madds
 
 
-def main():
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--json', default='',
+                      help='Also write the rows and the machine to this JSON '
+                      'file.')
+  args = parser.parse_args(argv)
+  description = machine.describe()
+  print(f'Machine: {description}')
   print('| paper row | heads | params (M) | paper | diff | '
         'multiply-adds (B) | paper | diff |')
   print('|---|---|---|---|---|---|---|---|')
+  rows = []
   for name, paper_params, paper_madds, size, classes, sem, ins in _ROWS:
     for heads, label in _READINGS:
       if ins is None and heads != '32':
@@ -109,6 +121,16 @@ def main():
             f'{paper_params:.2f} | {trainable / 1e6 / paper_params - 1:+.2%} '
             f'| {madds / 1e9:.2f} | {paper_madds:.2f} | '
             f'{madds / 1e9 / paper_madds - 1:+.2%} |', flush=True)
+      rows.append({
+          'paper_row': name, 'heads': label if ins else None,
+          'height': size[0], 'width': size[1], 'num_classes': classes,
+          'trainable_params': trainable, 'paper_params_m': paper_params,
+          'params_diff': trainable / 1e6 / paper_params - 1,
+          'madds': madds, 'paper_madds_b': paper_madds,
+          'madds_diff': madds / 1e9 / paper_madds - 1})
+  if args.json:
+    with open(args.json, 'w') as f:
+      json.dump({'machine': description, 'rows': rows}, f, indent=1)
 
 
 if __name__ == '__main__':

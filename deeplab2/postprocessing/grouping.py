@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from deeplab2.utils import shapes
 
-DEFAULT_CHUNK_SIZE = 8192
+DEFAULT_CHUNK_SIZE = 32768
 
 
 def _nearest_in_image(points, scores, offsets, mask, chunk_size):
@@ -33,14 +33,50 @@ def _nearest_in_image(points, scores, offsets, mask, chunk_size):
   # does what scatter_nd does here, several times faster on CPU.
   compact = tf.math.unsorted_segment_sum(tf.range(num_pixels), position,
                                          num_pixels + 1)[:num_pixels]
-  num_chunks = (num_pixels + chunk_size - 1) // chunk_size
-  compact = tf.pad(compact, [[0, num_chunks * chunk_size - num_pixels]])
-  compact = tf.reshape(compact, [num_chunks, chunk_size])
   centers = tf.cast(points, tf.float32)
   # Invalid slots sit at infinity, so they never win.
   center_y = tf.where(scores > 0, centers[:, 0], float('inf'))
   center_x = centers[:, 1]
+  num_slots = points.shape[0]
+  keep = flat_mask & has_center
+  if num_slots is None:
+    return tf.reshape(_group_compacted(voted, compact, count, keep, center_y,
+                                       center_x, chunk_size, num_pixels),
+                      [height, width])
+  # The distances cover the slots up to the last valid center, rounded up
+  # to a few static sizes (XLA and TFLite need them static): 20 centers of
+  # keep_k 200 compute 32 columns, not 200, in chunks as much longer.
+  used = tf.reduce_max(tf.where(scores > 0, tf.range(1, num_slots + 1), 0))
+  sizes = sorted({min(size, num_slots) for size in _CENTER_SLOT_SIZES} |
+                 {num_slots})
 
+  def grouped_by(index):
+    size = sizes[index]
+    chunk = chunk_size * max(1, num_slots // size)
+    result = lambda: _group_compacted(  # pylint: disable=g-long-lambda
+        voted, compact, count, keep, center_y[:size], center_x[:size],
+        chunk, num_pixels)
+    if index == len(sizes) - 1:
+      return result()
+    return tf.cond(used <= size, result, lambda: grouped_by(index + 1))
+
+  full = grouped_by(0)
+  return tf.reshape(full, [height, width])
+
+
+# Slot counts the distances are computed over (each at most keep_k).
+_CENTER_SLOT_SIZES = (32,)
+
+
+def _group_compacted(voted, compact, count, keep, center_y, center_x,
+                     chunk_size, num_pixels):
+  """int32 [P]: 1 + the nearest center of each of the first `count` pixels
+  listed in `compact` (pixel indices), 0 elsewhere and where `keep` is
+  False. voted: float [P, 2] (P = num_pixels); center_y, center_x: float
+  [S]."""
+  num_chunks = (num_pixels + chunk_size - 1) // chunk_size
+  compact = tf.pad(compact, [[0, num_chunks * chunk_size - num_pixels]])
+  compact = tf.reshape(compact, [num_chunks, chunk_size])
   active_chunks = (count + chunk_size - 1) // chunk_size
 
   def nearest_in_chunk(i):
@@ -64,8 +100,7 @@ def _nearest_in_image(points, scores, offsets, mask, chunk_size):
   target = tf.where(slot < count, tf.reshape(compact, [-1]), num_pixels)
   full = tf.math.unsorted_segment_sum(tf.reshape(nearest, [-1]) + 1, target,
                                       num_pixels + 1)[:num_pixels]
-  full = tf.where(flat_mask & has_center, full, 0)
-  return tf.reshape(full, [height, width])
+  return tf.where(keep, full, 0)
 
 
 def group_pixels(center_points, center_scores, offset_map, pixel_mask=None,

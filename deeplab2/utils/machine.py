@@ -4,16 +4,38 @@ import os
 import platform
 
 
-def cpu_model() -> str:
-  """The CPU's model name (/proc/cpuinfo on Linux), e.g. 'AMD EPYC'."""
+def _cpuinfo_field(name: str) -> str:
   try:
     with open('/proc/cpuinfo') as f:
       for line in f:
-        if line.startswith('model name'):
+        if line.startswith(name):
           return line.split(':', 1)[1].strip()
   except OSError:
     pass
-  return platform.processor() or platform.machine() or 'unknown CPU'
+  return ''
+
+
+def vector_extensions() -> str:
+  """The widest vector extensions the CPU reports ('AVX-512, AMX',
+  'AVX-512', 'AVX2', ...; '' where /proc/cpuinfo is not there): what
+  decides TF's oneDNN default and which kernels are fast. Two machines
+  both named 'AMD EPYC' differ here."""
+  flags = set(_cpuinfo_field('flags').split())
+  for needed, name in ((('avx512f', 'amx_tile'), 'AVX-512, AMX'),
+                       (('avx512f',), 'AVX-512'), (('avx2',), 'AVX2'),
+                       (('avx',), 'AVX'), (('sse4_2',), 'SSE4.2')):
+    if all(flag in flags for flag in needed):
+      return name
+  return ''
+
+
+def cpu_model() -> str:
+  """The CPU's model name and vector extensions (/proc/cpuinfo on Linux),
+  e.g. 'AMD EPYC (AVX2)'."""
+  name = (_cpuinfo_field('model name') or platform.processor() or
+          platform.machine() or 'unknown CPU')
+  extensions = vector_extensions()
+  return f'{name} ({extensions})' if extensions else name
 
 
 def onednn_enabled() -> bool:

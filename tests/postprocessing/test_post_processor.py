@@ -238,3 +238,34 @@ def test_keep_all_centers_voids_instances_past_the_label_divisor():
   assert not instance[255:].any()
   scores = result[common.PRED_INSTANCE_SCORES]
   assert (scores[:255] > 0).all() and not scores[255:].any()
+
+
+@pytest.mark.parametrize('num_valid', [0, 1, 5, 32, 33, 50])
+@pytest.mark.parametrize('jit_compile', [False, True])
+def test_grouping_covers_only_the_used_slots_and_still_finds_the_nearest(
+    num_valid, jit_compile):
+  # 50 slots, the valid ones first (as find_centers returns them): up to 32
+  # the distances cover 32 slots in 7 x longer chunks, above it all 50; a
+  # chunk of 7 pixels puts chunk boundaries everywhere.
+  from deeplab2.postprocessing import grouping  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(num_valid)
+  height, width, slots = 13, 17, 50
+  points = rng.integers(0, [height, width], size=(1, slots, 2)).astype(
+      np.int32)
+  scores = np.zeros((1, slots), np.float32)
+  scores[0, :num_valid] = rng.uniform(0.2, 1.0, num_valid)
+  offsets = rng.normal(0, 4, size=(1, height, width, 2)).astype(np.float32)
+  mask = rng.uniform(size=(1, height, width)) < 0.7
+  fn = tf.function(lambda *args: grouping.group_pixels(*args, chunk_size=7),
+                   jit_compile=jit_compile)
+  got = fn(tf.constant(points), tf.constant(scores), tf.constant(offsets),
+           tf.constant(mask)).numpy()
+  grid = np.stack(np.meshgrid(np.arange(height), np.arange(width),
+                              indexing='ij'), -1).astype(np.float32)
+  voted = (grid + offsets[0])[:, :, None, :]
+  distance = np.sum(np.square(voted - points[0, :num_valid].astype(
+      np.float32)), -1)
+  expected = np.zeros((height, width), np.int32)
+  if num_valid:
+    expected = np.where(mask[0], np.argmin(distance, -1) + 1, 0)
+  np.testing.assert_array_equal(got[0], expected)
