@@ -446,3 +446,36 @@ def test_two_output_blocks_round_trip_their_config(make):
     loss = tf.reduce_mean(tf.square(layer(inputs, training=True)[0]))
   assert all(g is not None for g in tape.gradient(
       loss, layer.trainable_variables))
+
+
+@pytest.mark.parametrize('shape', [(2, 9, 7, 5), (1, 1, 1, 3), (3, 4, 4, 8)])
+def test_fused_batch_norm_trains_as_keras_batch_norm(shape):
+  # Output, gradients and moving statistics of one training call, against
+  # Keras' own layer (the moving variance moves towards the biased batch
+  # variance, as Keras' does; the fused kernel reports the corrected one).
+  from deeplab2.modeling.layers import normalization  # pylint: disable=g-import-not-at-top
+  inputs = tf.constant(np.random.default_rng(0).normal(2, 3, size=shape),
+                       tf.float32)
+  weights = tf.reshape(tf.cos(tf.range(tf.size(inputs), dtype=tf.float32)
+                              / 3.0), shape)
+  results = []
+  for layer in (keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-3),
+                normalization.FusedBatchNormalization(momentum=0.9,
+                                                      epsilon=1e-3)):
+    layer.build(shape)
+    layer.gamma.assign(np.linspace(0.5, 1.5, shape[-1]))
+    layer.beta.assign(np.linspace(-1, 1, shape[-1]))
+    with tf.GradientTape() as tape:
+      tape.watch(inputs)
+      outputs = layer(inputs, training=True)
+      loss = tf.reduce_sum(outputs * weights)
+    gradients = tape.gradient(loss, [inputs, layer.gamma, layer.beta])
+    results.append([outputs, *gradients, layer.moving_mean,
+                    layer.moving_variance])
+  for name, want, got in zip(('output', 'input gradient', 'gamma gradient',
+                              'beta gradient', 'moving mean',
+                              'moving variance'), *results):
+    want = np.asarray(want)
+    np.testing.assert_allclose(np.asarray(got), want, rtol=0,
+                               atol=1e-6 * max(1.0, np.abs(want).max()),
+                               err_msg=name)
