@@ -6,6 +6,7 @@ continuous_eval, with checkpoints, summaries and metric files in model_dir.
   metrics = modes.run('train_and_eval', config_path, model_dir, strategy)
 """
 
+import contextlib
 import logging
 import os
 from typing import Any, Callable
@@ -14,6 +15,7 @@ import tensorflow as tf
 
 from deeplab2.training import distribution
 from deeplab2.training import experiment as experiment_lib
+from deeplab2.training import model_dir_lock
 from deeplab2.utils import checkpoints
 
 MODES = ('train', 'eval', 'train_and_eval', 'continuous_eval')
@@ -50,6 +52,8 @@ def run(mode: str, config_path: str, model_dir: str,
     FileNotFoundError: eval or continuous_eval found no checkpoint.
     interrupts.TrainingStopped: a stop signal ended training (with a
       checkpoint).
+    model_dir_lock.ModelDirInUse: (a ValueError) another trainer holds
+      model_dir.
   """
   # One strategy: a MultiWorkerMirroredStrategy may be created only once.
   strategy = strategy or distribution.create_strategy()
@@ -57,7 +61,10 @@ def run(mode: str, config_path: str, model_dir: str,
   experiment = experiment_lib.Experiment(config_path, model_dir, strategy)
   if mode in ('train', 'train_and_eval'):
     os.makedirs(model_dir, exist_ok=True)
-    with experiment.stop_signals:
+    # The chief writes the checkpoints and summaries: it claims model_dir.
+    lock = (model_dir_lock.claim(model_dir) if experiment.is_chief
+            else contextlib.nullcontext())
+    with lock, experiment.stop_signals:
       return _train(mode, experiment)
   if mode == 'continuous_eval':
     return _continuous_eval(

@@ -1,0 +1,100 @@
+"""One trainer per model_dir: the lock file, its refusal and its takeover."""
+
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from deeplab2.cli import train as train_cli
+from deeplab2.training import model_dir_lock
+from tests import cli_runner
+
+
+def _lock_path(model_dir):
+  return os.path.join(model_dir, model_dir_lock.LOCK_NAME)
+
+
+def _dead_pid():
+  process = subprocess.Popen([sys.executable, '-c', 'pass'])
+  process.wait()
+  return process.pid
+
+
+def test_a_second_claim_is_refused_naming_the_holder(tmp_path):
+  model_dir = str(tmp_path)
+  with model_dir_lock.claim(model_dir):
+    holder = json.loads(open(_lock_path(model_dir)).read())
+    assert holder['pid'] == os.getpid()
+    assert holder['host'] == socket.gethostname()
+    with pytest.raises(model_dir_lock.ModelDirInUse) as error:
+      with model_dir_lock.claim(model_dir):
+        pass
+  message = str(error.value)
+  assert '\n' not in message
+  assert f'pid {os.getpid()} on {socket.gethostname()}' in message
+  assert _lock_path(model_dir) in message
+  # Released on exit, and claimable again.
+  assert not os.path.exists(_lock_path(model_dir))
+  with model_dir_lock.claim(model_dir):
+    assert os.path.exists(_lock_path(model_dir))
+  assert not os.path.exists(_lock_path(model_dir))
+
+
+def test_the_lock_is_released_when_the_run_fails(tmp_path):
+  with pytest.raises(RuntimeError):
+    with model_dir_lock.claim(str(tmp_path)):
+      raise RuntimeError('training failed')
+  assert not os.path.exists(_lock_path(str(tmp_path)))
+
+
+def test_a_dead_holders_lock_is_taken_over_with_a_warning(tmp_path, caplog):
+  model_dir = str(tmp_path)
+  pid = _dead_pid()
+  with open(_lock_path(model_dir), 'w') as f:
+    json.dump({'host': socket.gethostname(), 'pid': pid,
+               'started': '2026-12-01T10:00:00+00:00'}, f)
+  with caplog.at_level(logging.WARNING, logger='deeplab2'):
+    with model_dir_lock.claim(model_dir):
+      assert json.load(open(_lock_path(model_dir)))['pid'] == os.getpid()
+  assert f'pid {pid} on this host' in caplog.text
+  assert 'no longer runs' in caplog.text
+
+
+@pytest.mark.parametrize('holder', [
+    # Another host: cannot be checked from here.
+    {'host': 'another-host.example', 'pid': 1, 'started': '?'},
+    # This host, a live process (this one's parent).
+    {'host': socket.gethostname(), 'pid': os.getppid(), 'started': '?'},
+    # Not a lock this code wrote.
+    'not json',
+], ids=['other_host', 'live_pid', 'unreadable'])
+def test_a_holder_not_provably_dead_keeps_its_lock(tmp_path, holder):
+  model_dir = str(tmp_path)
+  with open(_lock_path(model_dir), 'w') as f:
+    f.write(holder if isinstance(holder, str) else json.dumps(holder))
+  before = open(_lock_path(model_dir)).read()
+  with pytest.raises(model_dir_lock.ModelDirInUse, match='another process'):
+    with model_dir_lock.claim(model_dir):
+      pass
+  assert open(_lock_path(model_dir)).read() == before
+
+
+def test_a_second_trainer_exits_with_one_line_and_touches_nothing(
+    tiny_config_path, tmp_path, capsys):
+  # The first trainer is this process, holding the lock as training does.
+  model_dir = str(tmp_path / 'run')
+  os.makedirs(model_dir)
+  with model_dir_lock.claim(model_dir):
+    result = cli_runner.run_main(
+        train_cli.main, [f'--config_file={tiny_config_path}', '--mode=train',
+                         f'--model_dir={model_dir}'], capsys)
+    assert os.listdir(model_dir) == [model_dir_lock.LOCK_NAME]
+  assert result.returncode == 1
+  lines = result.stderr.strip().splitlines()
+  assert len(lines) == 1, result.stderr
+  assert lines[0].startswith('error: ')
+  assert f'pid {os.getpid()} on {socket.gethostname()}' in lines[0]
