@@ -167,16 +167,37 @@ _SAVED_MODEL_ENTRIES = {'saved_model.pb', 'variables', 'assets',
                         'fingerprint.pb', 'keras_metadata.pb'}
 
 
+def _refuse_root_or_working_folder(output_path: str) -> None:
+  """A SavedModel is staged beside its folder and swapped in: a filesystem
+  root has no beside, and the working folder is where the user's files are.
+  (Local paths only; a URL's bucket is the store's business.)"""
+  if '://' in output_path:
+    return
+  resolved = os.path.abspath(output_path or '.')
+  if resolved == os.path.dirname(resolved):
+    what = 'a filesystem root'
+  elif resolved == os.path.abspath(os.getcwd()):
+    what = 'the working folder'
+  else:
+    return
+  raise ValueError(f'--output_path={output_path!r} is {what}; give a folder '
+                   'for the SavedModel alone (e.g. runs/export).')
+
+
 def check_replaceable(output_path: str, overwrite: bool) -> None:
   """Raises unless `output_path` may receive a new SavedModel.
 
   It may when it does not exist, or, with overwrite, when it is a folder
-  holding a SavedModel and nothing else.
+  holding a SavedModel and nothing else; never a filesystem root or the
+  working folder.
 
   Raises:
+    ValueError: it is a filesystem root or the working folder.
     FileExistsError: it exists and overwrite is False, or it is not a
       SavedModel folder (overwrite never deletes anything else).
   """
+  _refuse_root_or_working_folder(output_path)
+  output_path = output_path.rstrip('/') or output_path
   if not tf.io.gfile.exists(output_path):
     return
   if not overwrite:
@@ -214,10 +235,10 @@ def export_saved_model(model: keras.Model, post_processor: PostProcessor,
   old one, or none, as it was.
 
   Raises:
-    FileExistsError: see check_replaceable.
+    FileExistsError, ValueError: see check_replaceable.
   """
-  output_path = output_path.rstrip('/')
   check_replaceable(output_path, overwrite)
+  output_path = output_path.rstrip('/')
   module = PanopticDeepLabModule(model, post_processor, options, input_size)
   with (atomic.StagedFolder(output_path, 'an export') as staged,
         tempfile.TemporaryDirectory() as scratch):
@@ -279,7 +300,7 @@ def export_from_config(config_path: str, checkpoint_path: str,
       built).
     FileNotFoundError, ValueError: see restored_model.
   """
-  check_replaceable(output_path.rstrip('/'), overwrite)
+  check_replaceable(output_path, overwrite)
   parts = config_lib.load_experiment(config_path)
   model = restored_model(parts, checkpoint_path)
   return export_saved_model(

@@ -239,6 +239,27 @@ def test_export_errors_are_one_line(four_steps, tmp_path, capsys):
     assert not os.path.exists(tmp_path / 'export')
 
 
+@pytest.mark.parametrize('output_path, what', [
+    ('/', 'a filesystem root'), ('.', 'the working folder'),
+    ('', 'the working folder'), ('./', 'the working folder')])
+def test_export_refuses_a_root_or_the_working_folder(
+    tiny_config_path, tmp_path, monkeypatch, capsys, output_path, what):
+  # A SavedModel is staged beside its folder and swapped in: '/' used to
+  # stage it as ./..tmp-<pid> in the working folder and leave it there.
+  work = tmp_path / 'work'
+  work.mkdir()
+  monkeypatch.chdir(work)
+  result = cli_runner.run_main(
+      export_model.main,
+      [f'--config_file={tiny_config_path}', '--checkpoint_path=unused',
+       f'--output_path={output_path}', '--overwrite'], capsys)
+  assert result.returncode == 1
+  assert result.stderr.strip().splitlines() == [
+      f'error: --output_path={output_path!r} is {what}; give a folder for '
+      'the SavedModel alone (e.g. runs/export).']
+  assert os.listdir(work) == []
+
+
 def test_a_file_pattern_matching_other_files_names_the_file(
     tiny_dataset_dir, tmp_path):
   pattern = os.path.join(tiny_dataset_dir, '*')
