@@ -71,6 +71,20 @@ def _stem(path: str) -> str:
   return os.path.splitext(os.path.basename(path))[0]
 
 
+def check_unique_names(inputs: list[str]) -> None:
+  """Raises ValueError naming two inputs whose outputs would share a name
+  (outputs are named by the file's stem: same.png and same.jpg clash)."""
+  seen: dict[str, str] = {}
+  for path in inputs:
+    stem = _stem(path)
+    if stem in seen:
+      raise ValueError(
+          f'{seen[stem]} and {path} would both write the outputs named '
+          f'{stem!r} (outputs are named by the file name without its '
+          'extension); rename one or move it to another folder.')
+    seen[stem] = path
+
+
 def check_outputs(inputs: list[str], output_dir: str,
                   overwrite: bool) -> None:
   """Raises FileExistsError naming an existing output, unless overwrite."""
@@ -125,8 +139,10 @@ def run(predictor: predictor_lib.Predictor, input_path: str,
   Raises:
     FileNotFoundError: see list_inputs.
     FileExistsError: see check_outputs.
+    ValueError: see check_unique_names (before anything is written).
   """
   inputs = list_inputs(input_path)
+  check_unique_names(inputs)
   check_outputs(inputs, output_dir, overwrite)
   overlay_dir = os.path.join(output_dir, OVERLAY_DIR)
   os.makedirs(overlay_dir, exist_ok=True)

@@ -112,3 +112,24 @@ def test_predictor_api(tiny_saved_model, tiny_dataset_dir):
     predictor.predict_batch([image, image[:40]])
   with pytest.raises(ValueError, match=r'\[H, W\] or \[H, W, C\]'):
     image_io.to_rgb_uint8(np.zeros((4, 4, 3, 1), np.uint8))
+
+
+def test_two_inputs_with_one_name_are_refused_before_any_work(tmp_path):
+  # same.png and same.jpg would write the same overlay and the same
+  # panoptic.json entry: refused naming both, before the model runs and
+  # before anything is written.
+  from deeplab2.serving import run_inference  # pylint: disable=g-import-not-at-top
+  inputs = tmp_path / 'images'
+  inputs.mkdir()
+  image = Image.new('RGB', (8, 8))
+  image.save(inputs / 'same.png')
+  image.save(inputs / 'same.jpg')
+  image.save(inputs / 'other.png')
+  output_dir = tmp_path / 'out'
+  with pytest.raises(ValueError) as error:
+    run_inference.run(None, str(inputs), str(output_dir))
+  message = str(error.value)
+  assert str(inputs / 'same.jpg') in message
+  assert str(inputs / 'same.png') in message
+  assert "'same'" in message and '\n' not in message
+  assert not output_dir.exists()
