@@ -12,6 +12,8 @@ import tensorflow as tf
 from deeplab2.utils import shapes
 
 DEFAULT_CHUNK_SIZE = 32768
+# Slot counts the distances are computed over (each at most keep_k).
+_CENTER_SLOT_SIZES = (32,)
 
 
 def _nearest_in_image(points, scores, offsets, mask, chunk_size):
@@ -62,10 +64,6 @@ def _nearest_in_image(points, scores, offsets, mask, chunk_size):
 
   full = grouped_by(0)
   return tf.reshape(full, [height, width])
-
-
-# Slot counts the distances are computed over (each at most keep_k).
-_CENTER_SLOT_SIZES = (32,)
 
 
 def _group_compacted(voted, compact, count, keep, center_y, center_x,

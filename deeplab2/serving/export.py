@@ -197,7 +197,7 @@ def check_replaceable(output_path: str, overwrite: bool) -> None:
       SavedModel folder (overwrite never deletes anything else).
   """
   _refuse_root_or_working_folder(output_path)
-  output_path = output_path.rstrip('/') or output_path
+  output_path = output_path.rstrip('/')
   if not tf.io.gfile.exists(output_path):
     return
   if not overwrite:
