@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from deeplab2.modeling import restore
 from deeplab2.training import distribution
+from deeplab2.utils import checkpoints
 
 _log = logging.getLogger('deeplab2')
 
@@ -47,11 +48,11 @@ class TrainingCheckpoints:
       # Outside model_dir: a crashed worker leaves nothing in it.
       self._folder = tempfile.mkdtemp(
           prefix=f'deeplab2-worker{distribution.task_id(strategy)}-')
-    self._manager = tf.train.CheckpointManager(
-        self.checkpoint, self._folder,
-        max_to_keep=max_to_keep if self.is_chief else 1,
-        step_counter=optimizer.iterations,
-        checkpoint_interval=checkpoint_interval)
+    self._max_to_keep = max_to_keep if self.is_chief else 1
+    self._checkpoint_interval = checkpoint_interval
+    # Made at the first save: creating one reads the folder's state file,
+    # which evaluation (it only reads checkpoints) must not need whole.
+    self._manager: tf.train.CheckpointManager | None = None
     # The step of the checkpoint this run restored or last saved, its path.
     self._step: int | None = None
     self._path: str | None = None
@@ -94,6 +95,13 @@ class TrainingCheckpoints:
   def save(self, step: int) -> str:
     """Saves a checkpoint at `step`; returns its path (on a worker other
     than the chief, a path already deleted)."""
+    if self._manager is None:
+      if self.is_chief:
+        checkpoints.repair_state(self._folder)
+      self._manager = tf.train.CheckpointManager(
+          self.checkpoint, self._folder, max_to_keep=self._max_to_keep,
+          step_counter=self._optimizer.iterations,
+          checkpoint_interval=self._checkpoint_interval)
     path = self._manager.save(checkpoint_number=step, check_interval=False)
     if not self.is_chief:
       tf.io.gfile.rmtree(self._folder)

@@ -4,8 +4,11 @@ warnings. Shared by training, evaluation and export."""
 import gc
 import logging
 import os
+import time
 
 import tensorflow as tf
+
+from deeplab2.utils import atomic
 
 _log = logging.getLogger('deeplab2')
 
@@ -64,32 +67,141 @@ def damaged_files(path):
   return None
 
 
-def newest_first(model_dir):
-  """The checkpoints of model_dir, newest first.
+STATE_FILE = 'checkpoint'
 
-  They are the ones its `checkpoint` file lists. When that file is missing
-  or unreadable while `ckpt-N.index` files exist, those are taken by step
-  (with a warning), so a lost state file never restarts training at 0.
-  """
-  state = None
+
+def _state_or_problem(model_dir):
+  """(model_dir's CheckpointState or None, why its state file is unreadable
+  or None). A missing state file is (None, None)."""
+  path = os.path.join(model_dir, STATE_FILE)
   try:
     state = tf.train.get_checkpoint_state(model_dir)
-  except (tf.errors.OpError, ValueError):
-    pass
+  except (tf.errors.OpError, ValueError) as e:   # binary, empty
+    return None, first_line(e)
+  if state is None and tf.io.gfile.exists(path):
+    return None, 'it does not parse as a checkpoint state'
+  return state, None
+
+
+def _by_step(model_dir):
+  """model_dir's `ckpt-N` checkpoints found by their .index files, newest
+  first."""
+  prefix = os.path.join(model_dir, 'ckpt-')
+  found = []
+  for index in _files_with_prefix(prefix):
+    step = index[len(prefix):-len('.index')]
+    if index.endswith('.index') and step.isdigit():
+      found.append((int(step), index[:-len('.index')]))
+  return [path for _, path in sorted(found, reverse=True)]
+
+
+def newest_first(model_dir, warn=True):
+  """The checkpoints of model_dir, newest first.
+
+  They are the ones its `checkpoint` state file lists. When that file is
+  missing or unreadable while `ckpt-N.index` files exist, those are taken
+  by step (with a warning, unless `warn` is False), so a lost state file
+  never restarts training at 0 nor leaves a checkpoint unevaluated.
+  """
+  state, problem = _state_or_problem(model_dir)
   if state is not None:
     paths = list(state.all_model_checkpoint_paths)
     if state.model_checkpoint_path and state.model_checkpoint_path not in paths:
       paths.append(state.model_checkpoint_path)
     return list(reversed(paths))
-  found = []
-  for index in _files_with_prefix(os.path.join(model_dir, 'ckpt-')):
-    step = index[len(os.path.join(model_dir, 'ckpt-')):-len('.index')]
-    if index.endswith('.index') and step.isdigit():
-      found.append((int(step), index[:-len('.index')]))
-  if found:
-    _log.warning('%s has checkpoints but no readable `checkpoint` file; '
-                 'taking them by step.', model_dir)
-  return [path for _, path in sorted(found, reverse=True)]
+  found = _by_step(model_dir)
+  if found and warn:
+    why = (f'its `{STATE_FILE}` file is unreadable ({problem})' if problem
+           else f'it has no `{STATE_FILE}` file')
+    _log.warning('%s: %s; taking its checkpoints by step (newest %s).',
+                 model_dir, why, os.path.basename(found[0]))
+  return found
+
+
+def repair_state(model_dir):
+  """Makes model_dir's state file whole again before a trainer writes.
+
+  An unreadable `checkpoint` file is kept as `checkpoint.unreadable[-N]`;
+  a new one (also when it was missing) lists the `ckpt-N` checkpoints by
+  step, so the newest is the one resumed and num_checkpoints_to_keep
+  still counts the old ones. A warning says so. A readable state file, or
+  a missing one with no checkpoint beside it, is left alone.
+
+  Returns:
+    The path the unreadable file was copied to, or None.
+  """
+  state, problem = _state_or_problem(model_dir)
+  found = _by_step(model_dir)
+  if state is not None or (problem is None and not found):
+    return None
+  state_path = os.path.join(model_dir, STATE_FILE)
+  kept = None
+  if problem is not None:
+    kept = state_path + '.unreadable'
+    suffix = 1
+    while tf.io.gfile.exists(kept):
+      suffix += 1
+      kept = f'{state_path}.unreadable-{suffix}'
+    tf.io.gfile.copy(state_path, kept)
+  _write_state(model_dir, found)
+  why = (f'was unreadable ({problem}): kept as {os.path.basename(kept)}'
+         if kept else 'was missing')
+  _log.warning('%s %s; a new one lists the %d checkpoint(s) found by step.',
+               state_path, why, len(found))
+  return kept
+
+
+def _write_state(model_dir, newest_first_paths):
+  """Writes a `checkpoint` state file listing these checkpoints (names
+  relative to model_dir), each with its index file's time, so that
+  tf.train.CheckpointManager counts them towards max_to_keep."""
+  lines = []
+  if newest_first_paths:
+    lines.append(f'model_checkpoint_path: '
+                 f'"{os.path.basename(newest_first_paths[0])}"')
+  for path in reversed(newest_first_paths):
+    lines.append(f'all_model_checkpoint_paths: "{os.path.basename(path)}"')
+  for path in reversed(newest_first_paths):
+    seconds = tf.io.gfile.stat(path + '.index').mtime_nsec / 1e9
+    lines.append(f'all_model_checkpoint_timestamps: {seconds:.6f}')
+  text = ''.join(line + '\n' for line in lines)
+  state_path = os.path.join(model_dir, STATE_FILE)
+  if '://' in model_dir:   # object stores replace a file in one write
+    with tf.io.gfile.GFile(state_path, 'w') as f:
+      f.write(text)
+  else:
+    atomic.write_file(state_path, text, recover=False)
+
+
+def new_checkpoints(model_dir, timeout, should_stop=None, poll_seconds=1.0):
+  """Yields each checkpoint of model_dir newer than the last one yielded,
+  as it appears (the newest only, when several came meanwhile).
+
+  Like tf.train.checkpoints_iterator, but the state file may be missing or
+  unreadable (see newest_first), and `should_stop` is asked while waiting.
+
+  Args:
+    model_dir: the folder a trainer saves into.
+    timeout: seconds to wait for a new checkpoint before returning.
+    should_stop: optional callable; True ends the waiting (returns).
+    poll_seconds: how often the folder is looked at.
+  """
+  last = None
+  warned = False
+  while True:
+    deadline = time.time() + timeout
+    while True:
+      paths = newest_first(model_dir, warn=not warned)
+      warned = warned or bool(paths)
+      if paths and paths[0] != last:
+        break
+      if should_stop is not None and should_stop():
+        return
+      if time.time() >= deadline:
+        return
+      time.sleep(poll_seconds)
+    last = paths[0]
+    yield last
 
 
 def restore_checked(path, restore_fn, check_files=True):
