@@ -61,8 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print('error: interrupted; resuming starts from the last checkpoint.',
           file=sys.stderr)
     return 130
-  except interrupts.TrainingStopped as e:
-    # SIGTERM (preemption) or Ctrl-C: the checkpoint is saved.
+  except interrupts.Stopped as e:
+    # SIGTERM (preemption) or Ctrl-C: training saved its checkpoint, an
+    # evaluation wrote nothing.
     print(f'stopped: {e}', file=sys.stderr)
     return 128 + int(getattr(signal, e.signal_name, signal.SIGTERM))
   except (config_lib.ConfigError, OSError, FloatingPointError,

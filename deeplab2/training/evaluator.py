@@ -139,7 +139,8 @@ class Evaluator:
           outputs[common.PRED_OFFSET_MAP][0])
     return pictures
 
-  def evaluate(self, dataset, eval_steps=-1, finish_local=None):
+  def evaluate(self, dataset, eval_steps=-1, finish_local=None,
+               check_stop=None):
     """Runs the dataset once (or its first `eval_steps` global batches).
 
     Args:
@@ -153,6 +154,8 @@ class Evaluator:
         images and before the hosts' statistics are combined (e.g. closing
         its prediction writer), so that when this returns every host has
         run it.
+      check_stop: optional callable run before each batch; it raises to
+        end the evaluation early (e.g. on a stop signal).
 
     Returns:
       dict of metrics: pq/sq/rq for all/things/stuff, miou, per-class
@@ -172,6 +175,8 @@ class Evaluator:
       for step, batch in enumerate(dataset):
         if 0 <= eval_steps <= step:
           break
+        if check_stop is not None:
+          check_stop()
         # Images only: the labels' padded shapes must not retrace the model.
         outputs = self._predict(batch[common.IMAGE])
         for replica_outputs, replica_batch in zip(

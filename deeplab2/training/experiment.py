@@ -77,6 +77,8 @@ class Experiment:
     model_dir: checkpoints, summaries and metrics go here.
     strategy: a tf.distribute strategy (default:
       distribution.create_strategy()).
+    stop_signals: the interrupts.StopSignals to heed (default: a new one);
+      the caller enters it.
 
   Attributes:
     parts: the config's ExperimentParts.
@@ -84,11 +86,13 @@ class Experiment:
       strategy's scope.
     checkpoints: the run's TrainingCheckpoints.
     stop_signals: entered by modes.run: SIGTERM / Ctrl-C then stop training
-      at the next step, with a checkpoint.
+      at the next step, with a checkpoint, and an evaluation before its
+      next batch, writing nothing.
   """
 
   def __init__(self, config_path: str, model_dir: str,
-               strategy: tf.distribute.Strategy | None = None):
+               strategy: tf.distribute.Strategy | None = None,
+               stop_signals: interrupts.StopSignals | None = None):
     self.strategy = strategy or distribution.create_strategy()
     self.model_dir = model_dir
     self.is_chief = distribution.is_chief(self.strategy)
@@ -113,7 +117,7 @@ class Experiment:
         self.strategy, self.model, self.optimizer, model_dir,
         max_to_keep=self.train_schedule.num_checkpoints_to_keep,
         checkpoint_interval=self.train_schedule.save_checkpoints_steps)
-    self.stop_signals = interrupts.StopSignals()
+    self.stop_signals = stop_signals or interrupts.StopSignals()
     self._train_loop: train_loop.TrainLoop | None = None
     self._evaluator: evaluator_lib.Evaluator | None = None
 
@@ -178,9 +182,19 @@ class Experiment:
           self.stop_signals, self._summary_writer('train'))
     self._train_loop.run(until_step)
 
+  def _raise_if_stopped(self, step: int | None) -> None:
+    if self.stop_signals.requested:
+      raise interrupts.EvaluationStopped(
+          step, self.stop_signals.signal_name or 'a stop signal')
+
   def evaluate(self) -> tuple[dict[str, Any], str | None]:
     """Evaluates the current weights; returns (metrics, the metrics JSON's
-    path), which the chief writes (other hosts: path None)."""
+    path), which the chief writes (other hosts: path None).
+
+    Raises:
+      interrupts.EvaluationStopped: a stop signal came (checked before
+        each batch); no metrics or predictions were written.
+    """
     schedule = self.eval_schedule
     descriptor = self.parts.descriptor('eval')
     if self._evaluator is None:
@@ -200,7 +214,8 @@ class Experiment:
     try:
       metrics = evaluator.evaluate(
           self.dataset('eval'), schedule.eval_steps,
-          finish_local=predictions.close_local if predictions else None)
+          finish_local=predictions.close_local if predictions else None,
+          check_stop=lambda: self._raise_if_stopped(step))
     except BaseException:
       if predictions is not None:
         predictions.discard()

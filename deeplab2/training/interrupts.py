@@ -103,19 +103,42 @@ class StopSignals:
     return False
 
 
-class TrainingStopped(Exception):
-  """Training stopped on a signal after saving a checkpoint.
+class Stopped(Exception):
+  """Work ended early on a stop signal, leaving nothing half-written.
 
   Attributes:
-    step: the step saved.
+    step: the training step saved, or the step of the weights whose
+      evaluation stopped (None: no step was involved).
     signal_name: 'SIGTERM' or 'SIGINT'.
-    checkpoint: the checkpoint path (None on hosts that do not write).
+    checkpoint: the checkpoint saved (None: none, or not by this host).
   """
 
-  def __init__(self, step, signal_name, checkpoint):
+  def __init__(self, message, step, signal_name, checkpoint=None):
+    super().__init__(message)
     self.step = step
     self.signal_name = signal_name
     self.checkpoint = checkpoint
+
+
+class TrainingStopped(Stopped):
+  """Training stopped on a signal after saving a checkpoint at `step`
+  (`checkpoint` is None on hosts that do not write)."""
+
+  def __init__(self, step, signal_name, checkpoint):
     where = f'; saved {checkpoint}' if checkpoint else ''
     super().__init__(f'stopped by {signal_name} at step {step}{where}; run '
-                     'the same command again to resume')
+                     'the same command again to resume', step, signal_name,
+                     checkpoint)
+
+
+class EvaluationStopped(Stopped):
+  """An evaluation (of the weights at `step`; None: while waiting for a
+  checkpoint) stopped on a signal; none of its metrics or predictions
+  were written."""
+
+  def __init__(self, step, signal_name):
+    what = (f'during the evaluation of step {step}; nothing of it was '
+            'written' if step is not None
+            else 'while waiting for a new checkpoint')
+    super().__init__(f'stopped by {signal_name} {what}; run the same command '
+                     'again to evaluate', step, signal_name)

@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from deeplab2.training import distribution
 from deeplab2.training import experiment as experiment_lib
+from deeplab2.training import interrupts
 from deeplab2.training import model_dir_lock
 from deeplab2.utils import checkpoints
 
@@ -52,6 +53,8 @@ def run(mode: str, config_path: str, model_dir: str,
     FileNotFoundError: eval or continuous_eval found no checkpoint.
     interrupts.TrainingStopped: a stop signal ended training (with a
       checkpoint).
+    interrupts.EvaluationStopped: a stop signal ended an evaluation
+      (nothing of it written).
     model_dir_lock.ModelDirInUse: (a ValueError) another trainer holds
       model_dir.
   """
@@ -66,17 +69,19 @@ def run(mode: str, config_path: str, model_dir: str,
             else contextlib.nullcontext())
     with lock, experiment.stop_signals:
       return _train(mode, experiment)
-  if mode == 'continuous_eval':
-    return _continuous_eval(
-        experiment, lambda: experiment_lib.Experiment(
-            config_path, model_dir, experiment.strategy))
-  if mode == 'eval':
-    # model_dir's checkpoints only: the config's initial checkpoint is
-    # nothing to evaluate, so it is not read.
-    restored = experiment.checkpoints.restore_newest()
-    if not restored:
-      raise FileNotFoundError(f'No checkpoint in {model_dir} to evaluate.')
-    return experiment.evaluate()[0]
+  with experiment.stop_signals:
+    if mode == 'continuous_eval':
+      return _continuous_eval(
+          experiment, lambda: experiment_lib.Experiment(
+              config_path, model_dir, experiment.strategy,
+              experiment.stop_signals))
+    if mode == 'eval':
+      # model_dir's checkpoints only: the config's initial checkpoint is
+      # nothing to evaluate, so it is not read.
+      restored = experiment.checkpoints.restore_newest()
+      if not restored:
+        raise FileNotFoundError(f'No checkpoint in {model_dir} to evaluate.')
+      return experiment.evaluate()[0]
   raise AssertionError(mode)   # check_mode knows the modes
 
 
@@ -91,6 +96,16 @@ def _train(mode: str, experiment: experiment_lib.Experiment) -> Metrics | None:
     return None
   interval = experiment.eval_schedule.eval_interval
   metrics = None
+  step = experiment.global_step
+  # Resumed where an evaluation was stopped before writing its metrics (one
+  # host: other hosts may not see the chief's model_dir).
+  if (0 < step < total and step % interval == 0 and
+      distribution.num_workers(experiment.strategy) == 1 and
+      not os.path.exists(
+          experiment_lib.metrics_path(experiment.model_dir, step))):
+    _log.info('Evaluating step %d first: its evaluation did not finish.',
+              step)
+    experiment.evaluate()
   while experiment.global_step < total:
     next_eval = min(total, (experiment.global_step // interval + 1) * interval)
     experiment.train(next_eval)
@@ -112,8 +127,9 @@ def _continuous_eval(
   metrics = None
   timeout = experiment.eval_schedule.continuous_eval_timeout
   evaluated = 0
-  for path in tf.train.checkpoints_iterator(experiment.model_dir,
-                                            timeout=timeout):
+  stop = experiment.stop_signals
+  for path in checkpoints.new_checkpoints(
+      experiment.model_dir, timeout, should_stop=lambda: stop.requested):
     try:
       experiment.restore(path)
     except checkpoints.DamagedCheckpointError as e:
@@ -126,6 +142,9 @@ def _continuous_eval(
     if experiment.global_step >= experiment.total_steps:
       break
   else:
+    if stop.requested:
+      raise interrupts.EvaluationStopped(None, stop.signal_name or
+                                         'a stop signal')
     if not evaluated:
       raise FileNotFoundError(
           f'continuous_eval: no checkpoint in {experiment.model_dir} could '

@@ -97,6 +97,11 @@ class PredictionStaging:
     """Deletes what this host (the chief: every host) wrote."""
     shutil.rmtree(self._partial if self._is_chief else self._host_dir,
                   ignore_errors=True)
+    if self._is_chief:
+      try:    # the folder made for it, unless something else is in it
+        os.rmdir(os.path.dirname(self._partial))
+      except OSError:
+        pass
 
   def publish(self) -> str | None:
     """Merges the hosts' files (chief); returns the folder, or None."""
