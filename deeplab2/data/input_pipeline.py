@@ -5,6 +5,7 @@ Batches are dicts keyed by the constants of `deeplab2.common`.
 
 import dataclasses
 import glob
+import logging
 
 import tensorflow as tf
 
@@ -14,6 +15,7 @@ from deeplab2.data import autoaugment
 from deeplab2.data import targets
 from deeplab2.data import tfrecord
 
+_log = logging.getLogger('deeplab2')
 
 @dataclasses.dataclass(frozen=True)
 class PipelineOptions:
@@ -31,7 +33,11 @@ class PipelineOptions:
     target_options: targets.TargetOptions.
     flip_probability: of the training left-right flip (0.5, as deeplab2;
       0 never flips, e.g. to compare targets with a reference).
-    seed: makes shuffling and augmentation deterministic when set.
+    seed: makes shuffling and augmentation deterministic when set: the
+      training stream is then a pure function of the seed and the
+      position in it.
+    start_batch: (training, with a seed) global batches already read: the
+      stream starts where they end, as a resumed run needs.
   """
   file_patterns: tuple
   batch_size: int
@@ -47,6 +53,7 @@ class PipelineOptions:
   autoaugment_policy_name: str = ''
   flip_probability: float = 0.5
   seed: int | None = None
+  start_batch: int = 0
 
   @property
   def resizes(self):
@@ -102,6 +109,26 @@ def _not_a_tfrecord(path):
   if masked != int.from_bytes(header[8:12], 'little'):
     return 'its first record header does not check out'
   return None
+
+
+def count_records(path):
+  """The number of records of a TFRecord file, from their headers alone.
+
+  Raises:
+    ValueError: the file ends inside a record (the message names it).
+  """
+  count = 0
+  with tf.io.gfile.GFile(path, 'rb') as f:
+    size = f.size()
+    while f.tell() < size:
+      header = f.read(12)
+      end = f.tell() + int.from_bytes(header[:8], 'little') + 4
+      if len(header) < 12 or end > size:
+        raise ValueError(f'{path} is truncated: its record {count} ends '
+                         f'past the end of the file ({size} bytes).')
+      f.seek(end)
+      count += 1
+  return count
 
 
 def _train_sample(example, seed, options):
@@ -203,12 +230,17 @@ def _eval_dataset(files, options, input_context):
 
 
 def _train_dataset(files, options, input_context):
-  dataset, seed = _train_records(files, options, input_context)
+  start = _start_record(options, input_context)
+  dataset, seed = _train_records(files, options, input_context, start)
   dataset = dataset.map(_no_autograph(tfrecord.parse_example),
                         num_parallel_calls=tf.data.AUTOTUNE)
-  # One stateless seed pair per sample: with options.seed the augmented
-  # stream repeats exactly, without it each run differs.
-  seeds = tf.data.Dataset.random(seed=seed).batch(2)
+  if seed is None:
+    seeds = tf.data.Dataset.random().batch(2)   # each run differs
+  else:
+    # The n-th sample's stateless seed is (seed, n): the augmented stream
+    # repeats exactly, from any position.
+    seeds = tf.data.Dataset.counter(start).map(
+        lambda n: tf.stack([tf.constant(seed, tf.int64), n]))
   dataset = tf.data.Dataset.zip((dataset, seeds)).map(
       _no_autograph(lambda e, s: _train_sample(e, s, options)),
       num_parallel_calls=tf.data.AUTOTUNE, deterministic=seed is not None)
@@ -216,32 +248,69 @@ def _train_dataset(files, options, input_context):
   return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def _train_records(files, options, input_context):
-  """This host's endless, shuffled stream of serialized training records,
-  and the seed of its shuffling and augmentation (None: unseeded)."""
+def _start_record(options, input_context):
+  """The first record of this host's stream: the records its replicas
+  read in options.start_batch global batches (0 without a seed: an
+  unseeded run is not repeatable anyway)."""
+  if options.seed is None or not options.start_batch:
+    return 0
+  local_replicas = (input_context.num_replicas_in_sync //
+                    input_context.num_input_pipelines) if input_context else 1
+  return options.start_batch * local_replicas * options.batch_size
+
+
+def _epoch_seed(seed, epoch, salt):
+  """A tf.int64 seed of one shuffle of one epoch (None: unseeded)."""
+  if seed is None:
+    return None
+  return tf.constant(seed * 4 + salt, tf.int64) + epoch * 1000003
+
+
+def _train_records(files, options, input_context, start=0):
+  """This host's endless stream of serialized training records, from its
+  `start`-th record on, and the seed of its shuffling and augmentation
+  (None: unseeded).
+
+  The stream is a sequence of epochs: epoch e reads this host's share of
+  the records once, in an order set by the seed and e alone, so a seeded
+  stream can start anywhere by reading at most one epoch."""
   num_pipelines = input_context.num_input_pipelines if input_context else 1
+  host = input_context.input_pipeline_id if input_context else 0
   # Whole files per host when there are enough of them, else every host
   # reads all files in one shared order and keeps every n-th record.
   by_file = len(files) >= num_pipelines
+  host_files = files[host::num_pipelines] if by_file else files
   seed = options.seed
-  shared_seed = seed if seed is not None else 0
   if seed is not None and input_context:
     # Each host shuffles and augments its share with its own stream.
-    seed += 1000003 * input_context.input_pipeline_id
-  dataset = tf.data.Dataset.from_tensor_slices(files)
-  if by_file:
-    dataset = _shard(dataset, input_context)
-    dataset = dataset.shuffle(len(files), seed=seed)
-  else:
-    dataset = dataset.shuffle(len(files), seed=shared_seed,
-                              reshuffle_each_iteration=False)
-  dataset = dataset.interleave(
-      tf.data.TFRecordDataset, cycle_length=min(len(files), 4),
-      num_parallel_calls=tf.data.AUTOTUNE,
-      deterministic=seed is not None or not by_file)
-  if not by_file:
-    dataset = _shard(dataset, input_context)
-  return dataset.shuffle(256, seed=seed).repeat(), seed
+    seed += 1000003 * host
+  # The hosts sharing records must agree on the file order, seed or not.
+  file_seed = seed if by_file else (options.seed or 0)
+
+  def one_epoch(epoch):
+    names = tf.data.Dataset.from_tensor_slices(host_files).shuffle(
+        len(host_files), seed=_epoch_seed(file_seed, epoch, 1),
+        reshuffle_each_iteration=False)
+    records = names.interleave(
+        tf.data.TFRecordDataset, cycle_length=min(len(host_files), 4),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=seed is not None or not by_file)
+    if not by_file:
+      records = _shard(records, input_context)
+    return records.shuffle(256, seed=_epoch_seed(seed, epoch, 2),
+                           reshuffle_each_iteration=False)
+
+  first_epoch, offset = 0, 0
+  if start:
+    total = sum(count_records(path) for path in host_files)
+    per_epoch = total if by_file else len(range(host, total, num_pipelines))
+    if per_epoch == 0:
+      raise ValueError(f'{host_files} hold no records.')
+    first_epoch, offset = divmod(start, per_epoch)
+    _log.info('Input stream resumed at record %d of epoch %d (%d records '
+              'per epoch on this host).', offset, first_epoch, per_epoch)
+  dataset = tf.data.Dataset.counter(first_epoch).flat_map(one_epoch)
+  return dataset.skip(offset), seed
 
 
 def make_dataset(options, input_context=None):

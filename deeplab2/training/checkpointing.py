@@ -19,6 +19,9 @@ from deeplab2.utils import checkpoints
 
 _log = logging.getLogger('deeplab2')
 
+# The input position's entry in a checkpoint (absent from older ones).
+_POSITION_KEY = 'input_position/.ATTRIBUTES/VARIABLE_VALUE'
+
 
 class TrainingCheckpoints:
   """Saves and restores the model and optimizer of one run.
@@ -32,7 +35,13 @@ class TrainingCheckpoints:
     checkpoint_interval: steps between checkpoints (CheckpointManager's).
 
   Attributes:
-    checkpoint: the tf.train.Checkpoint of `model` and `optimizer`.
+    checkpoint: the tf.train.Checkpoint of `model`, `optimizer`,
+      `input_position` and the model's random states.
+    input_position: int64 tf.Variable, the global batches the run has
+      taken from its training input (the train loop counts them): a
+      seeded resume starts the input stream there. Checkpoints written
+      before it existed restore it as the global step (and leave the random
+      states as they are).
   """
 
   def __init__(self, strategy: tf.distribute.Strategy, model: keras.Model,
@@ -41,7 +50,19 @@ class TrainingCheckpoints:
     self.is_chief = distribution.is_chief(strategy)
     self.model_dir = model_dir
     self._optimizer = optimizer
-    self.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
+    with tf.device('/CPU:0'):
+      self.input_position = tf.Variable(0, dtype=tf.int64, trainable=False,
+                                        name='input_position')
+    # The random states of the model's training-time randomness (dropout,
+    # drop path): layer variables that Keras keeps out of the model's
+    # checkpoint children, yet a resume must continue.
+    weights = {id(v) for v in model.weights}
+    random_states = [v for v in model.variables if id(v) not in weights]
+    self.checkpoint = tf.train.Checkpoint(
+        model=model, optimizer=optimizer, input_position=self.input_position,
+        random_states=random_states)
+    self._without_position = tf.train.Checkpoint(model=model,
+                                                 optimizer=optimizer)
     if self.is_chief:
       self._folder = model_dir
     else:
@@ -68,9 +89,20 @@ class TrainingCheckpoints:
       checkpoints.DamagedCheckpointError: a file of it missing or damaged.
       ValueError: it was written by another config.
     """
-    restore.restore_one(self.checkpoint, path)
+    self._restore_one(path)
     self._step, self._path = self._step_now(), path
     _log.info('Restored %s at step %d.', path, self._step)
+
+  def _restore_one(self, path: str) -> None:
+    try:
+      names = {name for name, _ in tf.train.list_variables(path)}
+    except (tf.errors.OpError, ValueError):
+      names = {_POSITION_KEY}    # damaged: restore_one says how
+    if _POSITION_KEY in names:
+      restore.restore_one(self.checkpoint, path)
+      return
+    restore.restore_one(self._without_position, path)
+    self.input_position.assign(self._optimizer.iterations)
 
   def restore_newest(self) -> str | None:
     """Restores the newest intact checkpoint of model_dir; returns its path
@@ -81,7 +113,8 @@ class TrainingCheckpoints:
       checkpoints.DamagedCheckpointError: every checkpoint is damaged.
       ValueError: see restore.
     """
-    path, damaged = restore.restore_newest(self.checkpoint, self.model_dir)
+    path, damaged = checkpoints.restore_newest_intact(self.model_dir,
+                                                      self._restore_one)
     if path is None:
       return None
     self._step, self._path = self._step_now(), path

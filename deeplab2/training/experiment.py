@@ -7,6 +7,7 @@ in modes.py; the loop in train_loop.py; where checkpoints go in
 checkpointing.py; the hosts' prediction files in prediction_staging.py.
 """
 
+import dataclasses
 import logging
 import os
 import time
@@ -176,8 +177,13 @@ class Experiment:
           stop_flag=(self.stop_signals.flag
                      if distribution.num_workers(self.strategy) == 1
                      else None))
+      # A seeded stream goes on from where the restored run left it.
+      options = dataclasses.replace(
+          self.parts.pipeline_options('train'),
+          start_batch=int(self.checkpoints.input_position.numpy()))
       self._train_loop = train_loop.TrainLoop(
-          self.strategy, trainer, iter(self.dataset('train')),
+          self.strategy, trainer,
+          iter(distributed_dataset(self.strategy, options)),
           self.train_schedule, self.optimizer, self.checkpoints,
           self.stop_signals, self._summary_writer('train'))
     self._train_loop.run(until_step)

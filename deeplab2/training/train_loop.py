@@ -91,6 +91,7 @@ class TrainLoop:
                            c.save_summaries_steps)]) - step
       loop_start = time.time()
       losses = self._trainer.train(self._iterator, num_steps)
+      self._checkpoints.input_position.assign_add(self._trainer.batches_read)
       previous, step = step, self._global_step()
       if self._stop_requested():
         path = self._checkpoints.at(step)

@@ -36,6 +36,8 @@ class Trainer:
     self.optimizer = optimizer
     self.global_batch_size = global_batch_size
     self.weight_decay = weight_decay
+    # Global batches the last call of `train` took from its iterator.
+    self.batches_read = 0
     if not optimizer.built:
       # Slots made inside the first trace would make tf.function trace the
       # whole training loop twice.
@@ -104,17 +106,21 @@ class Trainer:
     sums = {name: tf.constant(0.0) for name in self.loss_fn.loss_names}
     done, sums = tf.while_loop(keep_going, one_step, (tf.constant(0), sums))
     return {name: value / tf.cast(tf.maximum(done, 1), tf.float32)
-            for name, value in sums.items()}
+            for name, value in sums.items()}, done
 
   def train(self, iterator, num_steps):
     """Runs `num_steps` steps (fewer when stop_flag is set); returns host
-    floats of the mean losses.
+    floats of the mean losses. `batches_read` then says how many global
+    batches the steps took from `iterator` (a step that a loss-scaling
+    optimizer skips takes one without moving the global step).
 
     Raises:
       FloatingPointError: a loss is NaN or infinite (the weights are then
         not saved by the caller).
     """
-    means = self._train_steps(iterator, tf.constant(num_steps, tf.int32))
+    means, done = self._train_steps(iterator,
+                                    tf.constant(num_steps, tf.int32))
+    self.batches_read = int(done)
     means = {name: float(value) for name, value in means.items()}
     bad = {name: value for name, value in means.items()
            if value != value or value in (float('inf'), float('-inf'))}

@@ -105,6 +105,9 @@ class ResidualBlock(normalization.BatchNormConfigMixin, keras.layers.Layer):
     self.second_dilation_rate = (dilation_rate if second_dilation_rate is None
                                  else second_dilation_rate)
     self.keep_prob = keep_prob
+    # Drop path's random state (a layer variable; none without drop path).
+    self.seed_generator = (keras.random.SeedGenerator(name='drop_path_seed')
+                           if keep_prob < 1.0 else None)
     self.switchable_atrous = switchable_atrous
     self.use_squeeze_and_excite = use_squeeze_and_excite
     self.bn_options = bn_options or normalization.BatchNormOptions()
@@ -156,7 +159,7 @@ class ResidualBlock(normalization.BatchNormConfigMixin, keras.layers.Layer):
       x = conv(x, training=training)
     if self.squeeze_excite is not None:
       x = self.squeeze_excite(x)
-    x = drop_path.drop_path(x, self.keep_prob, training)
+    x = drop_path.drop_path(x, self.keep_prob, training, self.seed_generator)
     if self.shortcut is not None:
       shortcut = self.shortcut(inputs, training=training)
     elif self.strides > 1:

@@ -2,6 +2,7 @@
 
 import math
 
+import keras
 import tensorflow as tf
 
 SCHEDULES = ('constant', 'linear')
@@ -29,13 +30,17 @@ def keep_prob_for_stride(keep_prob, schedule, stride, beyond_stride,
   return 1.0 - (1.0 - keep_prob) * stage / num_stages
 
 
-def drop_path(x, keep_prob, training):
+def drop_path(x, keep_prob, training, seed_generator=None):
   """Zeroes whole samples of a residual branch with probability 1 - keep.
 
   Args:
     x: float [B, ...] residual branch.
     keep_prob: python float in (0, 1].
     training: only drops while training; identity otherwise.
+    seed_generator: the calling layer's keras.random.SeedGenerator (needed
+      when anything is dropped): its state, a variable of the layer, is
+      saved with the checkpoint, so a resumed run drops as the run it
+      continues would have.
 
   Returns:
     x times a per-sample mask of 0 or 1 / keep_prob (same shape and dtype).
@@ -44,5 +49,6 @@ def drop_path(x, keep_prob, training):
     return x
   mask_shape = tf.concat([tf.shape(x)[:1], tf.ones([tf.rank(x) - 1],
                                                    tf.int32)], axis=0)
-  random = keep_prob + tf.random.uniform(mask_shape, dtype=x.dtype)
+  random = keep_prob + keras.random.uniform(mask_shape, dtype=x.dtype,
+                                            seed=seed_generator)
   return x * (tf.floor(random) / keep_prob)
