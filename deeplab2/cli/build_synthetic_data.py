@@ -13,17 +13,27 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 from deeplab2.cli import conversion_flags  # pylint: disable=g-import-not-at-top
 from deeplab2.data import build_synthetic  # pylint: disable=g-import-not-at-top
+from deeplab2.data import synthetic  # pylint: disable=g-import-not-at-top
 
 
 def main(argv: Sequence[str] | None = None) -> int:
   """Runs the command; returns the exit status (argparse exits with 2)."""
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--output_dir', required=True)
-  parser.add_argument('--num_train', type=int, default=600)
-  parser.add_argument('--num_val', type=int, default=100)
-  parser.add_argument('--seed', type=int, default=0)
-  parser.add_argument('--num_shards', type=int, default=4)
-  parser.add_argument('--image_size', type=int, default=129)
+  parser.add_argument('--num_train', type=int, default=600,
+                      help='training images, 0 or more')
+  parser.add_argument('--num_val', type=int, default=100,
+                      help='validation images, 0 or more (1 image or more '
+                      'in all)')
+  parser.add_argument('--seed', type=int, default=0, help='0 or more')
+  parser.add_argument('--num_shards', type=int, default=4,
+                      help='shards per split, all open while it is written '
+                      '(at most the open-file limit, ulimit -n, allows)')
+  parser.add_argument(
+      '--image_size', type=int, default=synthetic.DEFAULT_IMAGE_SIZE,
+      help='side of the square images in pixels, '
+      f'{synthetic.MIN_IMAGE_SIZE} to {synthetic.MAX_IMAGE_SIZE} (default: '
+      '%(default)s)')
   parser.add_argument('--overwrite', action='store_true',
                       help='replace an existing dataset in output_dir (a '
                       'folder holding other files is refused)')

@@ -57,12 +57,21 @@ def load_experiment_config(path: str
     (the ExperimentOptions, the file's text).
 
   Raises:
-    ConfigError: the file cannot be read or parsed.
+    ConfigError: the file cannot be read, is not UTF-8 text, or cannot be
+      parsed.
   """
   try:
-    with open(path) as f:
-      text = f.read()
+    with open(path, 'rb') as f:
+      data = f.read()
   except OSError as e:
     raise errors.ConfigError(f'cannot read config: {e.strerror}',
                              path=path) from None
+  try:
+    # Newlines as open() in text mode gives them.
+    text = data.decode('utf-8').replace('\r\n', '\n').replace('\r', '\n')
+  except UnicodeDecodeError as e:
+    raise errors.ConfigError(
+        f'not UTF-8 text: byte 0x{data[e.start]:02x} ({e.reason}); save the '
+        'config as UTF-8', path=path,
+        line=data.count(b'\n', 0, e.start) + 1) from None
   return parse_experiment_text(text, path=path), text

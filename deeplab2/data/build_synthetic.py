@@ -11,6 +11,28 @@ from deeplab2.data import staging
 from deeplab2.data import tfrecord
 
 
+def check_arguments(num_train: int, num_val: int, seed: int,
+                    image_size: int) -> None:
+  """Refuses counts, a seed or an image size that cannot make the dataset.
+
+  Raises:
+    ValueError: naming the flag (--num_train, --num_val, --seed,
+      --image_size) and the valid values.
+  """
+  for flag, value in (('--num_train', num_train), ('--num_val', num_val),
+                      ('--seed', seed)):
+    if value < 0:
+      raise ValueError(f'{flag}={value}: must be 0 or more.')
+  if num_train + num_val == 0:
+    raise ValueError('--num_train=0 and --num_val=0: nothing to write; ask '
+                     'for 1 image or more.')
+  if not synthetic.MIN_IMAGE_SIZE <= image_size <= synthetic.MAX_IMAGE_SIZE:
+    raise ValueError(
+        f'--image_size={image_size}: must be {synthetic.MIN_IMAGE_SIZE} to '
+        f'{synthetic.MAX_IMAGE_SIZE} (the side of the square images, in '
+        'pixels).')
+
+
 def write_synthetic_dataset(
     output_dir: str, num_train: int = 600, num_val: int = 100, seed: int = 0,
     num_shards: int = 4, image_size: int = synthetic.DEFAULT_IMAGE_SIZE,
@@ -28,11 +50,12 @@ def write_synthetic_dataset(
 
   Args:
     output_dir: created if missing.
-    num_train: training images.
-    num_val: validation images.
-    seed: the dataset's seed.
+    num_train: training images, >= 0.
+    num_val: validation images, >= 0 (num_train + num_val >= 1).
+    seed: the dataset's seed, >= 0.
     num_shards: shards per split.
-    image_size: side of the square images (odd, e.g. 129 or 257).
+    image_size: side of the square images, MIN_IMAGE_SIZE..MAX_IMAGE_SIZE
+      of deeplab2.data.synthetic (odd, e.g. 129 or 257).
     overwrite: replace existing output; without it, existing shards or
       descriptor are an error.
     progress_factory: optional callable(split) -> callable(done, total).
@@ -43,11 +66,14 @@ def write_synthetic_dataset(
   Raises:
     FileExistsError: output exists and overwrite is False, or output_dir
       holds other files.
-    ValueError: num_shards < 1; other splits' shards with other labels stay
-      in output_dir (conversion_checks.check_other_splits).
+    ValueError: num_shards < 1 or more than can be open
+      (conversion_checks.check_num_shards); an argument check_arguments
+      refuses; other splits' shards with other labels stay in output_dir
+      (conversion_checks.check_other_splits).
     staging.OutputError: output_dir cannot be written.
   """
   conversion_checks.check_num_shards(num_shards)
+  check_arguments(num_train, num_val, seed, image_size)
   splits = {'train': num_train, 'val': num_val}
   with staging.StagedOutput(
       output_dir, splits, overwrite,

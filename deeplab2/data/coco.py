@@ -78,13 +78,85 @@ def descriptor_from_categories(name, categories, ignore_label=0,
 
 
 def read_json(path, hint=''):
+  """The JSON object in `path`.
+
+  Raises:
+    FileNotFoundError: `path` is missing (the message ends with `hint`).
+    ValueError: not UTF-8 JSON, or its top level is not an object.
+  """
   try:
-    with open(path) as f:
-      return json.load(f)
+    with open(path, encoding='utf-8') as f:
+      data = json.load(f)
   except FileNotFoundError:
     raise FileNotFoundError(f'{path} does not exist.{hint}') from None
-  except json.JSONDecodeError as e:
+  except ValueError as e:   # JSONDecodeError, UnicodeDecodeError
     raise ValueError(f'{path}: not valid JSON ({e}).') from None
+  if not isinstance(data, dict):
+    raise ValueError(f'{path}: the top level must be a JSON object (with '
+                     '"annotations" and "categories"), got '
+                     f'{_describe(data)}.')
+  return data
+
+
+def _describe(value):
+  return dataset_descriptor.describe_json_value(value)
+
+
+def _objects(data, key, where):
+  """data[key], checked to be a list of JSON objects ([] when absent)."""
+  entries = data.get(key, [])
+  if not isinstance(entries, list):
+    raise ValueError(f'{where}: "{key}" must be a list, got '
+                     f'{_describe(entries)}.')
+  for i, entry in enumerate(entries):
+    if not isinstance(entry, dict):
+      raise ValueError(f'{where}: {key}[{i}] must be an object, got '
+                       f'{_describe(entry)}.')
+  return entries
+
+
+_KINDS = {int: 'an integer', str: 'a string'}
+
+
+def _value(entry, key, kinds, where):
+  """entry[key], checked to be one of `kinds` (int, str; a bool is no int)."""
+  if key not in entry:
+    raise ValueError(f'{where} lacks "{key}".')
+  value = entry[key]
+  if not isinstance(value, kinds) or isinstance(value, bool):
+    what = ' or '.join(_KINDS[k] for k in kinds)
+    raise ValueError(f'{where}: "{key}" must be {what}, got '
+                     f'{_describe(value)}.')
+  return value
+
+
+def _named(where, entry, key):
+  """`where` with entry[key] (a name or file name) when it is a string."""
+  name = entry.get(key)
+  return f'{where} ({name})' if isinstance(name, str) else where
+
+
+def _checked_categories(data, json_path):
+  """The `categories` of a COCO panoptic JSON, each with an integer id.
+
+  Raises:
+    ValueError: naming the JSON, the category and the key.
+  """
+  categories = _objects(data, 'categories', json_path)
+  for i, category in enumerate(categories):
+    _value(category, 'id', (int,),
+           _named(f'{json_path}: categories[{i}]', category, 'name'))
+  return categories
+
+
+def _checked_segments(annotation, where):
+  """The annotation's `segments_info`: objects with an integer id each."""
+  if 'segments_info' not in annotation:
+    raise ValueError(f'{where} lacks "segments_info".')
+  segments = _objects(annotation, 'segments_info', where)
+  for i, segment in enumerate(segments):
+    _value(segment, 'id', (int,), f'{where}: segments_info[{i}]')
+  return tuple(segments)
 
 
 def samples_from_panoptic_json(data, json_path, panoptic_dir, image_dir):
@@ -94,31 +166,31 @@ def samples_from_panoptic_json(data, json_path, panoptic_dir, image_dir):
   samples.
 
   Raises:
-    ValueError: naming the JSON and the entry that is malformed.
+    ValueError: naming the JSON, the entry (its index and file name) and
+      the key that is missing or malformed.
   """
   images = {}
-  for image in data.get('images', []):
-    if 'id' not in image or 'file_name' not in image:
-      raise ValueError(f'{json_path}: an entry of "images" lacks id or '
-                       f'file_name: {image}.')
-    images[image['id']] = image['file_name']
+  for i, image in enumerate(_objects(data, 'images', json_path)):
+    where = _named(f'{json_path}: images[{i}]', image, 'file_name')
+    images[_value(image, 'id', (int, str), where)] = _value(
+        image, 'file_name', (str,), where)
   samples, annotated = [], set()
-  for annotation in data.get('annotations', []):
-    for key in ('image_id', 'file_name', 'segments_info'):
-      if key not in annotation:
-        raise ValueError(f'{json_path}: an annotation lacks "{key}".')
-    image_id = annotation['image_id']
+  for i, annotation in enumerate(_objects(data, 'annotations', json_path)):
+    where = _named(f'{json_path}: annotations[{i}]', annotation, 'file_name')
+    label_name = _value(annotation, 'file_name', (str,), where)
+    image_id = _value(annotation, 'image_id', (int, str), where)
+    segments = _checked_segments(annotation, where)
     if images and image_id not in images:
-      raise ValueError(f'{json_path}: annotation of image_id {image_id} '
-                       'has no entry in "images".')
+      raise ValueError(f'{where}: image_id {image_id} has no entry in '
+                       '"images".')
     # Without an "images" list, the image is named after the PNG.
-    file_name = images.get(image_id, os.path.splitext(
-        annotation['file_name'])[0] + '.jpg')
+    file_name = images.get(image_id,
+                           os.path.splitext(label_name)[0] + '.jpg')
     annotated.add(image_id)
     samples.append(panoptic_format.Sample(
         image_path=os.path.join(image_dir, file_name),
-        label_path=os.path.join(panoptic_dir, annotation['file_name']),
-        segments=tuple(annotation['segments_info']),
+        label_path=os.path.join(panoptic_dir, label_name),
+        segments=segments,
         name=os.path.basename(file_name)))
   for image_id, file_name in images.items():
     if image_id not in annotated:
@@ -146,6 +218,6 @@ def find_split(coco_root, split, panoptic_json=None, panoptic_dir=None,
   images_dir = image_dir or os.path.join(root, f'{split}2017')
   data = read_json(json_path)
   descriptor, category_map = descriptor_from_categories(
-      name, data.get('categories', []), label_divisor=label_divisor)
+      name, _checked_categories(data, json_path), label_divisor=label_divisor)
   samples = samples_from_panoptic_json(data, json_path, png_dir, images_dir)
   return samples, descriptor, category_map

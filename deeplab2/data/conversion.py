@@ -160,17 +160,17 @@ def convert_dataset(
     FileExistsError: output exists and not overwrite; output_dir holds
       other files than a conversion.
     FileNotFoundError: input files are missing.
-    ValueError: num_shards < 1 (conversion_checks.check_num_shards); a
-      malformed input; splits with other categories or no samples; labels
-      that differ from the built-in descriptor of the same name
-      (check_builtin_name) or from other splits' shards that stay in
-      output_dir (check_other_splits).
+    ValueError: num_shards < 1 or more than the open-file limit allows
+      (conversion_checks.check_num_shards); a malformed input; splits with
+      other categories or no samples; labels that differ from the built-in
+      descriptor of the same name (check_builtin_name) or from other
+      splits' shards that stay in output_dir (check_other_splits).
     SampleError: a bad sample, unless skip_bad_samples.
     OutputError: output_dir or its folder cannot be written (read-only, a
       full disk).
     WorkerError: a worker process failed or died.
   """
-  conversion_checks.check_num_shards(num_shards)
+  conversion_checks.check_num_shards(num_shards, num_workers)
   found = {split: find_split(split) for split in splits}
   descriptors = {split: value[1] for split, value in found.items()}
   first = descriptors[splits[0]]

@@ -8,21 +8,57 @@ that stay in the output folder.
 
 import glob
 import os
+import resource
 from typing import Sequence
 
 from deeplab2.data import dataset_descriptor
 from deeplab2.data import tfrecord
 
 
-def check_num_shards(num_shards: int) -> None:
-  """Refuses fewer than one shard per split.
+# Files a conversion keeps open besides its shards: TensorFlow's and the
+# interpreter's (_SPARE_FILES), and each worker process's two pipes and
+# sentinel in the parent (_FILES_PER_WORKER).
+_SPARE_FILES = 32
+_FILES_PER_WORKER = 3
+
+
+def _open_file_count() -> int:
+  """Files this process has open now (0 where the system does not say)."""
+  for folder in ('/proc/self/fd', '/dev/fd'):
+    if os.path.isdir(folder):
+      return len(os.listdir(folder)) - 1   # less the listing's own
+  return 0
+
+
+def check_num_shards(num_shards: int, num_workers: int = 1) -> None:
+  """Refuses fewer than one shard per split, or more than can be open.
+
+  A split's shards are all open while it is written, so they must fit
+  under the process's open-file limit (RLIMIT_NOFILE, `ulimit -n`) with
+  the files already open and those the workers need.
+
+  Args:
+    num_shards: shards per split (the --num_shards flag).
+    num_workers: worker processes the conversion starts (<= 1: none).
 
   Raises:
-    ValueError: naming the --num_shards flag.
+    ValueError: naming the --num_shards flag (and the limit).
   """
   if num_shards < 1:
     raise ValueError(f'--num_shards={num_shards}: a split needs 1 shard or '
                      'more.')
+  limit, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+  if limit == resource.RLIM_INFINITY:
+    return
+  kept = (_open_file_count() + _SPARE_FILES +
+          _FILES_PER_WORKER * (num_workers if num_workers > 1 else 0))
+  if num_shards > limit - kept:
+    fewer = (f'pass --num_shards={limit - kept} or fewer, or raise the limit'
+             if limit > kept else 'raise the limit')
+    raise ValueError(
+        f'--num_shards={num_shards}: a split keeps all its shards open while '
+        f'it is written, and this process may open {limit} files (ulimit -n) '
+        f'of which {kept} are in use or kept for others: {fewer}.')
 
 
 def check_builtin_divisor(name: str, label_divisor: int | None) -> None:

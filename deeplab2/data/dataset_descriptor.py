@@ -145,39 +145,118 @@ def _implied_original_ids(descriptor):
   return builtin.original_category_ids
 
 
-def read_json(path: str) -> DatasetDescriptor:
-  """Reads a descriptor JSON; errors name the file and the field.
+_REQUIRED_KEYS = ('name', 'num_classes', 'ignore_label', 'label_divisor',
+                  'thing_class_ids', 'class_names', 'colormap')
 
-  A file without `original_category_ids` (older files too) gets the
-  built-in dataset's when it is named like one and has its labels, else ()
-  (see _implied_original_ids).
+_JSON_KINDS = ((bool, 'boolean'), (int, 'integer'), (float, 'float'),
+               (str, 'string'), (list, 'list'), (dict, 'object'))
+
+
+def describe_json_value(value: object) -> str:
+  """`value` as JSON (shortened) with its JSON kind: '5.7 (float)', 'null'."""
+  if value is None:
+    return 'null'
+  text = json.dumps(value)
+  if len(text) > 40:
+    text = text[:36] + ' ...'
+  kind = next((k for t, k in _JSON_KINDS if isinstance(value, t)),
+              type(value).__name__)
+  return f'{text} ({kind})'
+
+
+def _is_int(value):
+  # bool is an int in Python; `true` in the JSON is not a count.
+  return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_str(value):
+  return isinstance(value, str)
+
+
+def _require(ok, value, what, where):
+  if not ok:
+    raise ValueError(f'{where} must be {what}, got '
+                     f'{describe_json_value(value)}.')
+
+
+def _check_list(value, is_item, item_what, list_what, where):
+  _require(isinstance(value, list), value, list_what, where)
+  for i, item in enumerate(value):
+    _require(is_item(item), item, item_what, f'{where}[{i}]')
+
+
+def _check_json_types(data):
+  """Refuses a descriptor JSON object whose values have the wrong types.
+
+  Raises:
+    ValueError: naming the key (and the index), what it must be and what
+      it is; nothing is coerced ("5" is no integer, nor is true).
+  """
+  missing = [f'"{k}"' for k in _REQUIRED_KEYS if k not in data]
+  if len(missing) == 1:
+    raise ValueError(f'the required key {missing[0]} is missing.')
+  if missing:
+    raise ValueError(f'the required keys {", ".join(missing)} are missing.')
+  _require(_is_str(data['name']), data['name'], 'a string', '"name"')
+  for key in ('num_classes', 'ignore_label', 'label_divisor'):
+    _require(_is_int(data[key]), data[key], 'an integer', f'"{key}"')
+  _check_list(data['thing_class_ids'], _is_int, 'an integer',
+              'a list of integers', '"thing_class_ids"')
+  _check_list(data['class_names'], _is_str, 'a string', 'a list of strings',
+              '"class_names"')
+  _require(isinstance(data['colormap'], list), data['colormap'],
+           'a list of [r, g, b] lists', '"colormap"')
+  for i, colour in enumerate(data['colormap']):
+    _check_list(colour, _is_int, 'an integer', 'an [r, g, b] list of '
+                'integers', f'"colormap"[{i}]')
+  sizes = data.get('splits_to_sizes', {})
+  _require(isinstance(sizes, dict), sizes, 'an object of split sizes',
+           '"splits_to_sizes"')
+  for split, size in sizes.items():
+    _require(_is_int(size), size, 'an integer',
+             f'"splits_to_sizes"["{split}"]')
+  _check_list(data.get('original_category_ids', []),
+              lambda i: i is None or _is_int(i), 'an integer or null',
+              'a list of integers and nulls', '"original_category_ids"')
+
+
+def read_json(path: str) -> DatasetDescriptor:
+  """Reads a descriptor JSON; errors name the file and the key.
+
+  Values are checked by JSON type, never coerced (_check_json_types), then
+  as a DatasetDescriptor. A file without `original_category_ids` (older
+  files too) gets the built-in dataset's when it is named like one and has
+  its labels, else () (see _implied_original_ids).
+
+  Raises:
+    ValueError: the file cannot be read, is not a JSON object, lacks a key,
+      holds a value of the wrong type, or values that do not fit together.
   """
   try:
-    with open(path) as f:
+    with open(path, encoding='utf-8') as f:
       data = json.load(f)
-  except (OSError, json.JSONDecodeError) as e:
+  except (OSError, ValueError) as e:   # JSONDecodeError, UnicodeDecodeError
     raise ValueError(f'Cannot read dataset descriptor {path}: {e}') from e
-  required = ('name', 'num_classes', 'ignore_label', 'label_divisor',
-              'thing_class_ids', 'class_names', 'colormap')
-  missing = [k for k in required if k not in data]
-  if missing:
-    raise ValueError(f'Dataset descriptor {path} lacks {", ".join(missing)}.')
+  if not isinstance(data, dict):
+    raise ValueError(f'{path}: a dataset descriptor must be a JSON object, '
+                     f'got {describe_json_value(data)}.')
   try:
+    _check_json_types(data)
     descriptor = DatasetDescriptor(
         name=data['name'],
-        num_classes=int(data['num_classes']),
-        ignore_label=int(data['ignore_label']),
-        label_divisor=int(data['label_divisor']),
-        thing_class_ids=tuple(int(c) for c in data['thing_class_ids']),
+        num_classes=data['num_classes'],
+        ignore_label=data['ignore_label'],
+        label_divisor=data['label_divisor'],
+        thing_class_ids=tuple(data['thing_class_ids']),
         class_names=tuple(data['class_names']),
-        colormap=tuple(tuple(int(v) for v in c) for c in data['colormap']),
+        colormap=tuple(tuple(c) for c in data['colormap']),
         splits_to_sizes=dict(data.get('splits_to_sizes', {})),
         original_category_ids=tuple(data.get('original_category_ids', ())))
-    if 'original_category_ids' not in data:
-      descriptor = dataclasses.replace(
-          descriptor, original_category_ids=_implied_original_ids(descriptor))
-  except (ValueError, TypeError) as e:
-    raise ValueError(f'Dataset descriptor {path}: {e}') from e
+  except ValueError as e:
+    raise ValueError(f'{path}: {e}') from None
+  if 'original_category_ids' not in data:
+    descriptor = dataclasses.replace(
+        descriptor, original_category_ids=_implied_original_ids(descriptor))
   return descriptor
 
 

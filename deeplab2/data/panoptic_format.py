@@ -10,6 +10,7 @@ R + 256 * G + 256 * 256 * B, 0 for unlabeled.
 
 import dataclasses
 import io
+import warnings
 
 import numpy as np
 from PIL import Image
@@ -61,6 +62,32 @@ class ConvertedSample:
   label_bytes: object   # little-endian int32 [height, width], or None.
 
 
+def _decoded(source, path, what):
+  """The PIL image of `source` (a path or a file object), decoded.
+
+  PIL's DecompressionBombWarning is an error here, as its
+  DecompressionBombError is: a header of a few bytes can claim billions of
+  pixels, which decoding would allocate.
+
+  Raises:
+    SampleError: naming `path` and `what` it is ('image', 'panoptic PNG').
+  """
+  try:
+    with warnings.catch_warnings():
+      warnings.simplefilter('error', Image.DecompressionBombWarning)
+      image = Image.open(source)
+      image.load()
+  except FileNotFoundError:
+    raise SampleError(f'{path}: {what} is missing.') from None
+  except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+    raise SampleError(
+        f'{path}: the {what} claims more than {Image.MAX_IMAGE_PIXELS} pixels '
+        '(PIL\'s limit against decompression bombs); not decoded.') from None
+  except OSError as e:
+    raise SampleError(f'{path}: cannot read the {what} ({e}).') from None
+  return image
+
+
 def _read_image(path):
   """(encoded bytes, format, uint8 RGB array) of any PIL-readable image.
 
@@ -70,12 +97,11 @@ def _read_image(path):
   try:
     with open(path, 'rb') as f:
       raw = f.read()
-    image = Image.open(io.BytesIO(raw))
-    image.load()
   except FileNotFoundError:
     raise SampleError(f'{path}: image file is missing.') from None
   except OSError as e:
     raise SampleError(f'{path}: cannot read the image ({e}).') from None
+  image = _decoded(io.BytesIO(raw), path, 'image')
   if image.mode == 'RGB' and image.format in ('JPEG', 'PNG'):
     return raw, image.format.lower(), np.asarray(image)
   if image.mode in ('I;16', 'I;16B', 'I;16L', 'I'):
@@ -89,13 +115,7 @@ def _read_image(path):
 
 
 def _read_segment_ids(path):
-  try:
-    png = Image.open(path)
-    png.load()
-  except FileNotFoundError:
-    raise SampleError(f'{path}: panoptic PNG is missing.') from None
-  except OSError as e:
-    raise SampleError(f'{path}: cannot read the panoptic PNG ({e}).') from None
+  png = _decoded(path, path, 'panoptic PNG')
   array = np.asarray(png.convert('RGB'), np.uint32)
   return array[..., 0] + 256 * array[..., 1] + 65536 * array[..., 2]
 

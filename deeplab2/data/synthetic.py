@@ -23,6 +23,11 @@ WALL, FLOOR, DISC, BOX, TRIANGLE = range(5)
 IGNORE_LABEL = DESCRIPTOR.ignore_label
 LABEL_DIVISOR = DESCRIPTOR.label_divisor
 DEFAULT_IMAGE_SIZE = 129
+# The image sides the dataset is drawn at: below MIN_IMAGE_SIZE the shapes
+# do not fit (NumPy warns of empty masks); drawing one image of
+# MAX_IMAGE_SIZE takes about 3 GB of memory and 20 s.
+MIN_IMAGE_SIZE = 16
+MAX_IMAGE_SIZE = 4097
 
 # Hue bands (0..1) of each thing class; colours vary inside a band.
 _HUE_BANDS = {DISC: (0.95, 1.08), BOX: (0.55, 0.70), TRIANGLE: (0.13, 0.30)}

@@ -105,8 +105,12 @@ def _os_error(error: Exception, path: str) -> OSError:
     reason = error.strerror or str(error)
   else:
     number = _ERRNO.get(type(error).__name__, errno.EIO)
-    reason = (os.strerror(number) if number != errno.EIO else
-              getattr(error, 'message', str(error)))
+    message = getattr(error, 'message', str(error))
+    # TF raises ResourceExhaustedError for these too, not only a full disk.
+    for limit in (errno.EMFILE, errno.ENFILE):
+      if message.endswith(os.strerror(limit)):
+        number = limit
+    reason = os.strerror(number) if number != errno.EIO else message
   return OSError(number, reason, path)
 
 
