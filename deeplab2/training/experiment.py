@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from deeplab2 import config as config_lib
 from deeplab2.data import input_pipeline
+from deeplab2.data import record_checks
 from deeplab2.evaluation import report
 from deeplab2.modeling import weights
 from deeplab2.training import checkpointing
@@ -120,6 +121,7 @@ class Experiment:
         checkpoint_interval=self.train_schedule.save_checkpoints_steps)
     self.stop_signals = stop_signals or interrupts.StopSignals()
     self._train_loop: train_loop.TrainLoop | None = None
+    self._checked_splits: set[str] = set()
     self._evaluator: evaluator_lib.Evaluator | None = None
 
   @property
@@ -152,10 +154,29 @@ class Experiment:
                               initial.restore_instance_last_layer)
     return None
 
+  def pipeline_options(self, split: str) -> input_pipeline.PipelineOptions:
+    """The input pipeline options of 'train' or 'eval'; the first call per
+    split checks its shards against its descriptor
+    (record_checks.check_records).
+
+    Raises:
+      FileNotFoundError, ValueError: no shards match, or they do not fit
+        the descriptor (the message names shard and descriptor).
+    """
+    options = self.parts.pipeline_options(split)
+    if split not in self._checked_splits:
+      files = input_pipeline.list_files(options.file_patterns)
+      dataset = getattr(self.parts.config, f'{split}_dataset_options').dataset
+      count = record_checks.check_records(
+          files, self.parts.descriptor(split).label_spec, dataset)
+      _log.info('%s: %d records in %d shard(s) fit the descriptor %s.',
+                split, count, len(files), dataset)
+      self._checked_splits.add(split)
+    return options
+
   def dataset(self, split: str) -> tf.distribute.DistributedDataset:
     """The distributed dataset of 'train' or 'eval'."""
-    options = self.parts.pipeline_options(split)
-    return distributed_dataset(self.strategy, options)
+    return distributed_dataset(self.strategy, self.pipeline_options(split))
 
   def _summary_writer(self, name: str) -> tf.summary.SummaryWriter:
     if not self.is_chief:
@@ -179,7 +200,7 @@ class Experiment:
                      else None))
       # A seeded stream goes on from where the restored run left it.
       options = dataclasses.replace(
-          self.parts.pipeline_options('train'),
+          self.pipeline_options('train'),
           start_batch=int(self.checkpoints.input_position.numpy()))
       self._train_loop = train_loop.TrainLoop(
           self.strategy, trainer,
