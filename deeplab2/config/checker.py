@@ -1,5 +1,6 @@
 """Raises and collects the located messages of one config's checks."""
 
+import math
 from typing import NoReturn
 
 from deeplab2.config import errors
@@ -35,6 +36,19 @@ class Checker:
     """Raises ConfigError (as `fail`) unless `condition` holds."""
     if not condition:
       self.fail(field, reason, index)
+
+  def require_positive(self, value: float, field: str,
+                       index: int = 0) -> None:
+    """Raises ConfigError unless `value` is finite and > 0 (NaN and inf
+    are refused: `inf > 0` holds)."""
+    self.require(math.isfinite(value) and value > 0, field,
+                 f'must be finite and positive, got {value}', index)
+
+  def require_non_negative(self, value: float, field: str,
+                           index: int = 0) -> None:
+    """Raises ConfigError unless `value` is finite and >= 0."""
+    self.require(math.isfinite(value) and value >= 0, field,
+                 f'must be finite and >= 0, got {value}', index)
 
   def warn(self, field: str, reason: str) -> None:
     """Adds one located warning line."""

@@ -56,14 +56,12 @@ def check_dataset(check: checker_lib.Checker,
   _check_resize(check, options, field)
   _check_augmentations(check, options.augmentations,
                        f'{field}.augmentations', split)
-  check.require(options.sigma > 0, f'{field}.sigma',
-                f'must be positive, got {options.sigma}')
+  check.require_positive(options.sigma, f'{field}.sigma')
   check.require(options.small_instance_threshold >= 0,
                 f'{field}.small_instance_threshold',
                 f'must be >= 0, got {options.small_instance_threshold}')
-  check.require(options.small_instance_weight >= 0,
-                f'{field}.small_instance_weight',
-                f'must be >= 0, got {options.small_instance_weight}')
+  check.require_non_negative(options.small_instance_weight,
+                             f'{field}.small_instance_weight')
   return descriptor
 
 
@@ -92,13 +90,14 @@ def _check_augmentations(
     check: checker_lib.Checker,
     aug: config_pb2.DatasetOptions.AugmentationOptions, field: str,
     split: str) -> None:
-  check.require(0 < aug.min_scale_factor <= aug.max_scale_factor,
+  for name in ('min_scale_factor', 'max_scale_factor'):
+    check.require_positive(getattr(aug, name), f'{field}.{name}')
+  check.require(aug.min_scale_factor <= aug.max_scale_factor,
                 f'{field}.min_scale_factor',
                 f'need 0 < min ({aug.min_scale_factor}) <= max '
                 f'({aug.max_scale_factor})')
-  check.require(aug.scale_factor_step_size >= 0,
-                f'{field}.scale_factor_step_size',
-                f'must be >= 0, got {aug.scale_factor_step_size}')
+  check.require_non_negative(aug.scale_factor_step_size,
+                             f'{field}.scale_factor_step_size')
   policies = sorted(autoaugment.POLICIES)
   check.require(
       not aug.autoaugment_policy_name or

@@ -24,10 +24,11 @@ def eval_scales_problem(scales: Iterable[float]) -> str | None:
     e.g. 'must all be positive, got [0.0, 1.0]', or None.
   """
   values = [float(scale) for scale in scales]
-  if not all(value > 0 for value in values):
-    return f'must all be positive, got {values}'
+  # Finiteness first: NaN fails `> 0` too, but is no sign error.
   if not all(math.isfinite(value) for value in values):
     return f'must all be finite, got {values}'
+  if not all(value > 0 for value in values):
+    return f'must all be positive, got {values}'
   if len(set(values)) != len(values):
     return f'lists a scale twice: {values}'
   return None
@@ -72,6 +73,10 @@ def check_evaluator(check: checker_lib.Checker,
                 f'must be >= 0, got {evaluator.num_vis_samples}')
   check.require(evaluator.eval_interval > 0, f'{field}.eval_interval',
                 f'must be positive, got {evaluator.eval_interval}')
+  timeout = evaluator.continuous_eval_timeout
+  check.require(timeout == -1 or timeout >= 0,
+                f'{field}.continuous_eval_timeout',
+                f'must be >= 0 seconds or -1 (wait forever), got {timeout}')
   check.require(evaluator.eval_steps == -1 or evaluator.eval_steps > 0,
                 f'{field}.eval_steps',
                 f'must be positive or -1 (all), got {evaluator.eval_steps}')
@@ -81,9 +86,8 @@ def check_evaluator(check: checker_lib.Checker,
   check.require(evaluator.keep_k_centers == -1 or evaluator.keep_k_centers > 0,
                 f'{field}.keep_k_centers',
                 f'must be positive or -1, got {evaluator.keep_k_centers}')
-  check.require(0 <= evaluator.center_score_threshold,
-                f'{field}.center_score_threshold',
-                f'must be >= 0, got {evaluator.center_score_threshold}')
+  check.require_non_negative(evaluator.center_score_threshold,
+                             f'{field}.center_score_threshold')
   check.require(evaluator.stuff_area_limit >= 0, f'{field}.stuff_area_limit',
                 f'must be >= 0, got {evaluator.stuff_area_limit}')
   problem = eval_scales_problem(evaluator.eval_scales)

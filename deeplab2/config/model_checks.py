@@ -80,9 +80,7 @@ def _check_backbone(check, backbone):
                f'{name}; leave it at its default')
   for name in ('stem_width_multiplier', 'backbone_width_multiplier',
                'backbone_layer_multiplier'):
-    value = getattr(backbone, name)
-    check.require(value > 0, f'{field}.{name}',
-                  f'must be positive, got {value}')
+    check.require_positive(getattr(backbone, name), f'{field}.{name}')
   check.require(0 < backbone.drop_path_keep_prob <= 1,
                 f'{field}.drop_path_keep_prob',
                 f'must be in (0, 1], got {backbone.drop_path_keep_prob}')

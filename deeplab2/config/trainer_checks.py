@@ -40,8 +40,7 @@ def _check_losses(check: checker_lib.Checker,
     loss_field = f'{field}.{name}'
     check.require(loss.name in valid, f'{loss_field}.name',
                   f'"{loss.name}" is not one of {valid}')
-    check.require(loss.weight >= 0, f'{loss_field}.weight',
-                  f'must be >= 0, got {loss.weight}')
+    check.require_non_negative(loss.weight, f'{loss_field}.weight')
     check.require(0 < loss.top_k_percent <= 1, f'{loss_field}.top_k_percent',
                   f'must be in (0, 1], got {loss.top_k_percent}')
 
@@ -55,11 +54,10 @@ def _check_solver(check: checker_lib.Checker,
   names = optimizers.OPTIMIZERS.names()
   check.require(solver.optimizer in names, f'{sfield}.optimizer',
                 f'"{solver.optimizer}" is not one of {tuple(names)}')
-  check.require(solver.base_learning_rate > 0, f'{sfield}.base_learning_rate',
-                f'must be positive, got {solver.base_learning_rate}')
-  check.require(solver.poly_learning_power > 0,
-                f'{sfield}.poly_learning_power',
-                f'must be positive, got {solver.poly_learning_power}')
+  check.require_positive(solver.base_learning_rate,
+                         f'{sfield}.base_learning_rate')
+  check.require_positive(solver.poly_learning_power,
+                         f'{sfield}.poly_learning_power')
   check.require(0 <= solver.poly_end_learning_rate <= solver.base_learning_rate,
                 f'{sfield}.poly_end_learning_rate',
                 f'{solver.poly_end_learning_rate} must be in [0, '
@@ -79,13 +77,10 @@ def _check_solver(check: checker_lib.Checker,
   check.require(0 < solver.batchnorm_momentum < 1,
                 f'{sfield}.batchnorm_momentum',
                 f'must be in (0, 1), got {solver.batchnorm_momentum}')
-  check.require(solver.batchnorm_epsilon > 0, f'{sfield}.batchnorm_epsilon',
-                f'must be positive, got {solver.batchnorm_epsilon}')
-  check.require(solver.weight_decay >= 0, f'{sfield}.weight_decay',
-                f'must be >= 0, got {solver.weight_decay}')
-  check.require(solver.adamw_weight_decay >= 0,
-                f'{sfield}.adamw_weight_decay',
-                f'must be >= 0, got {solver.adamw_weight_decay}')
+  check.require_positive(solver.batchnorm_epsilon,
+                         f'{sfield}.batchnorm_epsilon')
+  for name in ('weight_decay', 'adamw_weight_decay'):
+    check.require_non_negative(getattr(solver, name), f'{sfield}.{name}')
   decoupled = optimizers.uses_decoupled_weight_decay(solver.optimizer)
   check.require(decoupled or not solver.adamw_weight_decay,
                 f'{sfield}.adamw_weight_decay',
@@ -96,6 +91,5 @@ def _check_solver(check: checker_lib.Checker,
                 'optimizer "adamw" decays the weights itself; use '
                 'adamw_weight_decay')
   if solver.use_gradient_clipping:
-    check.require(solver.clip_gradient_norm > 0,
-                  f'{sfield}.clip_gradient_norm',
-                  f'must be positive, got {solver.clip_gradient_norm}')
+    check.require_positive(solver.clip_gradient_norm,
+                           f'{sfield}.clip_gradient_norm')

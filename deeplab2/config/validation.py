@@ -6,8 +6,9 @@ field_use (fields refused or warned about). Valid values come from the code
 they govern: the registries of backbones, datasets and optimizers, each
 backbone's strides and endpoints, the convolution types, the dtype
 policies, the AutoAugment policies, the learning policies and the loss
-names. Every problem is a ConfigError naming the file, the line (when the
-field is set in the text) and the dotted field path.
+names. Numbers must also be finite: NaN and inf are refused wherever a
+bound applies. Every problem is a ConfigError naming the file, the line
+(when the field is set in the text) and the dotted field path.
 """
 
 from deeplab2.config import checker as checker_lib
