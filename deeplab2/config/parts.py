@@ -394,6 +394,22 @@ class ExperimentParts:
                                  if is_training else ''),
         seed=self.seed if is_training else None)
 
+  def shard_files(self, split: str) -> list[str]:
+    """The TFRecord shards the file patterns of 'train' or 'eval' match.
+
+    Raises:
+      ConfigError: at `<split>_dataset_options.file_pattern`: nothing
+        matches, or a match is no TFRecord file (named).
+    """
+    patterns = self._dataset_options(split).file_pattern
+    try:
+      return input_pipeline.list_files(patterns)
+    except (FileNotFoundError, ValueError) as e:
+      field = f'{split}_dataset_options.file_pattern'
+      raise errors.ConfigError(
+          str(e), path=self.path, field=field,
+          line=text_locations.first_line(self._text, field)) from None
+
   def _dataset_options(self, split: str) -> config_pb2.DatasetOptions:
     self.descriptor(split)        # a clear error when the split is not set
     return getattr(self.config, f'{split}_dataset_options')

@@ -160,12 +160,13 @@ class Experiment:
     (record_checks.check_records).
 
     Raises:
-      FileNotFoundError, ValueError: no shards match, or they do not fit
-        the descriptor (the message names shard and descriptor).
+      config.ConfigError: no shards match (at the file_pattern field).
+      ValueError: the shards do not fit the descriptor (the message names
+        shard and descriptor).
     """
     options = self.parts.pipeline_options(split)
     if split not in self._checked_splits:
-      files = input_pipeline.list_files(options.file_patterns)
+      files = self.parts.shard_files(split)
       dataset = getattr(self.parts.config, f'{split}_dataset_options').dataset
       count = record_checks.check_records(
           files, self.parts.descriptor(split).label_spec, dataset)

@@ -63,6 +63,10 @@ def run(mode: str, config_path: str, model_dir: str,
   check_mode(mode, strategy)
   experiment = experiment_lib.Experiment(config_path, model_dir, strategy)
   if mode in ('train', 'train_and_eval'):
+    # Shards that are missing or do not fit the descriptor: one line, and
+    # nothing made yet.
+    for split in ('train', 'eval') if mode == 'train_and_eval' else ('train',):
+      experiment.pipeline_options(split)
     os.makedirs(model_dir, exist_ok=True)
     # The chief writes the checkpoints and summaries: it claims model_dir.
     lock = (model_dir_lock.claim(model_dir) if experiment.is_chief

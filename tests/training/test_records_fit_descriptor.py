@@ -68,9 +68,8 @@ def test_records_of_another_descriptor_are_one_line_before_any_step(
   assert __import__('re').search(problem, errors[0]), errors[0]
   assert errors[0].endswith('Were the records written for another dataset '
                             'or label_divisor?')
-  # No step was taken: no checkpoint, no summaries.
-  assert not [name for name in os.listdir(model_dir)
-              if name != 'trainer.lock']
+  # Checked before anything is made.
+  assert not model_dir.exists()
 
 
 def test_the_converters_labels_fit_their_descriptors(tiny_dataset_dir):
@@ -110,3 +109,28 @@ def test_a_truncated_shard_is_named_before_any_step(tiny_dataset_dir, tmp_path,
           if line.startswith('error:')] == [
               f'error: {shard} is truncated: its record 3 ends past the end '
               f'of the file ({size - 100} bytes).']
+
+
+@pytest.mark.parametrize('mode', ['train', 'train_and_eval'])
+def test_a_file_pattern_matching_nothing_is_located_and_makes_nothing(
+    tiny_dataset_dir, tmp_path, capsys, mode):
+  config = config_lib.parse_experiment_text(tiny_config_text(tiny_dataset_dir))
+  split = 'train' if mode == 'train' else 'eval'
+  options = getattr(config, f'{split}_dataset_options')
+  options.file_pattern[:] = [str(tmp_path / 'nowhere-*.tfrecord')]
+  config_path = tmp_path / 'config.textproto'
+  text = text_format.MessageToString(config)
+  config_path.write_text(text)
+  line = 1 + text.splitlines().index(
+      f'  file_pattern: "{tmp_path}/nowhere-*.tfrecord"')
+  model_dir = tmp_path / 'model'
+  result = cli_runner.run_main(
+      train.main, [f'--config_file={config_path}', f'--mode={mode}',
+                   f'--model_dir={model_dir}'], capsys)
+  assert result.returncode == 1
+  assert [line for line in result.stderr.splitlines()
+          if line.startswith('error:')] == [
+              f'error: {config_path}:{line}: {split}_dataset_options.'
+              f'file_pattern: No TFRecord files match '
+              f"['{tmp_path}/nowhere-*.tfrecord']."]
+  assert not model_dir.exists()
