@@ -7,7 +7,9 @@ temporary folder of their own machine, deleted after each save, so a
 crashed worker leaves nothing in model_dir.
 """
 
+import errno
 import logging
+import os
 import tempfile
 
 import keras
@@ -135,11 +137,34 @@ class TrainingCheckpoints:
           self.checkpoint, self._folder, max_to_keep=self._max_to_keep,
           step_counter=self._optimizer.iterations,
           checkpoint_interval=self._checkpoint_interval)
-    path = self._manager.save(checkpoint_number=step, check_interval=False)
+    try:
+      path = self._manager.save(checkpoint_number=step, check_interval=False)
+    except (tf.errors.OpError, OSError) as e:
+      raise self._save_failed(step, e) from None
     if not self.is_chief:
       tf.io.gfile.rmtree(self._folder)
     self._step, self._path = step, path
     return path
+
+  def _save_failed(self, step: int, error: Exception) -> OSError:
+    """Removes what the failed save at `step` wrote; returns the error to
+    raise: one line, naming the folder and the cause."""
+    prefix = os.path.join(self._folder, f'ckpt-{step}')
+    for path in tf.io.gfile.glob(prefix + '_temp') + tf.io.gfile.glob(
+        prefix + '.*'):
+      if tf.io.gfile.isdir(path):
+        tf.io.gfile.rmtree(path)
+      else:
+        tf.io.gfile.remove(path)
+    message = checkpoints.first_line(error)
+    full = os.strerror(errno.ENOSPC)
+    cause = (f'{full} (the disk is full)' if full in message
+             else f'{type(error).__name__}: {message}')
+    reason = (f'cannot save the checkpoint of step {step} in {self._folder}: '
+              f'{cause}; its partial files were removed')
+    if self._path:
+      reason += f'; the newest whole checkpoint is {self._path}'
+    return OSError(reason)
 
   def at(self, step: int) -> str:
     """A checkpoint at `step`: the one this run saved or restored at that

@@ -8,6 +8,7 @@ import shutil
 import time
 
 import pytest
+import tensorflow as tf
 
 from deeplab2.training import experiment
 from deeplab2.training import modes
@@ -122,3 +123,34 @@ def test_new_checkpoints_waits_and_stops(tmp_path):
       should_stop=lambda: asked.append(1) or len(asked) > 2)
   assert not list(stopped)
   assert time.time() - start < 5 and len(asked) == 3
+
+
+def test_a_failed_save_removes_its_files_and_says_the_disk_is_full(
+    saved_two_and_four, tmp_path, monkeypatch):
+  # A real full disk (checked by hand on a 300 KB tmpfs) fails in SaveV2
+  # with this error after making ckpt-N_temp/; the test fakes just that.
+  config_path, model_dir = saved_two_and_four
+  copy = str(tmp_path / 'model')
+  shutil.copytree(model_dir, copy)
+  run = experiment.Experiment(config_path, copy)
+  run.restore()
+
+  def save_on_a_full_disk(self, checkpoint_number, check_interval):
+    del check_interval
+    temp = os.path.join(self.directory, f'ckpt-{checkpoint_number}_temp')
+    os.makedirs(temp)
+    with open(os.path.join(temp, 'part-00000-of-00001.data'), 'wb') as f:
+      f.write(b'partial')
+    raise tf.errors.ResourceExhaustedError(
+        None, None, f'{temp}/part-00000-of-00001.data.tempstate1; No space '
+        'left on device [Op:SaveV2]')
+
+  monkeypatch.setattr(tf.train.CheckpointManager, 'save', save_on_a_full_disk)
+  before = sorted(os.listdir(copy))
+  with pytest.raises(OSError) as failed:
+    run.checkpoints.save(6)
+  assert str(failed.value) == (
+      f'cannot save the checkpoint of step 6 in {copy}: No space left on '
+      'device (the disk is full); its partial files were removed; the '
+      f'newest whole checkpoint is {copy}/ckpt-4')
+  assert sorted(os.listdir(copy)) == before
