@@ -6,12 +6,17 @@ import os
 import socket
 import subprocess
 import sys
+import textwrap
+import time
 
+from google.protobuf import text_format
 import pytest
 
+from deeplab2 import config as config_lib
 from deeplab2.cli import train as train_cli
 from deeplab2.training import model_dir_lock
 from tests import cli_runner
+from tests.conftest import tiny_config_text
 
 
 def _lock_path(model_dir):
@@ -98,3 +103,65 @@ def test_a_second_trainer_exits_with_one_line_and_touches_nothing(
   assert len(lines) == 1, result.stderr
   assert lines[0].startswith('error: ')
   assert f'pid {os.getpid()} on {socket.gethostname()}' in lines[0]
+
+
+# A trainer process whose imports are done before it is told to start (the
+# file named by its first argument appearing): it then reaches the lock
+# within a few seconds, while the first trainer is still training.
+_READY_TRAINER = textwrap.dedent('''
+    import os, sys, time
+    from deeplab2.cli import train
+    while not os.path.exists(sys.argv[1]):
+      time.sleep(0.05)
+    sys.exit(train.main(sys.argv[2:]))
+''')
+
+
+def test_two_trainers_on_one_model_dir_the_second_exits_at_once(
+    tiny_dataset_dir, tmp_path):
+  config = config_lib.parse_experiment_text(tiny_config_text(tiny_dataset_dir,
+                                                             steps=300))
+  config.trainer_options.steps_per_loop = 10
+  config.trainer_options.save_checkpoints_steps = 100
+  config.trainer_options.save_summaries_steps = 100
+  config_path = tmp_path / 'config.textproto'
+  config_path.write_text(text_format.MessageToString(config))
+  model_dir = str(tmp_path / 'run')
+  flags = [f'--config_file={config_path}', '--mode=train',
+           f'--model_dir={model_dir}']
+  go = tmp_path / 'go'
+  first_log = tmp_path / 'first.log'
+  with open(first_log, 'w') as log:
+    first = subprocess.Popen([sys.executable, '-m', 'deeplab2.cli.train',
+                              *flags], stdout=log, stderr=subprocess.STDOUT)
+    second = subprocess.Popen([sys.executable, '-c', _READY_TRAINER, str(go),
+                               *flags], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+      deadline = time.time() + 300
+      while ('step 10/300' not in first_log.read_text() and
+             first.poll() is None and time.time() < deadline):
+        time.sleep(0.1)
+      assert first.poll() is None, first_log.read_text()[-3000:]
+      go.write_text('')
+      _, second_err = second.communicate(timeout=120)
+      # The first was still training when the second gave up.
+      assert first.poll() is None, first_log.read_text()[-3000:]
+      first_status = first.wait(timeout=300)
+    finally:
+      first.kill()
+      second.kill()
+  assert second.returncode == 1, second_err[-3000:]
+  errors = [line for line in second_err.splitlines()
+            if line.startswith('error:')]
+  assert len(errors) == 1 and 'Traceback' not in second_err, second_err
+  assert f'pid {first.pid} on {socket.gethostname()}' in errors[0]
+  # The first finished as a run alone does: every checkpoint, no error,
+  # the lock released.
+  first_text = first_log.read_text()
+  assert first_status == 0, first_text[-3000:]
+  assert 'error:' not in first_text and 'Traceback' not in first_text
+  assert sorted(name for name in os.listdir(model_dir)
+                if name.endswith('.index')) == [
+                    'ckpt-100.index', 'ckpt-200.index', 'ckpt-300.index']
+  assert not os.path.exists(_lock_path(model_dir))
