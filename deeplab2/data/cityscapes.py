@@ -31,20 +31,23 @@ def find_split(cityscapes_root, split):
   data = coco.read_json(json_path, _MAKE_PANOPTIC.format(root=cityscapes_root))
   png_dir = os.path.join(gt_dir, f'cityscapes_panoptic_{split}_trainId')
   samples = []
-  for annotation in data.get('annotations', []):
-    for key in ('image_id', 'file_name', 'segments_info'):
-      if key not in annotation:
-        raise ValueError(f'{json_path}: an annotation lacks "{key}".')
-    image_id = annotation['image_id']
+  for i, annotation in enumerate(
+      coco.checked_objects(data, 'annotations', json_path)):
+    where = coco.named_entry(f'{json_path}: annotations[{i}]', annotation,
+                             'file_name')
+    image_id = coco.checked_value(annotation, 'image_id', (str,), where)
+    label_name = coco.checked_value(annotation, 'file_name', (str,), where)
+    segments = coco.checked_segments(annotation, where)
     city = image_id.split('_')[0]
     image_name = f'{image_id}_leftImg8bit.png'
     samples.append(panoptic_format.Sample(
         image_path=os.path.join(cityscapes_root, 'leftImg8bit', split, city,
                                 image_name),
-        label_path=os.path.join(png_dir, annotation['file_name']),
-        segments=tuple(annotation['segments_info']),
+        label_path=os.path.join(png_dir, label_name),
+        segments=segments,
         name=image_name))
-  descriptor = _descriptor(data.get('categories'), json_path)
+  descriptor = _descriptor(coco.checked_categories(data, json_path),
+                           json_path)
   category_map = panoptic_format.CategoryMap(
       {c: c for c in range(descriptor.num_classes)}, descriptor.label_spec)
   return samples, descriptor, category_map

@@ -102,7 +102,7 @@ def _describe(value):
   return dataset_descriptor.describe_json_value(value)
 
 
-def _objects(data, key, where):
+def checked_objects(data, key, where):
   """data[key], checked to be a list of JSON objects ([] when absent)."""
   entries = data.get(key, [])
   if not isinstance(entries, list):
@@ -118,7 +118,7 @@ def _objects(data, key, where):
 _KINDS = {int: 'an integer', str: 'a string'}
 
 
-def _value(entry, key, kinds, where):
+def checked_value(entry, key, kinds, where):
   """entry[key], checked to be one of `kinds` (int, str; a bool is no int)."""
   if key not in entry:
     raise ValueError(f'{where} lacks "{key}".')
@@ -130,32 +130,33 @@ def _value(entry, key, kinds, where):
   return value
 
 
-def _named(where, entry, key):
+def named_entry(where, entry, key):
   """`where` with entry[key] (a name or file name) when it is a string."""
   name = entry.get(key)
   return f'{where} ({name})' if isinstance(name, str) else where
 
 
-def _checked_categories(data, json_path):
+def checked_categories(data, json_path):
   """The `categories` of a COCO panoptic JSON, each with an integer id.
 
   Raises:
     ValueError: naming the JSON, the category and the key.
   """
-  categories = _objects(data, 'categories', json_path)
+  categories = checked_objects(data, 'categories', json_path)
   for i, category in enumerate(categories):
-    _value(category, 'id', (int,),
-           _named(f'{json_path}: categories[{i}]', category, 'name'))
+    checked_value(
+        category, 'id', (int,),
+        named_entry(f'{json_path}: categories[{i}]', category, 'name'))
   return categories
 
 
-def _checked_segments(annotation, where):
+def checked_segments(annotation, where):
   """The annotation's `segments_info`: objects with an integer id each."""
   if 'segments_info' not in annotation:
     raise ValueError(f'{where} lacks "segments_info".')
-  segments = _objects(annotation, 'segments_info', where)
+  segments = checked_objects(annotation, 'segments_info', where)
   for i, segment in enumerate(segments):
-    _value(segment, 'id', (int,), f'{where}: segments_info[{i}]')
+    checked_value(segment, 'id', (int,), f'{where}: segments_info[{i}]')
   return tuple(segments)
 
 
@@ -170,16 +171,18 @@ def samples_from_panoptic_json(data, json_path, panoptic_dir, image_dir):
       the key that is missing or malformed.
   """
   images = {}
-  for i, image in enumerate(_objects(data, 'images', json_path)):
-    where = _named(f'{json_path}: images[{i}]', image, 'file_name')
-    images[_value(image, 'id', (int, str), where)] = _value(
+  for i, image in enumerate(checked_objects(data, 'images', json_path)):
+    where = named_entry(f'{json_path}: images[{i}]', image, 'file_name')
+    images[checked_value(image, 'id', (int, str), where)] = checked_value(
         image, 'file_name', (str,), where)
   samples, annotated = [], set()
-  for i, annotation in enumerate(_objects(data, 'annotations', json_path)):
-    where = _named(f'{json_path}: annotations[{i}]', annotation, 'file_name')
-    label_name = _value(annotation, 'file_name', (str,), where)
-    image_id = _value(annotation, 'image_id', (int, str), where)
-    segments = _checked_segments(annotation, where)
+  for i, annotation in enumerate(
+      checked_objects(data, 'annotations', json_path)):
+    where = named_entry(f'{json_path}: annotations[{i}]', annotation,
+                        'file_name')
+    label_name = checked_value(annotation, 'file_name', (str,), where)
+    image_id = checked_value(annotation, 'image_id', (int, str), where)
+    segments = checked_segments(annotation, where)
     if images and image_id not in images:
       raise ValueError(f'{where}: image_id {image_id} has no entry in '
                        '"images".')
@@ -218,6 +221,6 @@ def find_split(coco_root, split, panoptic_json=None, panoptic_dir=None,
   images_dir = image_dir or os.path.join(root, f'{split}2017')
   data = read_json(json_path)
   descriptor, category_map = descriptor_from_categories(
-      name, _checked_categories(data, json_path), label_divisor=label_divisor)
+      name, checked_categories(data, json_path), label_divisor=label_divisor)
   samples = samples_from_panoptic_json(data, json_path, png_dir, images_dir)
   return samples, descriptor, category_map

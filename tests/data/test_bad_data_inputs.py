@@ -12,6 +12,7 @@ under the open-file limit; a config that is not UTF-8 names the file.
 import dataclasses
 import json
 import os
+import pathlib
 import resource
 import shutil
 import struct
@@ -19,12 +20,14 @@ import zlib
 
 import pytest
 
+from deeplab2.cli import build_cityscapes_data
 from deeplab2.cli import build_coco_data
 from deeplab2.cli import build_synthetic_data
 from deeplab2.cli import train
 from deeplab2.data import conversion_checks
 from deeplab2.data import dataset_descriptor
 from deeplab2.data import tfrecord
+import cityscapes_official
 import cli_runner
 from conftest import SYNTHETIC_CONFIG, TEST_DATA
 
@@ -97,6 +100,24 @@ def _coco_json(mutate):
     path = os.path.join(tmp, 'panoptic.json')
     _write_json(path, data if replacement is None else replacement)
     return _coco_run(tmp, path)
+  return setup
+
+
+def _cityscapes_json(mutate):
+  """Converts the Cityscapes sample (as split val) with its panoptic JSON
+  edited in place by mutate(data)."""
+  def setup(tmp, monkeypatch):
+    del monkeypatch
+    root = pathlib.Path(tmp) / 'cityscapes'
+    cityscapes_official.copy_sample_as_val(root)
+    path = root / 'gtFine' / 'cityscapes_panoptic_val_trainId.json'
+    data = json.loads(path.read_text())
+    mutate(data)
+    path.write_text(json.dumps(data))
+    output = os.path.join(tmp, 'out')
+    return Run(build_cityscapes_data.main, [
+        f'--cityscapes_root={root}', '--splits=val',
+        f'--output_dir={output}'], output, {'json': str(path)})
   return setup
 
 
@@ -222,6 +243,11 @@ BAD_INPUTS = [
                                    'id')),
      'error: {tmp}/panoptic.json: annotations[1] (000000439180.png): '
      'segments_info[2] lacks "id".'),
+    ('cityscapes_segment_without_id',
+     _cityscapes_json(lambda data: _drop(
+         data['annotations'][0]['segments_info'][0], 'id')),
+     'error: {json}: annotations[0] (dummy_000000_000000_gtFine_panoptic.png)'
+     ': segments_info[0] lacks "id".'),
     # 3. Decompression bombs.
     ('image_decompression_bomb_error', _coco_bomb(40000, 40000), _BOMB),
     ('image_decompression_bomb_warning', _coco_bomb(10000, 10000), _BOMB),
