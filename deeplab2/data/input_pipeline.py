@@ -259,11 +259,20 @@ def _start_record(options, input_context):
   return options.start_batch * local_replicas * options.batch_size
 
 
-def _epoch_seed(seed, epoch, salt):
-  """A tf.int64 seed of one shuffle of one epoch (None: unseeded)."""
-  if seed is None:
-    return None
-  return tf.constant(seed * 4 + salt, tf.int64) + epoch * 1000003
+# Records shuffled together: tf.data's buffer without a seed, blocks of this
+# many with one.
+_SHUFFLE_RECORDS = 256
+
+
+def _seeded_order(count, seed, salt, epoch, index=0):
+  """A permutation of range(count) set by (seed, salt, epoch, index) alone.
+
+  Stateless: tf.data's own seeded shuffles would take tensor seeds inside
+  the epochs' flat_map, which TF's seed handling refuses when the global
+  seed is 0."""
+  pair = tf.stack([tf.constant(seed * 4 + salt, tf.int64),
+                   tf.cast(epoch, tf.int64) * 1000003 + index])
+  return tf.argsort(tf.random.stateless_uniform([count], seed=pair))
 
 
 def _train_records(files, options, input_context, start=0):
@@ -288,17 +297,25 @@ def _train_records(files, options, input_context, start=0):
   file_seed = seed if by_file else (options.seed or 0)
 
   def one_epoch(epoch):
-    names = tf.data.Dataset.from_tensor_slices(host_files).shuffle(
-        len(host_files), seed=_epoch_seed(file_seed, epoch, 1),
-        reshuffle_each_iteration=False)
+    if file_seed is None:
+      names = tf.data.Dataset.from_tensor_slices(host_files).shuffle(
+          len(host_files))
+    else:
+      names = tf.data.Dataset.from_tensor_slices(tf.gather(
+          host_files, _seeded_order(len(host_files), file_seed, 1, epoch)))
     records = names.interleave(
         tf.data.TFRecordDataset, cycle_length=min(len(host_files), 4),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=seed is not None or not by_file)
     if not by_file:
       records = _shard(records, input_context)
-    return records.shuffle(256, seed=_epoch_seed(seed, epoch, 2),
-                           reshuffle_each_iteration=False)
+    if seed is None:
+      return records.shuffle(_SHUFFLE_RECORDS)
+
+    def shuffled(index, block):
+      return tf.gather(block, _seeded_order(tf.shape(block)[0], seed, 2,
+                                            epoch, index))
+    return records.batch(_SHUFFLE_RECORDS).enumerate().map(shuffled).unbatch()
 
   first_epoch, offset = 0, 0
   if start:

@@ -6,6 +6,7 @@ import os
 import signal
 
 from google.protobuf import text_format
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -110,3 +111,17 @@ def test_record_counts_come_from_headers_and_name_a_truncated_file(
   with pytest.raises(ValueError, match=r'cut\.tfrecord is truncated: its '
                      r'record 3 ends past the end of the file'):
     input_pipeline.count_records(str(truncated))
+
+
+@pytest.mark.parametrize('seed', [None, 0])
+def test_the_stream_builds_under_a_global_seed_of_zero(tiny_dataset_dir,
+                                                       tmp_path, seed):
+  # A config seed of 0 sets TF's global seed to 0 (Experiment calls
+  # keras.utils.set_random_seed), under which TF refuses tf.data shuffles
+  # with tensor seeds inside a flat_map.
+  keras.utils.set_random_seed(0)
+  config_path = _seeded_config(tmp_path, tiny_dataset_dir)
+  options = config_lib.load_experiment(config_path).pipeline_options('train')
+  options = options.__class__(**{**options.__dict__, 'seed': seed})
+  batch = next(iter(input_pipeline.make_dataset(options)))
+  assert batch['image'].shape[0] == 2
