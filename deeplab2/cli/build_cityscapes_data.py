@@ -7,7 +7,9 @@ TFRecords.
 
 Reads gtFine/cityscapes_panoptic_<split>_trainId.json, the PNG folder beside
 it and leftImg8bit/<split>/<city>/*_leftImg8bit.png. Without the panoptic
-files, it says which cityscapesScripts command makes them.
+files, it says which cityscapesScripts command makes them. Writes
+<split>_fine-NNNNN-of-NNNNN.tfrecord, deeplab2's names, which the zoo
+configs' file_pattern reads.
 """
 
 import argparse
@@ -28,8 +30,10 @@ def main(argv: Sequence[str] | None = None) -> int:
   conversion_flags.add_common_flags(parser, default_splits='train,val')
   args = parser.parse_args(argv)
   return conversion_flags.run(
-      lambda split: cityscapes.find_split(args.cityscapes_root, split),
-      args.splits.split(','), args)
+      lambda name: cityscapes.find_split(
+          args.cityscapes_root, name.removesuffix(cityscapes.SHARD_SUFFIX)),
+      [split + cityscapes.SHARD_SUFFIX for split in args.splits.split(',')],
+      args)
 
 
 if __name__ == '__main__':

@@ -14,6 +14,10 @@ from deeplab2.data import coco
 from deeplab2.data import dataset_descriptor
 from deeplab2.data import panoptic_format
 
+# The converter names a split's shards <split>_fine-*, as deeplab2 does (the
+# zoo configs read train_fine-* and val_fine-*).
+SHARD_SUFFIX = '_fine'
+
 _MAKE_PANOPTIC = (
     ' Make it with cityscapesScripts: CITYSCAPES_DATASET={root} '
     'csCreatePanopticImgs --use-train-id (pip install cityscapesscripts).')

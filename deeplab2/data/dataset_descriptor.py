@@ -296,7 +296,8 @@ DATASETS.register('cityscapes_panoptic', DatasetDescriptor(
               (107, 142, 35), (152, 251, 152), (70, 130, 180), (220, 20, 60),
               (255, 0, 0), (0, 0, 142), (0, 0, 70), (0, 60, 100),
               (0, 80, 100), (0, 0, 230), (119, 11, 32)),
-    splits_to_sizes={'train': 2975, 'val': 500, 'test': 1525},
+    splits_to_sizes={'train_fine': 2975, 'val_fine': 500,
+                     'test_fine': 1525},
     # The label ids of cityscapesScripts' helpers/labels.py, by train id.
     original_category_ids=(7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25,
                            26, 27, 28, 31, 32, 33)))

@@ -126,7 +126,9 @@ class StagedOutput(atomic.StagedFolder):
   with checkpoints, the raw dataset, a README) is refused, with or without
   overwrite: the swap replaces the folder as a whole, and the converter
   never deletes files it did not write. Shards of other splits than
-  `splits` are kept: hard-linked (or copied) into `path` before any
+  `splits` are kept, and a new split joins them without overwrite (the
+  descriptor is then rewritten with every split's size): hard-linked (or
+  copied) into `path` before any
   writing, so the old folder stays untouched until the swap. The disk needs
   room for the old and the new conversion at once, and the folder of
   output_dir must be writable.
@@ -162,8 +164,9 @@ class StagedOutput(atomic.StagedFolder):
 
     Raises:
       FileExistsError: output_dir is a file, holds other files than a
-        dataset, or holds shards of `splits` (or a descriptor) without
-        overwrite.
+        dataset, or holds shards of `splits` (or a descriptor alone)
+        without overwrite; the message says what would be replaced and
+        what kept.
       OutputError: output_dir is a mount point or read-only, or `path`
         cannot be created.
     """
@@ -225,17 +228,32 @@ class StagedOutput(atomic.StagedFolder):
           'the converter replaces its output folder as a whole and never '
           'deletes files it did not write; pick a new or empty folder.')
     replaced = [e for e in shards if tfrecord.shard_split(e) in self._splits]
-    if descriptor in ours:
-      replaced.append(descriptor)
-    if replaced and not self._overwrite:
-      raise FileExistsError(
-          f'{os.path.join(self.output_dir, replaced[0])} exists '
-          f'({len(replaced)} output files in all); pass '
-          f'{self._overwrite_hint} to replace them.')
+    kept = [e for e in shards if tfrecord.shard_split(e) not in self._splits]
+    if not self._overwrite and (replaced or (descriptor in ours and not kept)):
+      raise FileExistsError(self._refusal(replaced, kept))
     if not os.access(self._folder, os.W_OK):
       raise OutputError(f'{self.output_dir} is read-only; it cannot be '
                         'replaced.')
-    return [e for e in shards if tfrecord.shard_split(e) not in self._splits]
+    return kept
+
+  def _refusal(self, replaced: list[str], kept: list[str]) -> str:
+    """Why output_dir is refused without overwrite: what it would replace
+    and what it would keep."""
+    descriptor = os.path.join(self.output_dir,
+                              dataset_descriptor.DESCRIPTOR_FILENAME)
+    if not replaced:
+      return (f'{descriptor} exists without any shard beside it; pass '
+              f'{self._overwrite_hint} to replace it.')
+    splits = sorted({tfrecord.shard_split(e) for e in replaced})
+    message = (f'{self.output_dir} already holds split '
+               f'{", ".join(splits)} ({len(replaced)} shard(s)); pass '
+               f'{self._overwrite_hint} to replace '
+               f'{"it" if len(splits) == 1 else "them"}')
+    if kept:
+      others = sorted({tfrecord.shard_split(e) for e in kept})
+      return (f'{message}: the shards of {", ".join(others)} are kept and '
+              'dataset_descriptor.json is updated with the new sizes.')
+    return f'{message} and dataset_descriptor.json.'
 
   def _create(self, kept: list[str]) -> None:
     os.makedirs(os.path.dirname(self._folder), exist_ok=True)

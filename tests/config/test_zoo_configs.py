@@ -14,7 +14,7 @@ import pytest
 
 from deeplab2 import config as config_lib
 from deeplab2.data import dataset_descriptor
-from conftest import TEST_DATA
+from conftest import REPO_ROOT, TEST_DATA
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 # Every Panoptic-DeepLab config but the paper's Xception-71, which deeplab2
@@ -36,6 +36,15 @@ def _key(path):
 
 def test_every_zoo_row_has_a_config():
   assert len(_CONFIGS) == 12
+
+
+def test_every_shipped_config_names_its_experiment():
+  shipped = glob.glob(os.path.join(REPO_ROOT, 'configs', '**',
+                                   '*.textproto'), recursive=True)
+  assert len(shipped) == 14
+  names = [config_lib.load_experiment_config(path)[0].experiment_name
+           for path in shipped]
+  assert all(names) and len(set(names)) == len(names), names
 
 
 @pytest.mark.parametrize('path', _CONFIGS, ids=[_key(p) for p in _CONFIGS])

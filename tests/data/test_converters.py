@@ -2,6 +2,7 @@
 crowd flag and area survive the round trip; every kind of bad input gives
 an error naming the file and segment."""
 
+import glob
 import importlib
 import json
 import os
@@ -23,7 +24,7 @@ from deeplab2.data import panoptic_format
 from deeplab2.data import tfrecord
 import cityscapes_official
 import cli_runner
-from conftest import TEST_DATA
+from conftest import REPO_ROOT, TEST_DATA
 
 COCO_SAMPLE = os.path.join(TEST_DATA, 'coco_panoptic_sample')
 
@@ -370,10 +371,18 @@ def test_other_labels_are_refused_while_other_splits_stay(tmp_path):
                                num_shards=1, overwrite=True)
   assert sorted(os.listdir(output)) == before
   assert _descriptor_at(output).splits_to_sizes == {'train': 2}
-  # The same labels: the val split joins, the train size is kept.
-  conversion.convert_dataset(find(val_root), ['val'], output, num_shards=1,
-                             overwrite=True)
+  # The same labels: the val split joins without --overwrite, the train
+  # size is kept.
+  conversion.convert_dataset(find(val_root), ['val'], output, num_shards=1)
   assert _descriptor_at(output).splits_to_sizes == {'train': 2, 'val': 2}
+  # Converting val again needs --overwrite; the refusal says what stays.
+  with pytest.raises(FileExistsError) as refused:
+    conversion.convert_dataset(find(val_root), ['val'], output, num_shards=1)
+  assert str(refused.value) == (
+      f'{output} already holds split val (1 shard(s)); pass --overwrite to '
+      'replace it: the shards of train are kept and dataset_descriptor.json '
+      'is updated with the new sizes.')
+
 
 
 def test_cityscapes_categories_come_from_the_json_when_present(tmp_path):
@@ -396,3 +405,29 @@ def test_cityscapes_categories_come_from_the_json_when_present(tmp_path):
     json.dump(data, f)
   with pytest.raises(ValueError, match='are not train ids'):
     cityscapes.find_split(root, 'val')
+
+
+def test_cityscapes_cli_writes_the_names_the_zoo_configs_read(tmp_path,
+                                                              capsys):
+  from deeplab2 import config as config_lib  # pylint: disable=g-import-not-at-top
+  from deeplab2.cli import build_cityscapes_data  # pylint: disable=g-import-not-at-top
+  root = _cityscapes_root(tmp_path)
+  output = tmp_path / 'tfrecord'
+  result = cli_runner.run_main(build_cityscapes_data.main, [
+      f'--cityscapes_root={root}', '--splits=val', f'--output_dir={output}',
+      '--num_shards=1'], capsys)
+  assert result.returncode == 0, result.stderr
+  assert sorted(os.listdir(output)) == [
+      'dataset_descriptor.json', 'val_fine-00000-of-00001.tfrecord']
+  assert dataset_descriptor.get_descriptor(
+      str(output / 'dataset_descriptor.json')).splits_to_sizes == {
+          'val_fine': 1}
+  # Every Cityscapes zoo config reads these names: only the folder differs.
+  for path in glob.glob(os.path.join(REPO_ROOT, 'configs', 'cityscapes',
+                                     '*', '*.textproto')):
+    config, _ = config_lib.load_experiment_config(path)
+    pattern = os.path.basename(config.eval_dataset_options.file_pattern[0])
+    assert glob.glob(str(output / pattern)) == [
+        str(output / 'val_fine-00000-of-00001.tfrecord')], path
+    assert os.path.basename(config.train_dataset_options.file_pattern[0]) == (
+        'train_fine-*.tfrecord')
