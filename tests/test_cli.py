@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -29,7 +30,7 @@ SHIMS = {
     'infer.py': 'infer',
 }
 # deeplab2/cli modules that are no command.
-_HELPERS = {'__init__', 'conversion_flags', 'messages'}
+_HELPERS = {'__init__', 'config_flags', 'conversion_flags', 'messages'}
 
 
 def _console_scripts():
@@ -157,3 +158,25 @@ def test_converter_commands_import_no_tensorflow(command):
        'print("tensorflow" in sys.modules)'],
       capture_output=True, text=True, check=True)
   assert result.stdout.strip() == 'False'
+
+
+def test_train_help_is_fast_shows_its_examples_and_imports_no_tensorflow():
+  start = time.time()
+  result = subprocess.run(
+      [sys.executable, '-c', 'import sys; from deeplab2.cli import train\n'
+       'try:\n  train.main(["--help"])\nexcept SystemExit:\n  pass\n'
+       'print("tensorflow" in sys.modules)'],
+      capture_output=True, text=True, check=True, cwd=REPO_ROOT)
+  seconds = time.time() - start
+  assert seconds < 2, seconds
+  assert result.stdout.strip().endswith('False')
+  assert ('  python trainer/train.py --config_file=configs/synthetic/'
+          'resnet_mini_os16.textproto \\\n      --mode=train_and_eval'
+          in result.stdout)
+  assert '--config_override OVERRIDE' in result.stdout
+
+
+def test_train_offers_the_modes_the_library_runs():
+  from deeplab2.cli import train  # pylint: disable=g-import-not-at-top
+  from deeplab2.training import modes  # pylint: disable=g-import-not-at-top
+  assert train.MODES == modes.MODES

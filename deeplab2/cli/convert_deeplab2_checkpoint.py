@@ -14,13 +14,14 @@ import sys
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 from deeplab2 import config as config_lib  # pylint: disable=g-import-not-at-top
+from deeplab2.cli import config_flags  # pylint: disable=g-import-not-at-top
 from deeplab2.serving import convert
 
 
 def main(argv: Sequence[str] | None = None) -> int:
   """Runs the command; returns the exit status (argparse exits with 2)."""
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--config_file', required=True)
+  config_flags.add_config_flags(parser)
   parser.add_argument('--checkpoint', required=True,
                       help='a checkpoint prefix (deeplab2 or ours)')
   parser.add_argument('--output', required=True, help='output prefix')
@@ -30,8 +31,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                       format='%(message)s')
   logging.getLogger('deeplab2').setLevel(logging.INFO)
   try:
-    path = convert.convert_checkpoint(args.config_file, args.checkpoint,
-                                      args.output, args.overwrite)
+    path = convert.convert_checkpoint(config_flags.config_source(args),
+                                      args.checkpoint, args.output,
+                                      args.overwrite)
   except (config_lib.ConfigError, FileNotFoundError, FileExistsError,
           ValueError) as e:
     print(f'error: {e}', file=sys.stderr)

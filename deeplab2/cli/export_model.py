@@ -12,6 +12,7 @@ say otherwise); see docs/deployment.md.
 
 import argparse
 from collections.abc import Sequence
+import logging
 import os
 import sys
 
@@ -20,6 +21,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
 from deeplab2 import config as config_lib  # pylint: disable=g-import-not-at-top
+from deeplab2.cli import config_flags  # pylint: disable=g-import-not-at-top
 from deeplab2.cli import messages
 from deeplab2.serving import export
 from deeplab2.serving import tflite
@@ -55,7 +57,7 @@ def _scales(text: str) -> tuple[float, ...]:
 def main(argv: Sequence[str] | None = None) -> int:
   """Runs the command; returns the exit status (argparse exits with 2)."""
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--config_file', required=True)
+  config_flags.add_config_flags(parser)
   parser.add_argument('--checkpoint_path', required=True,
                       help='a checkpoint prefix, or a model_dir (latest)')
   parser.add_argument('--output_path', required=True,
@@ -73,17 +75,23 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument('--tflite', choices=tflite.QUANTIZATIONS, default=None,
                       help='write a .tflite model for LiteRT instead')
   args = parser.parse_args(argv)
+  # The checkpoint and step used, and the library's warnings.
+  logging.basicConfig(level=logging.WARNING, stream=sys.stdout,
+                      format='%(message)s')
+  logging.getLogger('deeplab2').setLevel(logging.INFO)
   options = dict(eval_scales=args.eval_scales,
                  add_flipped_images=args.add_flipped_images,
                  input_size=args.input_size)
   try:
     if args.tflite:
       path = tflite.tflite_from_config(
-          args.config_file, args.checkpoint_path, args.output_path,
+          config_flags.config_source(args), args.checkpoint_path,
+          args.output_path,
           args.tflite, args.overwrite, **options)
     else:
       path = export.export_from_config(
-          args.config_file, args.checkpoint_path, args.output_path,
+          config_flags.config_source(args), args.checkpoint_path,
+          args.output_path,
           args.overwrite, **options)
   except (config_lib.ConfigError, OSError, ValueError) as e:
     return messages.fail_after_restore(f'error: {e}')

@@ -18,6 +18,7 @@ import sys
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
+from deeplab2.cli import config_flags  # pylint: disable=g-import-not-at-top
 from deeplab2.serving import predictor as predictor_lib  # pylint: disable=g-import-not-at-top
 from deeplab2.serving import run_inference  # pylint: disable=g-import-not-at-top
 from deeplab2.utils import progress  # pylint: disable=g-import-not-at-top
@@ -34,8 +35,8 @@ def _predictor(args: argparse.Namespace,
                    'of its classes)')
     return predictor_lib.Predictor.from_tflite(args.tflite, args.descriptor)
   if args.config_file and args.checkpoint_path:
-    return predictor_lib.Predictor.from_experiment(args.config_file,
-                                                   args.checkpoint_path)
+    return predictor_lib.Predictor.from_experiment(
+        config_flags.config_source(args), args.checkpoint_path)
   parser.error('give --saved_model, --tflite, or --config_file with '
                '--checkpoint_path')
 
@@ -46,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument('--saved_model', help='an export_model.py SavedModel')
   parser.add_argument('--tflite', help='an export_model.py --tflite model')
   parser.add_argument('--descriptor', help="the .tflite model's classes")
-  parser.add_argument('--config_file')
+  config_flags.add_config_flags(parser, required=False)
   parser.add_argument('--checkpoint_path')
   parser.add_argument('--input', required=True,
                       help='an image, a video, or a folder of them')

@@ -1,4 +1,4 @@
-"""Trains and/or evaluates Panoptic-DeepLab from a textproto config.
+r"""Trains and/or evaluates Panoptic-DeepLab from a textproto config.
 
   python trainer/train.py --config_file=configs/synthetic/resnet_mini_os16.textproto \
       --mode=train_and_eval --model_dir=runs/synthetic
@@ -19,20 +19,19 @@ import sys
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-import tensorflow as tf  # pylint: disable=g-import-not-at-top
+from deeplab2.cli import config_flags  # pylint: disable=g-import-not-at-top
 
-from deeplab2 import config as config_lib  # pylint: disable=g-import-not-at-top
-from deeplab2.cli import messages
-from deeplab2.training import distribution
-from deeplab2.training import interrupts
-from deeplab2.training import modes
+# training.modes.MODES (a test keeps them equal): the flags, --help included,
+# are parsed before TensorFlow is imported.
+MODES = ('train', 'eval', 'train_and_eval', 'continuous_eval')
 
 
 def main(argv: Sequence[str] | None = None) -> int:
   """Runs the command; returns the exit status (argparse exits with 2)."""
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--config_file', required=True)
-  parser.add_argument('--mode', required=True, choices=modes.MODES)
+  parser = argparse.ArgumentParser(
+      description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  config_flags.add_config_flags(parser)
+  parser.add_argument('--mode', required=True, choices=MODES)
   parser.add_argument('--model_dir', required=True)
   parser.add_argument('--num_gpus', type=int, default=None,
                       help='GPUs to mirror over (0: CPU). Default: all.')
@@ -40,6 +39,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                       help='TPU name or grpc:// address ("local": this '
                       'host\'s TPU).')
   args = parser.parse_args(argv)
+  return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+  """main's work once the flags are parsed."""
+  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
+  from deeplab2 import config as config_lib
+  from deeplab2.cli import messages
+  from deeplab2.training import distribution
+  from deeplab2.training import interrupts
+  from deeplab2.training import modes
+  # pylint: enable=g-import-not-at-top
   logging.basicConfig(level=logging.WARNING, stream=sys.stdout,
                       format='%(asctime)s %(message)s', datefmt='%H:%M:%S')
   logging.getLogger('deeplab2').setLevel(logging.INFO)
@@ -54,7 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
           '(created if missing).', file=sys.stderr)
     return 1
   try:
-    metrics = modes.run(args.mode, args.config_file, args.model_dir,
+    metrics = modes.run(args.mode, config_flags.config_source(args),
+                        args.model_dir,
                         strategy)
   except KeyboardInterrupt:
     # Ctrl-C outside training (e.g. during evaluation): nothing to save.

@@ -21,6 +21,7 @@ from PIL import Image  # pylint: disable=g-import-not-at-top
 
 from deeplab2 import common  # pylint: disable=g-import-not-at-top
 from deeplab2 import config as config_lib  # pylint: disable=g-import-not-at-top
+from deeplab2.cli import config_flags  # pylint: disable=g-import-not-at-top
 from deeplab2.data import dataset_descriptor  # pylint: disable=g-import-not-at-top
 from deeplab2.data import input_pipeline  # pylint: disable=g-import-not-at-top
 from deeplab2.utils import visualization  # pylint: disable=g-import-not-at-top
@@ -63,7 +64,7 @@ def sample_panel(sample: Mapping[str, np.ndarray],
 def main(argv: Sequence[str] | None = None) -> int:
   """Runs the command; returns the exit status (argparse exits with 2)."""
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--config_file', required=True)
+  config_flags.add_config_flags(parser)
   parser.add_argument('--split', default='train', choices=('train', 'eval'))
   parser.add_argument('--num_samples', type=int, default=8)
   parser.add_argument('--output_dir', required=True)
@@ -71,7 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument('--overwrite', action='store_true')
   args = parser.parse_args(argv)
   try:
-    parts = config_lib.load_experiment(args.config_file, num_replicas=1)
+    parts = config_lib.load_experiment(config_flags.config_source(args),
+                                      num_replicas=1)
     descriptor = parts.descriptor(args.split)
     options = dataclasses.replace(parts.pipeline_options(args.split),
                                   seed=args.seed)

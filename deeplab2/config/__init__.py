@@ -15,6 +15,8 @@ from deeplab2.config.evaluator_checks import eval_scales_problem
 from deeplab2.config.loader import load_experiment_config
 from deeplab2.config.loader import parse_experiment_text
 from deeplab2.config.model_builder import build_model
+from deeplab2.config.overrides import ConfigFile
+from deeplab2.config.parts import ConfigSource
 from deeplab2.config.parts import ExperimentParts
 from deeplab2.config.parts import from_message
 from deeplab2.config.parts import load_experiment

@@ -18,6 +18,22 @@ def _field_names(full_type_name: str) -> list[str]:
   return sorted(f.name for f in message.fields)
 
 
+def parse_error(error: text_format.ParseError,
+                path: str | None) -> errors.ConfigError:
+  """The ConfigError of a text-format ParseError in `path` (a file, or the
+  origin of a command-line override): its line and, for an unknown field,
+  the valid field names of its message."""
+  reason = _LOCATION.sub('', str(error))
+  unknown = _UNKNOWN_FIELD.search(reason)
+  field = None
+  if unknown:
+    field = unknown.group('field')
+    reason = (f'unknown field "{field}" in {unknown.group("type")}; valid '
+              f'fields: {", ".join(_field_names(unknown.group("type")))}')
+  return errors.ConfigError(reason, path=path, line=error.GetLine(),
+                            field=field)
+
+
 def parse_experiment_text(text: str, path: str | None = None
                           ) -> config_pb2.ExperimentOptions:
   """Parses textproto `text` into ExperimentOptions.
@@ -37,15 +53,7 @@ def parse_experiment_text(text: str, path: str | None = None
   try:
     text_format.Parse(text, config)
   except text_format.ParseError as e:
-    reason = _LOCATION.sub('', str(e))
-    unknown = _UNKNOWN_FIELD.search(reason)
-    field = None
-    if unknown:
-      field = unknown.group('field')
-      reason = (f'unknown field "{field}" in {unknown.group("type")}; valid '
-                f'fields: {", ".join(_field_names(unknown.group("type")))}')
-    raise errors.ConfigError(reason, path=path, line=e.GetLine(),
-                             field=field) from None
+    raise parse_error(e, path) from None
   return config
 
 

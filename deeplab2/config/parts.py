@@ -11,6 +11,7 @@ plain values and never see the message.
 from collections.abc import Iterable, Sequence
 import logging
 import os
+from typing import TypeAlias
 
 import keras
 
@@ -20,6 +21,7 @@ from deeplab2.config import errors
 from deeplab2.config import evaluator_checks
 from deeplab2.config import loader
 from deeplab2.config import model_builder
+from deeplab2.config import overrides
 from deeplab2.config import readers
 from deeplab2.config import text_locations
 from deeplab2.config import validation
@@ -40,15 +42,20 @@ _log = logging.getLogger('deeplab2')
 SPLITS = ('train', 'eval')
 
 
-def load_experiment(path: str, num_replicas: int = 1) -> 'ExperimentParts':
-  """Loads and validates the textproto at `path`.
+ConfigSource: TypeAlias = 'str | overrides.ConfigFile'
+
+
+def load_experiment(source: ConfigSource,
+                    num_replicas: int = 1) -> 'ExperimentParts':
+  """Loads and validates an experiment textproto (with its overrides).
 
   Relative descriptor paths in `DatasetOptions.dataset` are taken from the
   working directory, or else from the config file's directory. Each warning
   of validation is logged once (logger 'deeplab2').
 
   Args:
-    path: the experiment textproto.
+    source: the experiment textproto's path, or an overrides.ConfigFile
+      (the path and its --config_override texts, merged over it).
     num_replicas: replicas the experiment runs on (batch sizes are global and
       split across them; batch-norm statistics may be synchronised).
 
@@ -56,13 +63,22 @@ def load_experiment(path: str, num_replicas: int = 1) -> 'ExperimentParts':
     ExperimentParts for `num_replicas` replicas.
 
   Raises:
-    ConfigError: the file cannot be read or parsed, or a value cannot work.
+    ConfigError: the file or an override cannot be read or parsed, or a
+      value cannot work (named by the file's line, or by the override
+      that set it).
   """
+  if isinstance(source, str):
+    source = overrides.ConfigFile(source)
+  path = source.path
   config, text = loader.load_experiment_config(path)
-  return from_message(
-      config, num_replicas,
-      descriptor_base_dir=os.path.dirname(os.path.abspath(path)), path=path,
-      text=text)
+  set_by = overrides.apply(config, source.overrides)
+  try:
+    return from_message(
+        config, num_replicas,
+        descriptor_base_dir=os.path.dirname(os.path.abspath(path)), path=path,
+        text=text)
+  except errors.ConfigError as e:
+    raise overrides.relocated(e, set_by) from None
 
 
 def from_message(config: config_pb2.ExperimentOptions, num_replicas: int = 1,

@@ -9,14 +9,15 @@ from deeplab2 import config as config_lib
 from deeplab2.serving import export
 
 
-def convert_checkpoint(config_path: str, checkpoint_path: str,
+def convert_checkpoint(config_path: 'config_lib.ConfigSource', checkpoint_path: str,
                        output_prefix: str, overwrite: bool = False) -> str:
   """Restores `checkpoint_path` into the config's model and writes it.
 
   The output holds the model only (`model/...`, as our trainer writes it).
 
   Args:
-    config_path: the experiment textproto.
+    config_path: the experiment textproto, or a config.ConfigFile (its path
+      and command-line overrides).
     checkpoint_path: see export.restored_model (deeplab2's names are mapped
       by modeling.deeplab2_checkpoint).
     output_prefix: the checkpoint prefix to write (its folder is created).

@@ -30,6 +30,7 @@ the TFLite and checkpoint conversions and Predictor.from_experiment.
 
 import dataclasses
 import json
+import logging
 import os
 import tempfile
 from typing import Any, Callable, Sequence
@@ -43,6 +44,9 @@ from deeplab2 import inference
 from deeplab2.data import dataset_descriptor
 from deeplab2.modeling import restore
 from deeplab2.utils import atomic
+from deeplab2.utils import checkpoints
+
+_log = logging.getLogger('deeplab2')
 
 METADATA_FILE = 'deeplab2_export.json'
 DESCRIPTOR_FILE = 'dataset_descriptor.json'
@@ -272,11 +276,14 @@ def restored_model(parts: config_lib.ExperimentParts,
       was written by another config (the message names the variable).
   """
   model = parts.build_model()
-  restore.restore(model, checkpoint_path)
+  path = restore.restore(model, checkpoint_path)
+  step = checkpoints.training_step(path)
+  _log.info('Restored %s%s.', path, '' if step is None else f' (step {step})')
   return model
 
 
-def export_from_config(config_path: str, checkpoint_path: str,
+def export_from_config(config_path: 'config_lib.ConfigSource',
+                       checkpoint_path: str,
                        output_path: str, overwrite: bool = False,
                        eval_scales: Sequence[float] | None = None,
                        add_flipped_images: bool | None = None,
@@ -284,7 +291,8 @@ def export_from_config(config_path: str, checkpoint_path: str,
   """Restores `checkpoint_path` into the config's model and exports it.
 
   Args:
-    config_path: the experiment textproto.
+    config_path: the experiment textproto, or a config.ConfigFile (its path
+      and command-line overrides).
     checkpoint_path: see restored_model.
     output_path, overwrite: see export_saved_model.
     eval_scales, add_flipped_images: test-time augmentation of the export;

@@ -173,13 +173,14 @@ class Predictor:
     return predictor
 
   @classmethod
-  def from_experiment(cls, config_path: str, checkpoint_path: str,
+  def from_experiment(cls, config_path: 'config_lib.ConfigSource', checkpoint_path: str,
                       eval_scales: Sequence[float] | None = None,
                       add_flipped_images: bool | None = None) -> 'Predictor':
     """An experiment config's model with a checkpoint, in this process.
 
     Args:
-      config_path: the experiment textproto.
+      config_path: the experiment textproto, or a config.ConfigFile (its path
+      and command-line overrides).
       checkpoint_path: see export.restored_model (a prefix or a model_dir).
       eval_scales, add_flipped_images: see export.export_from_config.
     """

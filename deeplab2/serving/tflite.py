@@ -72,7 +72,7 @@ def convert(module: export.PanopticDeepLabModule,
     return converter.convert()
 
 
-def tflite_from_config(config_path: str, checkpoint_path: str,
+def tflite_from_config(config_path: 'config_lib.ConfigSource', checkpoint_path: str,
                        output_path: str, quantization: str = 'float32',
                        overwrite: bool = False,
                        eval_scales: Sequence[float] | None = None,
@@ -83,7 +83,8 @@ def tflite_from_config(config_path: str, checkpoint_path: str,
   The file is written whole or not at all (atomic.write_file).
 
   Args:
-    config_path: the experiment textproto.
+    config_path: the experiment textproto, or a config.ConfigFile (its path
+      and command-line overrides).
     checkpoint_path: see export.restored_model.
     output_path: the .tflite file (its folder is created).
     quantization: see convert.

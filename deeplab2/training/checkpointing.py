@@ -141,7 +141,9 @@ class TrainingCheckpoints:
       path = self._manager.save(checkpoint_number=step, check_interval=False)
     except (tf.errors.OpError, OSError) as e:
       raise self._save_failed(step, e) from None
-    if not self.is_chief:
+    if self.is_chief:
+      _log.info('Saved %s.', path)
+    else:
       tf.io.gfile.rmtree(self._folder)
     self._step, self._path = step, path
     return path

@@ -7,6 +7,8 @@ as the exported SavedModel's.
 """
 
 from collections.abc import Callable
+import logging
+import time
 
 import keras
 import numpy as np
@@ -20,6 +22,11 @@ from deeplab2.evaluation import metric_set
 from deeplab2.postprocessing import post_processor as post_processor_lib
 from deeplab2.training import distribution
 from deeplab2.utils import visualization
+
+_log = logging.getLogger('deeplab2')
+
+# Seconds between the progress lines of a long evaluation.
+PROGRESS_SECONDS = 30.0
 
 
 class Evaluator:
@@ -171,10 +178,15 @@ class Evaluator:
     num_images = 0
     self.samples = []
     several_hosts = distribution.num_workers(self.strategy) > 1
+    start = last_line = time.time()
     try:
       for step, batch in enumerate(dataset):
         if 0 <= eval_steps <= step:
           break
+        if time.time() - last_line >= PROGRESS_SECONDS:
+          last_line = time.time()
+          _log.info('evaluating: %d images scored (%.1f images/s)',
+                    num_images, num_images / (last_line - start))
         if check_stop is not None:
           check_stop()
         # Images only: the labels' padded shapes must not retrace the model.

@@ -75,7 +75,8 @@ class Experiment:
   model_dir (see checkpointing.TrainingCheckpoints for the others).
 
   Args:
-    config_path: the experiment textproto.
+    config_path: the experiment textproto, or a config.ConfigFile (its path
+      and command-line overrides).
     model_dir: checkpoints, summaries and metrics go here.
     strategy: a tf.distribute strategy (default:
       distribution.create_strategy()).
@@ -92,7 +93,7 @@ class Experiment:
       next batch, writing nothing.
   """
 
-  def __init__(self, config_path: str, model_dir: str,
+  def __init__(self, config_path: 'config_lib.ConfigSource', model_dir: str,
                strategy: tf.distribute.Strategy | None = None,
                stop_signals: interrupts.StopSignals | None = None):
     self.strategy = strategy or distribution.create_strategy()
@@ -110,6 +111,7 @@ class Experiment:
     if self.parts.seed is not None:
       # Weight initialisation; the data order takes the seed separately.
       keras.utils.set_random_seed(self.parts.seed)
+    _log.info('Building the model and optimizer.')
     with self.strategy.scope():
       self.model: keras.Model = self.parts.build_model()
       self.optimizer: keras.optimizers.Optimizer = (
@@ -199,6 +201,8 @@ class Experiment:
           stop_flag=(self.stop_signals.flag
                      if distribution.num_workers(self.strategy) == 1
                      else None))
+      if self.is_chief:
+        _log.info('TensorBoard: tensorboard --logdir %s', self.model_dir)
       # A seeded stream goes on from where the restored run left it.
       options = dataclasses.replace(
           self.pipeline_options('train'),

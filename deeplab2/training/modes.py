@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import tensorflow as tf
 
+from deeplab2 import config as config_lib
 from deeplab2.training import distribution
 from deeplab2.training import experiment as experiment_lib
 from deeplab2.training import interrupts
@@ -36,7 +37,7 @@ def check_mode(mode: str, strategy: tf.distribute.Strategy) -> None:
                      'GPUs, or a TPU), not under a multi-worker TF_CONFIG.')
 
 
-def run(mode: str, config_path: str, model_dir: str,
+def run(mode: str, config_path: 'config_lib.ConfigSource', model_dir: str,
         strategy: tf.distribute.Strategy | None = None) -> Metrics | None:
   """Runs `mode`; returns the metrics of the last evaluation, if any.
 

@@ -2,6 +2,7 @@
 summaries per loop, checkpoints at their interval, and a checkpointed stop
 on SIGTERM / Ctrl-C (on any host)."""
 
+import collections
 import logging
 import time
 from typing import Iterator
@@ -20,6 +21,9 @@ _log = logging.getLogger('deeplab2')
 
 # Steps in a row a loss-scaling optimizer may skip before training fails.
 MAX_SKIPPED_STEPS = 50
+
+# Loops whose rate makes the ETA.
+_ETA_LOOPS = 5
 
 
 def format_duration(seconds: float) -> str:
@@ -64,6 +68,7 @@ class TrainLoop:
     self._checkpoints = checkpoints
     self._stop_signals = stop_signals
     self._writer = summary_writer
+    self._traced = False
 
   def _global_step(self) -> int:
     return int(self._optimizer.iterations.numpy())
@@ -81,8 +86,16 @@ class TrainLoop:
         weights were then not saved).
     """
     c = self._schedule
-    start_step = step = self._global_step()
-    start_time = time.time()
+    step = self._global_step()
+    start = (time.time(), step)
+    # (time, step) at the end of the last loops: once there are two, the ETA
+    # takes their rate, not one with the first loop's tracing in it.
+    loop_ends: collections.deque = collections.deque(maxlen=_ETA_LOOPS + 1)
+    if step < until_step:
+      _log.info('Training from step %d to %d%s.', step, until_step,
+                '' if self._traced else ' (the first loop also traces the '
+                'training step: it takes longer)')
+      self._traced = True
     skipped = 0
     while step < until_step:
       num_steps = min(until_step, *[
@@ -106,16 +119,19 @@ class TrainLoop:
         raise FloatingPointError(
             f'{skipped} training steps in a row had non-finite gradients '
             f'(step {step}); the weights were not updated or saved.')
-      rate = num_steps / max(time.time() - loop_start, 1e-9)
-      overall_rate = (step - start_step) / max(time.time() - start_time, 1e-9)
-      self._report(step, losses, rate, overall_rate,
+      now = time.time()
+      rate = num_steps / max(now - loop_start, 1e-9)
+      loop_ends.append((now, step))
+      (first_time, first_step) = loop_ends[0] if len(loop_ends) > 1 else start
+      recent_rate = (step - first_step) / max(now - first_time, 1e-9)
+      self._report(step, losses, rate, recent_rate,
                    summarise=(step % c.save_summaries_steps == 0 or
                               step == until_step))
       if step % c.save_checkpoints_steps == 0 or step == until_step:
         self._checkpoints.save(step)
 
   def _report(self, step: int, losses: dict[str, float], rate: float,
-              overall_rate: float, summarise: bool) -> None:
+              recent_rate: float, summarise: bool) -> None:
     """The log line of a loop, and its summaries when `summarise`."""
     learning_rate = float(self._optimizer.learning_rate)
     total = self._schedule.total_steps
@@ -124,8 +140,8 @@ class TrainLoop:
         ' '.join(f'{name.replace("_loss", "")} {value:.4f}'
                  for name, value in losses.items()),
         learning_rate, rate,
-        format_duration((total - step) / overall_rate)
-        if overall_rate > 0 else 'unknown')
+        format_duration((total - step) / recent_rate)
+        if recent_rate > 0 else 'unknown')
     if not summarise:
       return
     with self._writer.as_default(step=step):

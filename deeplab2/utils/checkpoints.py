@@ -44,6 +44,17 @@ def _files_with_prefix(prefix):
           if entry.startswith(name)]
 
 
+def training_step(path):
+  """The global step a training checkpoint was saved at, or None (another
+  kind of checkpoint: deeplab2's, a weights file)."""
+  try:
+    reader = tf.train.load_checkpoint(path)
+  except (tf.errors.OpError, ValueError):
+    return None
+  key = 'optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE'
+  return int(reader.get_tensor(key)) if reader.has_tensor(key) else None
+
+
 def damaged_files(path):
   """Why the checkpoint `path` (a prefix) cannot be whole, or None.
 
