@@ -13,6 +13,7 @@ import logging
 import os
 from typing import TypeAlias
 
+from google.protobuf import text_format
 import keras
 
 from deeplab2 import inference
@@ -160,6 +161,10 @@ class ExperimentParts:
                                       evaluator.add_flipped_images)
 
   # Plain facts.
+
+  def config_text(self) -> str:
+    """The experiment as text format, overrides included (what runs)."""
+    return text_format.MessageToString(self.config)
 
   @property
   def experiment_name(self) -> str:

@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from deeplab2.modeling import deeplab2_checkpoint
 from deeplab2.modeling import keras_applications
+from deeplab2.utils import checkpoints
 
 _log = logging.getLogger('deeplab2')
 
@@ -56,7 +57,9 @@ def restore_weights(model, checkpoint_path, restore_semantic_last_layer=True,
     # read() is partial by design (no optimizer); on a mismatch this also
     # keeps TF from logging one warning per unrestored value.
     status.expect_partial()
-  _log.info('Restored the model from %s%s.', checkpoint_path,
+  step = checkpoints.training_step(checkpoint_path)
+  _log.info('Restored the model from %s%s%s.', checkpoint_path,
+            '' if step is None else f' (step {step})',
             '' if root is model else ' (last layers left initialised)')
   return 'ours'
 

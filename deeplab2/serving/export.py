@@ -30,7 +30,6 @@ the TFLite and checkpoint conversions and Predictor.from_experiment.
 
 import dataclasses
 import json
-import logging
 import os
 import tempfile
 from typing import Any, Callable, Sequence
@@ -44,9 +43,6 @@ from deeplab2 import inference
 from deeplab2.data import dataset_descriptor
 from deeplab2.modeling import restore
 from deeplab2.utils import atomic
-from deeplab2.utils import checkpoints
-
-_log = logging.getLogger('deeplab2')
 
 METADATA_FILE = 'deeplab2_export.json'
 DESCRIPTOR_FILE = 'dataset_descriptor.json'
@@ -276,9 +272,7 @@ def restored_model(parts: config_lib.ExperimentParts,
       was written by another config (the message names the variable).
   """
   model = parts.build_model()
-  path = restore.restore(model, checkpoint_path)
-  step = checkpoints.training_step(path)
-  _log.info('Restored %s%s.', path, '' if step is None else f' (step {step})')
+  restore.restore(model, checkpoint_path)   # logs the checkpoint and step
   return model
 
 

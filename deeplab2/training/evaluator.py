@@ -63,7 +63,8 @@ class Evaluator:
     self.label_spec = label_spec
     self.num_vis_samples = num_vis_samples
     # [{name: uint8 [H, W, 3]}] of the last evaluation: input, panoptic
-    # prediction, center heatmap and offsets (colour wheel).
+    # prediction, its ground truth, center heatmap and offsets (colour
+    # wheel).
     self.samples: list[dict[str, np.ndarray]] = []
     # Callables write(filename, maps, segment_scores), called with each
     # scored image (this host's): maps holds inference.output_maps at
@@ -128,9 +129,12 @@ class Evaluator:
           write(filename, maps, scores)
       count += 1
       if len(self.samples) < self.num_vis_samples:
-        self.samples.append(self._pictures(
+        pictures = self._pictures(
             batch[common.IMAGE][i, :height, :width],
-            predictions[common.PRED_PANOPTIC].numpy()[0], single))
+            predictions[common.PRED_PANOPTIC].numpy()[0], single)
+        pictures['ground_truth'] = visualization.colorize_panoptic(
+            np.asarray(label), self.label_spec)
+        self.samples.append(pictures)
     return count
 
   def _pictures(self, image, panoptic, outputs):

@@ -26,6 +26,7 @@ from deeplab2.training import distribution
 from deeplab2.training import evaluator as evaluator_lib
 from deeplab2.training import interrupts
 from deeplab2.training import prediction_staging
+from deeplab2.training import summaries
 from deeplab2.training import train_loop
 from deeplab2.training import trainer as trainer_lib
 
@@ -207,11 +208,19 @@ class Experiment:
       options = dataclasses.replace(
           self.pipeline_options('train'),
           start_batch=int(self.checkpoints.input_position.numpy()))
+      writer = self._summary_writer('train')
+      if self.is_chief:
+        # A batch of its own pipeline: the run's stream is not touched.
+        summaries.write_training_start(
+            writer, self.global_step,
+            self.parts.config_text(),
+            next(iter(input_pipeline.make_dataset(options))),
+            self.parts.descriptor('train').label_spec)
       self._train_loop = train_loop.TrainLoop(
           self.strategy, trainer,
           iter(distributed_dataset(self.strategy, options)),
           self.train_schedule, self.optimizer, self.checkpoints,
-          self.stop_signals, self._summary_writer('train'))
+          self.stop_signals, writer)
     self._train_loop.run(until_step)
 
   def _raise_if_stopped(self, step: int | None) -> None:
@@ -260,15 +269,8 @@ class Experiment:
         _log.info('predictions written to %s', folder)
     path = write_metrics(self.model_dir, step, metrics) if self.is_chief else (
         None)
-    writer = self._summary_writer('eval')
-    with writer.as_default(step=step):
-      for name, value in sorted(metrics.items()):
-        if isinstance(value, (int, float)):
-          tf.summary.scalar(f'eval/{name}', value)
-      for i, sample in enumerate(evaluator.samples):
-        for name, picture in sample.items():
-          tf.summary.image(f'eval_images/{i}/{name}', picture[None])
-    writer.flush()
+    summaries.write_evaluation(self._summary_writer('eval'), step, metrics,
+                               evaluator.samples, descriptor.class_names)
     _log_metrics(step, metrics, time.time() - start, descriptor.class_names)
     if path:
       _log.info('metrics written to %s', path)

@@ -64,9 +64,17 @@ def test_train_and_eval_writes_checkpoints_summaries_and_metrics(trained):
           'steps_per_second'} <= train_tags
   assert {'eval/pq_all', 'eval/sq_things', 'eval/rq_stuff', 'eval/miou',
           'eval/num_images'} <= eval_tags
-  for picture in ('image', 'panoptic', 'center_heatmap', 'offset_map'):
+  for picture in ('image', 'panoptic', 'ground_truth', 'center_heatmap',
+                  'offset_map'):
     assert f'eval_images/0/{picture}' in eval_tags
     assert f'eval_images/3/{picture}' in eval_tags
+  for name in ('wall', 'floor', 'disc', 'box', 'triangle'):
+    assert f'eval_per_class/pq/{name}' in eval_tags
+    assert f'eval_per_class/iou/{name}' in eval_tags
+  assert 'config' in train_tags
+  for picture in ('image', 'panoptic', 'center_heatmap', 'offsets'):
+    assert f'train_inputs/0/{picture}' in train_tags
+    assert f'train_inputs/1/{picture}' in train_tags
 
 
 def _summary_tags(directory):
