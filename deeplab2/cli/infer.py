@@ -55,12 +55,17 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument('--labels', action='store_true',
                       help='write class names on the overlays')
   parser.add_argument('--overwrite', action='store_true')
+  parser.add_argument(
+      '--ground_truth_json', default=None,
+      help="a COCO panoptic ground truth of the inputs: panoptic.json takes "
+      "its image ids, so evaluation/evaluate_panoptic.py scores it directly")
   args = parser.parse_args(argv)
   try:
     predictor = _predictor(args, parser)
     summary = run_inference.run(
         predictor, args.input, args.output_dir, args.overwrite, args.labels,
-        progress=progress.ProgressBar(sys.stderr, 'infer'))
+        progress=progress.ProgressBar(sys.stderr, 'infer'),
+        ground_truth_json=args.ground_truth_json)
   except (OSError, ValueError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 1

@@ -4,6 +4,8 @@
   <output_dir>/panoptic/<name>.png    the raw panoptic PNG (COCO: segment
                                       ids as R + 256 G + 256^2 B)
   <output_dir>/panoptic.json          one COCO panoptic entry per image
+                                      (image_id: the file's stem, or the
+                                      ground truth JSON's id of it)
   <output_dir>/<video>_overlay.mp4    per video, beside its frames, which
                                       are named <video>_<frame>
 
@@ -13,6 +15,7 @@ whole or not at all (deeplab2/utils/atomic.py).
 """
 
 import dataclasses
+import json
 import os
 from typing import Callable, Iterator
 
@@ -71,6 +74,43 @@ def _stem(path: str) -> str:
   return os.path.splitext(os.path.basename(path))[0]
 
 
+def image_ids_from_json(path: str) -> dict[str, int | str]:
+  """{file stem: image_id} of a COCO panoptic ground-truth JSON: from its
+  `images` (file_name, id) and `annotations` (file_name, image_id), so that
+  predictions written with them pair up with its annotations.
+
+  Raises:
+    ValueError: the file cannot be read, or lists no image (named).
+  """
+  try:
+    with open(path, encoding='utf-8') as f:
+      data = json.load(f)
+  except (OSError, ValueError) as e:
+    raise ValueError(f'--ground_truth_json={path}: cannot read it ({e}).'
+                     ) from None
+  ids: dict[str, int | str] = {}
+  if isinstance(data, dict):
+    for key, id_key in (('annotations', 'image_id'), ('images', 'id')):
+      for entry in data.get(key) or []:
+        if (isinstance(entry, dict) and
+            isinstance(entry.get('file_name'), str) and id_key in entry):
+          ids[_stem(entry['file_name'])] = entry[id_key]
+  if not ids:
+    raise ValueError(f'--ground_truth_json={path} lists no image (no '
+                     '"images" or "annotations" with file_name and id).')
+  return ids
+
+
+def _check_known(inputs: list[str], image_ids: dict[str, int | str],
+                 json_path: str) -> None:
+  """Refuses inputs whose stem the ground truth does not list."""
+  unknown = [path for path in inputs if _stem(path) not in image_ids]
+  if unknown:
+    raise ValueError(
+        f'{len(unknown)} input(s) are not in --ground_truth_json={json_path}'
+        f', e.g. {unknown[0]}: their predictions could not be scored.')
+
+
 def check_unique_names(inputs: list[str]) -> None:
   """Raises ValueError naming two inputs whose outputs would share a name
   (outputs are named by the file's stem: same.png and same.jpg clash)."""
@@ -122,7 +162,8 @@ def _frames(path: str) -> tuple[float, Iterator[np.ndarray]]:
 
 def run(predictor: predictor_lib.Predictor, input_path: str,
         output_dir: str, overwrite: bool = False, labels: bool = False,
-        progress: Callable[[int, int], None] | None = None) -> Summary:
+        progress: Callable[[int, int], None] | None = None,
+        ground_truth_json: str | None = None) -> Summary:
   """Predicts every input and writes the outputs (module docstring).
 
   Args:
@@ -132,6 +173,9 @@ def run(predictor: predictor_lib.Predictor, input_path: str,
     overwrite: replace existing outputs.
     labels: write class names on the overlays.
     progress: optional callable(done, total) over the input files.
+    ground_truth_json: optional COCO panoptic ground truth of the inputs:
+      panoptic.json then uses its image ids (image_ids_from_json), so
+      evaluate_panoptic.py scores it against that JSON directly.
 
   Returns:
     Summary.
@@ -139,10 +183,15 @@ def run(predictor: predictor_lib.Predictor, input_path: str,
   Raises:
     FileNotFoundError: see list_inputs.
     FileExistsError: see check_outputs.
-    ValueError: see check_unique_names (before anything is written).
+    ValueError: see check_unique_names; an input the ground truth does not
+      list (both before anything is written).
   """
   inputs = list_inputs(input_path)
   check_unique_names(inputs)
+  image_ids: dict[str, int | str] = {}
+  if ground_truth_json:
+    image_ids = image_ids_from_json(ground_truth_json)
+    _check_known(inputs, image_ids, ground_truth_json)
   check_outputs(inputs, output_dir, overwrite)
   overlay_dir = os.path.join(output_dir, OVERLAY_DIR)
   os.makedirs(overlay_dir, exist_ok=True)
@@ -156,7 +205,8 @@ def run(predictor: predictor_lib.Predictor, input_path: str,
       overlay = prediction.overlay(image, labels=labels)
       writer_base.save_png(overlay, os.path.join(overlay_dir, name + '.png'),
                            recover=False)
-      writer.add(name + '.png', prediction.panoptic, image_id=name)
+      writer.add(name + '.png', prediction.panoptic,
+                 image_id=image_ids.get(name, name))
       summary.written += 1
       return overlay
 

@@ -133,3 +133,121 @@ def test_two_inputs_with_one_name_are_refused_before_any_work(tmp_path):
   assert str(inputs / 'same.png') in message
   assert "'same'" in message and '\n' not in message
   assert not output_dir.exists()
+
+
+def test_infer_with_the_ground_truth_json_is_scored_by_evaluate_panoptic(
+    tiny_saved_model, tmp_path, capsys):
+  """The ground truth names images by integer ids (as COCO does); infer's
+  panoptic.json takes them, and evaluate_panoptic.py scores it."""
+  # pylint: disable=g-import-not-at-top
+  from deeplab2.cli import evaluate_panoptic
+  from deeplab2.evaluation import prediction_files
+  # pylint: enable=g-import-not-at-top
+  saved_model, parts = tiny_saved_model
+  descriptor = parts.descriptor('eval')
+  images = tmp_path / 'images'
+  images.mkdir()
+  truth = tmp_path / 'truth'
+  samples = list(synthetic.generate_split(7, 'val', 3, size=33))
+  with prediction_files.CocoPanopticWriter(str(truth), descriptor) as writer:
+    for index, (name, image, panoptic, _) in enumerate(samples):
+      Image.fromarray(image).save(images / f'{name}.png')
+      writer.add(f'{name}.png', panoptic, image_id=100 + index)
+  out = tmp_path / 'out'
+  done = cli_runner.run_main(infer.main, [
+      f'--saved_model={saved_model}', f'--input={images}',
+      f'--output_dir={out}', f'--ground_truth_json={writer.json_path}'],
+                             capsys)
+  assert done.returncode == 0, done.stderr[-2000:]
+  with open(out / 'panoptic.json') as f:
+    written = json.load(f)
+  assert sorted(a['image_id'] for a in written['annotations']) == [
+      100, 101, 102]
+
+  scored = cli_runner.run_main(evaluate_panoptic.main, [
+      f'--gt_json={writer.json_path}', f'--gt_folder={writer.png_dir}',
+      f'--pred_json={out / "panoptic.json"}',
+      f'--pred_folder={out / "panoptic"}',
+      f'--output={tmp_path / "metrics.json"}'], capsys)
+  assert scored.returncode == 0, scored.stderr[-2000:]
+  with open(tmp_path / 'metrics.json') as f:
+    official = json.load(f)
+  # The random tiny model's PQ is 0 here: the scores' agreement is checked
+  # on predictions with something right in them (the test below).
+  assert official['num_images'] == 3
+
+  # An input the ground truth does not list: refused before any work.
+  Image.fromarray(samples[0][1]).save(images / 'stray.png')
+  refused = cli_runner.run_main(infer.main, [
+      f'--saved_model={saved_model}', f'--input={images}',
+      f'--output_dir={tmp_path / "out2"}',
+      f'--ground_truth_json={writer.json_path}'], capsys)
+  assert refused.returncode == 1
+  assert refused.stderr.strip() == (
+      f'error: 1 input(s) are not in --ground_truth_json={writer.json_path}'
+      f', e.g. {images / "stray.png"}: their predictions could not be '
+      'scored.')
+  assert not (tmp_path / 'out2').exists()
+
+
+class _HalfRightPredictor:
+  """Predicts an image's ground truth with its first thing segment and
+  every pixel of class 1 made void: PQ well inside (0, 1)."""
+
+  def __init__(self, descriptor, truths):
+    self.descriptor = descriptor
+    self._truths = truths
+
+  def __call__(self, image):
+    truth = self._truths[image.tobytes()]
+    panoptic = truth.copy()
+    things = [i for i in np.unique(truth) if i // 1000 in (2, 3, 4)]
+    if things:
+      panoptic[truth == things[0]] = 255000
+    panoptic[truth // 1000 == 1] = 255000
+    return _Prediction(panoptic)
+
+
+class _Prediction:
+
+  def __init__(self, panoptic):
+    self.panoptic = panoptic
+
+  def overlay(self, image, labels=False):
+    del labels
+    return image
+
+
+def test_evaluate_panoptic_on_infer_output_gives_our_pq(tiny_saved_model,
+                                                        tmp_path):
+  # pylint: disable=g-import-not-at-top
+  from deeplab2.evaluation import coco_panoptic_files
+  from deeplab2.evaluation import panoptic_quality
+  from deeplab2.evaluation import prediction_files
+  from deeplab2.serving import run_inference
+  # pylint: enable=g-import-not-at-top
+  descriptor = tiny_saved_model[1].descriptor('eval')
+  images = tmp_path / 'images'
+  images.mkdir()
+  truth = tmp_path / 'truth'
+  samples = list(synthetic.generate_split(8, 'val', 4, size=65))
+  with prediction_files.CocoPanopticWriter(str(truth), descriptor) as writer:
+    for index, (name, image, panoptic, _) in enumerate(samples):
+      Image.fromarray(image).save(images / f'{name}.png')
+      writer.add(f'{name}.png', panoptic, image_id=7 + index)
+  predictor = _HalfRightPredictor(
+      descriptor, {image.tobytes(): panoptic
+                   for _, image, panoptic, _ in samples})
+  out = tmp_path / 'out'
+  run_inference.run(predictor, str(images), str(out),
+                    ground_truth_json=writer.json_path)
+  official, _ = coco_panoptic_files.evaluate_folders(
+      writer.json_path, writer.png_dir, str(out / 'panoptic.json'),
+      str(out / 'panoptic'))
+  ours = panoptic_quality.PanopticQuality(descriptor.label_spec)
+  for _, image, panoptic, _ in samples:
+    ours.update(panoptic, predictor(image).panoptic)
+  expected = ours.result()
+  assert 0.2 < expected['pq_all'] < 0.9
+  for key in ('pq_all', 'sq_all', 'rq_all', 'pq_things', 'pq_stuff'):
+    assert official[key] == pytest.approx(expected[key], abs=1e-9), key
