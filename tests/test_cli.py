@@ -180,3 +180,14 @@ def test_train_offers_the_modes_the_library_runs():
   from deeplab2.cli import train  # pylint: disable=g-import-not-at-top
   from deeplab2.training import modes  # pylint: disable=g-import-not-at-top
   assert train.MODES == modes.MODES
+
+
+def test_the_predictor_comes_from_the_top_level_without_importing_tf_first():
+  result = subprocess.run(
+      [sys.executable, '-c', 'import sys, deeplab2\n'
+       'print("tensorflow" in sys.modules)\n'
+       'from deeplab2 import Predictor\n'
+       'from deeplab2.serving import predictor\n'
+       'print(Predictor is predictor.Predictor)'],
+      capture_output=True, text=True, check=True, cwd=REPO_ROOT)
+  assert result.stdout.split() == ['False', 'True']

@@ -25,5 +25,6 @@ def config_source(args: argparse.Namespace):
     return None
   if not args.config_override:
     return args.config_file
+  # Imported here: --help must not wait for TensorFlow.
   from deeplab2 import config as config_lib  # pylint: disable=g-import-not-at-top
   return config_lib.ConfigFile(args.config_file, tuple(args.config_override))

@@ -9,7 +9,8 @@ from deeplab2 import config as config_lib
 from deeplab2.serving import export
 
 
-def convert_checkpoint(config_path: 'config_lib.ConfigSource', checkpoint_path: str,
+def convert_checkpoint(config_path: 'config_lib.ConfigSource',
+                       checkpoint_path: str,
                        output_prefix: str, overwrite: bool = False) -> str:
   """Restores `checkpoint_path` into the config's model and writes it.
 

@@ -173,7 +173,8 @@ class Predictor:
     return predictor
 
   @classmethod
-  def from_experiment(cls, config_path: 'config_lib.ConfigSource', checkpoint_path: str,
+  def from_experiment(cls, config_path: 'config_lib.ConfigSource',
+                      checkpoint_path: str,
                       eval_scales: Sequence[float] | None = None,
                       add_flipped_images: bool | None = None) -> 'Predictor':
     """An experiment config's model with a checkpoint, in this process.

@@ -72,7 +72,8 @@ def convert(module: export.PanopticDeepLabModule,
     return converter.convert()
 
 
-def tflite_from_config(config_path: 'config_lib.ConfigSource', checkpoint_path: str,
+def tflite_from_config(config_path: 'config_lib.ConfigSource',
+                       checkpoint_path: str,
                        output_path: str, quantization: str = 'float32',
                        overwrite: bool = False,
                        eval_scales: Sequence[float] | None = None,

@@ -11,12 +11,14 @@ from deeplab2 import label_spec
 from deeplab2.data import dataset_descriptor
 
 # The JSON of the built-in descriptors as written before descriptors became
-# LabelSpecs (sha256 of json.dumps(to_json_dict(), indent=2)).
+# LabelSpecs (sha256 of json.dumps(to_json_dict(), indent=2)); Cityscapes'
+# split sizes since they carry deeplab2's names (train_fine, val_fine,
+# test_fine), as the converter's shards do.
 _JSON_SHA256 = {
     'synthetic_panoptic':
         'aa80a20b110289847a2f02422124b79992d14e6ae74df6f18d6503601b8bdc7c',
     'cityscapes_panoptic':
-        '1f578e1ddf7674adc1bb2b238fdfe6495184f71213686cb7738073a6c32574c0',
+        'dea743fc81e0f578d311b699d35066746d51faf01b10af1bd4f093d6781890fa',
     'coco_panoptic':
         'df1a3061380874f6767a067e367c7b962f244c616d110a59868e5271ac74e76b',
 }

@@ -91,8 +91,9 @@ def test_existing_output_is_not_overwritten(tmp_path):
   build_synthetic.write_synthetic_dataset(str(tmp_path), 2, 1, image_size=33,
                                           num_shards=1)
   before = (tmp_path / 'train-00000-of-00001.tfrecord').read_bytes()
-  with pytest.raises(FileExistsError, match=r'train-00000-of-00001.tfrecord '
-                     r'exists .*\(--overwrite\)'):
+  with pytest.raises(FileExistsError, match=r'already holds split train, val '
+                     r'\(2 shard\(s\)\); pass overwrite=True \(--overwrite\) '
+                     r'to replace them and dataset_descriptor.json\.$'):
     build_synthetic.write_synthetic_dataset(str(tmp_path), 2, 1, seed=5,
                                             image_size=33, num_shards=1)
   assert (tmp_path / 'train-00000-of-00001.tfrecord').read_bytes() == before
