@@ -69,6 +69,9 @@ class Evaluator:
     # Callables write(filename, maps, segment_scores), called with each
     # scored image (this host's): maps holds inference.output_maps at
     # the image's original size, as NumPy arrays without the batch axis.
+    # int64 [C, C + 1] of the last evaluation: rows ground truth, columns
+    # prediction (mean_iou.MeanIoU's).
+    self.confusion: np.ndarray | None = None
     self.prediction_writers: list[
         Callable[[str, dict[str, np.ndarray], dict[int, float]], None]] = []
     # reduce_retracing: crops of many sizes (resized evaluation) share one
@@ -209,6 +212,8 @@ class Evaluator:
       num_images = _merge_workers(self.strategy, metrics, num_images)
     if num_images == 0:
       raise ValueError('The eval dataset produced no images.')
+    # The mIoU's confusion matrix (all hosts' images), for its picture.
+    self.confusion = metrics.mean_iou.confusion.copy()
     result = metrics.result()
     result['num_images'] = num_images
     return result

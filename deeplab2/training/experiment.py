@@ -271,6 +271,9 @@ class Experiment:
         None)
     summaries.write_evaluation(self._summary_writer('eval'), step, metrics,
                                evaluator.samples, descriptor.class_names)
+    if self.is_chief and evaluator.confusion is not None:
+      summaries.write_pictures(self.model_dir, step, evaluator.confusion,
+                               descriptor.class_names)
     _log_metrics(step, metrics, time.time() - start, descriptor.class_names)
     if path:
       _log.info('metrics written to %s', path)

@@ -1,8 +1,13 @@
 """What a run writes for TensorBoard beside its losses: each evaluation's
 scalars (per class too) and pictures, and at the start of training the
-config and a few training inputs with their targets."""
+config and a few training inputs with their targets; and the pictures it
+leaves in model_dir for those who do not open TensorBoard: each
+evaluation's confusion matrix and `curves.png`."""
 
 from collections.abc import Mapping, Sequence
+import glob
+import json
+import os
 from typing import Any
 
 import numpy as np
@@ -10,7 +15,11 @@ import tensorflow as tf
 
 from deeplab2 import common
 from deeplab2 import label_spec as label_spec_lib
+from deeplab2.evaluation import writer_base
+from deeplab2.utils import charts
 from deeplab2.utils import visualization
+
+CURVES_FILE = 'curves.png'
 
 # Training samples drawn when training starts.
 NUM_TRAIN_SAMPLES = 2
@@ -62,3 +71,53 @@ def write_training_start(writer: tf.summary.SummaryWriter, step: int,
       for name, picture in pictures.items():
         tf.summary.image(f'train_inputs/{i}/{name}', picture[None])
   writer.flush()
+
+
+def confusion_path(model_dir: str, step: int) -> str:
+  """The confusion-matrix picture of the evaluation at `step`."""
+  return os.path.join(model_dir, 'eval', f'confusion-{step:08d}.png')
+
+
+def write_pictures(model_dir: str, step: int, confusion: np.ndarray,
+                   class_names: Sequence[str]) -> None:
+  """Writes the evaluation's confusion matrix and redraws curves.png:
+  losses and learning rate from the train events, PQ / mIoU / mask AP from
+  the metrics files of every evaluation so far."""
+  writer_base.save_png(charts.confusion_matrix(confusion, class_names),
+                       confusion_path(model_dir, step))
+  writer_base.save_png(charts.curves(_curves(model_dir)),
+                       os.path.join(model_dir, CURVES_FILE))
+
+
+def _number(value: Any) -> float:
+  """The float of a scalar summary value (TF2 writes it as a tensor)."""
+  if value.HasField('tensor'):
+    return float(tf.make_ndarray(value.tensor))
+  return float(value.simple_value)
+
+
+def _curves(model_dir: str) -> dict[str, dict[str, list[tuple[float, float]]]]:
+  """{panel: {series: [(step, value)]}} of the run so far."""
+  losses: dict[str, list[tuple[float, float]]] = {}
+  learning_rate: list[tuple[float, float]] = []
+  for path in sorted(glob.glob(os.path.join(model_dir, 'train',
+                                            'events.out.tfevents.*'))):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      for value in event.summary.value:
+        if value.tag == 'learning_rate':
+          learning_rate.append((event.step, _number(value)))
+        elif value.tag.startswith('losses/'):
+          name = value.tag[len('losses/'):].replace('_loss', '')
+          losses.setdefault(name, []).append((event.step, _number(value)))
+  evaluation: dict[str, list[tuple[float, float]]] = {}
+  for path in sorted(glob.glob(os.path.join(model_dir, 'eval',
+                                            'metrics-*.json'))):
+    with open(path) as f:
+      metrics = json.load(f)
+    for key, name in (('pq_all', 'PQ'), ('miou', 'mIoU'), ('ap', 'mask AP')):
+      if isinstance(metrics.get(key), (int, float)):
+        evaluation.setdefault(name, []).append((metrics['step'],
+                                                 metrics[key]))
+  return {'losses': {name: sorted(v) for name, v in losses.items()},
+          'learning rate': {'lr': sorted(learning_rate)},
+          'evaluation': evaluation}

@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import pytest
+from PIL import Image
 import tensorflow as tf
 
 from deeplab2.cli import train
@@ -72,6 +73,12 @@ def test_train_and_eval_writes_checkpoints_summaries_and_metrics(trained):
     assert f'eval_per_class/pq/{name}' in eval_tags
     assert f'eval_per_class/iou/{name}' in eval_tags
   assert 'config' in train_tags
+  # The pictures left in model_dir.
+  for path in (os.path.join(model_dir, 'curves.png'),
+               os.path.join(model_dir, 'eval', 'confusion-00000006.png')):
+    picture = np.asarray(Image.open(path).convert('RGB'))
+    assert picture.shape[0] > 100 and picture.shape[1] > 100, path
+    assert len(np.unique(picture.reshape(-1, 3), axis=0)) > 5, path
   for picture in ('image', 'panoptic', 'center_heatmap', 'offsets'):
     assert f'train_inputs/0/{picture}' in train_tags
     assert f'train_inputs/1/{picture}' in train_tags
