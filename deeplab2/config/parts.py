@@ -415,6 +415,11 @@ class ExperimentParts:
                                  if is_training else ''),
         seed=self.seed if is_training else None)
 
+  def dataset_source(self, split: str) -> str:
+    """How the config names the descriptor of 'train' or 'eval' (a built-in
+    name or a JSON path), for messages."""
+    return self._dataset_options(split).dataset
+
   def shard_files(self, split: str) -> list[str]:
     """The TFRecord shards the file patterns of 'train' or 'eval' match.
 

@@ -170,7 +170,7 @@ class Experiment:
     options = self.parts.pipeline_options(split)
     if split not in self._checked_splits:
       files = self.parts.shard_files(split)
-      dataset = getattr(self.parts.config, f'{split}_dataset_options').dataset
+      dataset = self.parts.dataset_source(split)
       count = record_checks.check_records(
           files, self.parts.descriptor(split).label_spec, dataset)
       _log.info('%s: %d records in %d shard(s) fit the descriptor %s.',
@@ -202,14 +202,13 @@ class Experiment:
           stop_flag=(self.stop_signals.flag
                      if distribution.num_workers(self.strategy) == 1
                      else None))
-      if self.is_chief:
-        _log.info('TensorBoard: tensorboard --logdir %s', self.model_dir)
       # A seeded stream goes on from where the restored run left it.
       options = dataclasses.replace(
           self.pipeline_options('train'),
           start_batch=int(self.checkpoints.input_position.numpy()))
       writer = self._summary_writer('train')
       if self.is_chief:
+        _log.info('TensorBoard: tensorboard --logdir %s', self.model_dir)
         # A batch of its own pipeline: the run's stream is not touched.
         summaries.write_training_start(
             writer, self.global_step,
