@@ -107,7 +107,7 @@ def test_a_second_trainer_exits_with_one_line_and_touches_nothing(
 
 # A trainer process whose imports are done before it is told to start (the
 # file named by its first argument appearing): it then reaches the lock
-# within a few seconds, while the first trainer is still training.
+# within a few seconds.
 _READY_TRAINER = textwrap.dedent('''
     import os, sys, time
     from deeplab2.cli import train
@@ -116,30 +116,48 @@ _READY_TRAINER = textwrap.dedent('''
     sys.exit(train.main(sys.argv[2:]))
 ''')
 
+# A trainer that holds still after step 10 until the file named by its first
+# argument appears: it is training, whatever the CPU's speed, while the
+# second one tries.
+_PAUSING_TRAINER = textwrap.dedent('''
+    import os, sys, time
+    from deeplab2.training import train_loop
+    report = train_loop.TrainLoop._report
+    def report_then_wait(self, step, *args, **kwargs):
+      report(self, step, *args, **kwargs)
+      while step == 10 and not os.path.exists(sys.argv[1]):
+        time.sleep(0.05)
+    train_loop.TrainLoop._report = report_then_wait
+    from deeplab2.cli import train
+    sys.exit(train.main(sys.argv[2:]))
+''')
+
 
 def test_two_trainers_on_one_model_dir_the_second_exits_at_once(
     tiny_dataset_dir, tmp_path):
   config = config_lib.parse_experiment_text(tiny_config_text(tiny_dataset_dir,
-                                                             steps=200))
+                                                             steps=40))
   config.trainer_options.steps_per_loop = 10
-  config.trainer_options.save_checkpoints_steps = 100
-  config.trainer_options.save_summaries_steps = 100
+  config.trainer_options.save_checkpoints_steps = 20
+  config.trainer_options.save_summaries_steps = 20
   config_path = tmp_path / 'config.textproto'
   config_path.write_text(text_format.MessageToString(config))
   model_dir = str(tmp_path / 'run')
   flags = [f'--config_file={config_path}', '--mode=train',
            f'--model_dir={model_dir}']
   go = tmp_path / 'go'
+  release = tmp_path / 'release'
   first_log = tmp_path / 'first.log'
   with open(first_log, 'w') as log:
-    first = subprocess.Popen([sys.executable, '-m', 'deeplab2.cli.train',
-                              *flags], stdout=log, stderr=subprocess.STDOUT)
+    first = subprocess.Popen([sys.executable, '-c', _PAUSING_TRAINER,
+                              str(release), *flags], stdout=log,
+                             stderr=subprocess.STDOUT)
     second = subprocess.Popen([sys.executable, '-c', _READY_TRAINER, str(go),
                                *flags], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
     try:
       deadline = time.time() + 300
-      while ('step 10/200' not in first_log.read_text() and
+      while ('step 10/40' not in first_log.read_text() and
              first.poll() is None and time.time() < deadline):
         time.sleep(0.1)
       assert first.poll() is None, first_log.read_text()[-3000:]
@@ -147,6 +165,7 @@ def test_two_trainers_on_one_model_dir_the_second_exits_at_once(
       _, second_err = second.communicate(timeout=120)
       # The first was still training when the second gave up.
       assert first.poll() is None, first_log.read_text()[-3000:]
+      release.write_text('')
       first_status = first.wait(timeout=300)
     finally:
       first.kill()
@@ -163,5 +182,5 @@ def test_two_trainers_on_one_model_dir_the_second_exits_at_once(
   assert 'error:' not in first_text and 'Traceback' not in first_text
   assert sorted(name for name in os.listdir(model_dir)
                 if name.endswith('.index')) == [
-                    'ckpt-100.index', 'ckpt-200.index']
+                    'ckpt-20.index', 'ckpt-40.index']
   assert not os.path.exists(_lock_path(model_dir))
