@@ -27,16 +27,21 @@ from deeplab2.utils import progress  # pylint: disable=g-import-not-at-top
 def _predictor(args: argparse.Namespace,
                parser: argparse.ArgumentParser) -> predictor_lib.Predictor:
   """The Predictor the flags name; a usage error (exit 2) when none."""
+  threshold, most = args.score_threshold, args.max_instances
   if args.saved_model:
-    return predictor_lib.Predictor.from_saved_model(args.saved_model)
+    return predictor_lib.Predictor.from_saved_model(
+        args.saved_model, score_threshold=threshold, max_instances=most)
   if args.tflite:
     if not args.descriptor:
       parser.error('--tflite needs --descriptor (the dataset_descriptor.json '
                    'of its classes)')
-    return predictor_lib.Predictor.from_tflite(args.tflite, args.descriptor)
+    return predictor_lib.Predictor.from_tflite(
+        args.tflite, args.descriptor, score_threshold=threshold,
+        max_instances=most)
   if args.config_file and args.checkpoint_path:
     return predictor_lib.Predictor.from_experiment(
-        config_flags.config_source(args), args.checkpoint_path)
+        config_flags.config_source(args), args.checkpoint_path,
+        score_threshold=threshold, max_instances=most)
   parser.error('give --saved_model, --tflite, or --config_file with '
                '--checkpoint_path')
 
@@ -53,7 +58,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                       help='an image, a video, or a folder of them')
   parser.add_argument('--output_dir', required=True)
   parser.add_argument('--labels', action='store_true',
-                      help='write class names on the overlays')
+                      help='write class names (things with their scores) on '
+                      'the overlays, and a legend strip below those of images')
+  parser.add_argument('--score_threshold', type=float, default=0.0,
+                      help='drop things scored under it (scores are in '
+                      '[0, 1]); their pixels become void')
+  parser.add_argument('--max_instances', type=int, default=None,
+                      help='keep at most this many things per image, the '
+                      'best scored')
   parser.add_argument('--overwrite', action='store_true')
   parser.add_argument(
       '--ground_truth_json', default=None,
@@ -61,6 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
       "its image ids, so evaluation/evaluate_panoptic.py scores it directly")
   args = parser.parse_args(argv)
   try:
+    predictor_lib.check_instance_options(args.score_threshold,
+                                         args.max_instances)
     predictor = _predictor(args, parser)
     summary = run_inference.run(
         predictor, args.input, args.output_dir, args.overwrite, args.labels,

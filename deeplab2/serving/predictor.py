@@ -3,7 +3,12 @@
   predictor = Predictor.from_saved_model('runs/synthetic/export')
   result = predictor(image)             # uint8 [H, W, 3] (or grey, RGBA)
   result.panoptic, result.segments      # NumPy maps, a list of Segment
-  picture = result.overlay(image)
+  picture = result.overlay(image, labels=True, legend=True)
+  result.save('out.png', image)         # or .npz (the maps), .json
+
+  # Only things scored 0.5 or more, the 20 best of them per image:
+  predictor = Predictor.from_saved_model(path, score_threshold=0.5,
+                                         max_instances=20)
 
 It loads an exported SavedModel (TensorFlow only), an experiment config +
 checkpoint (`Predictor.from_experiment`: the same inference path, built in
@@ -11,10 +16,13 @@ this process), or a .tflite model (LiteRT), and returns NumPy arrays.
 """
 
 import dataclasses
+import json
+import numbers
 import os
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
+from PIL import Image
 import tensorflow as tf
 
 from deeplab2 import config as config_lib
@@ -23,6 +31,7 @@ from deeplab2.data import dataset_descriptor
 from deeplab2.evaluation import segments as segments_lib
 from deeplab2.serving import export
 from deeplab2.serving import image_io
+from deeplab2.utils import atomic
 from deeplab2.utils import visualization
 
 
@@ -35,8 +44,12 @@ class Segment:
     class_id: the class index; class_name its name.
     category_id: the dataset's own category id (COCO's, say), or None.
     is_thing: whether the class has instances.
-    score: things: the instance score (center heatmap x mean class
-      probability); stuff: the mean probability of its class over it.
+    score: in [0, 1]. Things: the instance score, the center heatmap's
+      value at the instance's center times the mean probability of its
+      class over its pixels, clipped to [0, 1] (the heatmap regresses a
+      Gaussian of peak 1 and can overshoot it); evaluation's mask AP ranks
+      by the unclipped product, as deeplab2. Stuff: the mean probability
+      of its class over it.
     area: pixels.
     bbox: (x, y, width, height).
   """
@@ -67,17 +80,48 @@ class Prediction:
   segments: list[Segment]
   descriptor: dataset_descriptor.DatasetDescriptor
 
-  def overlay(self, image: np.ndarray, alpha: float = 0.55,
-              borders: bool = True, labels: bool = False) -> np.ndarray:
-    """uint8 [H, W, 3]: the prediction's colours over `image` (see
-    visualization.overlay_panoptic); labels names each segment."""
+  def overlay(self, image: np.ndarray | None = None, alpha: float = 0.55,
+              borders: bool = True, labels: bool = False,
+              legend: bool = False) -> np.ndarray:
+    """The prediction's colours over `image` (visualization.overlay_panoptic).
+
+    Args:
+      image: the image predicted (uint8 [H, W, 3], or see
+        image_io.to_rgb_uint8); None: the colours alone.
+      alpha: weight of the colours.
+      borders: a white line between segments.
+      labels: name each segment where the name fits (things with their
+        score), in a font sized to the image.
+      legend: a strip below the picture: each class present, its colour,
+        and for things the instance count.
+
+    Returns:
+      uint8 [H, W, 3], or [H + strip, W, 3] with the legend.
+    """
+    if image is None:
+      image = np.zeros(self.panoptic.shape + (3,), np.uint8)
+      alpha = 1.0
     texts = None
     if labels:
-      texts = [(s.class_name, _label_point(self.panoptic, s))
-               for s in self.segments]
+      ranked = sorted(self.segments, key=lambda s: (not s.is_thing, -s.area))
+      texts = [(_label_text(s), _label_point(self.panoptic, s), s.area)
+               for s in ranked]
     return visualization.overlay_panoptic(
         image_io.to_rgb_uint8(image), self.panoptic, self.descriptor, alpha,
-        borders, texts)
+        borders, texts, self._legend() if legend else None)
+
+  def _legend(self) -> list[tuple[str, tuple[int, ...]]]:
+    """[(text, colour)] of the classes present, in class order."""
+    counts: dict[int, int] = {}
+    for segment in self.segments:
+      counts[segment.class_id] = counts.get(segment.class_id, 0) + 1
+    entries = []
+    for class_id in sorted(counts):
+      text = self.descriptor.class_names[class_id]
+      if class_id in self.descriptor.thing_class_ids:
+        text += f' x{counts[class_id]}'
+      entries.append((text, tuple(self.descriptor.colormap[class_id])))
+    return entries
 
   def coco_segments_info(self) -> list[dict[str, Any]]:
     """The COCO panoptic `segments_info` of the segments (ids 1..K in the
@@ -85,12 +129,85 @@ class Prediction:
     return segments_lib.Segments(self.panoptic,
                                  self.descriptor).segments_info()
 
+  def save(self, path: str, image: np.ndarray | None = None,
+           overwrite: bool = False) -> None:
+    """Writes the prediction to `path`, whole or not at all; the extension
+    chooses what:
+
+    - .png, .jpg, .jpeg: the overlay over `image` (or the colours alone)
+      with labels and the legend strip;
+    - .npz: every map (`maps`) as NumPy arrays;
+    - .json: the segments (Segment fields) and the image size.
+
+    Raises:
+      ValueError: another extension.
+      FileExistsError: `path` exists and not overwrite.
+    """
+    extension = os.path.splitext(path)[1].lower()
+    if extension not in _SAVE_FORMATS:
+      raise ValueError(f'{path}: Prediction.save writes '
+                       f'{", ".join(_SAVE_FORMATS)} files, not '
+                       f'{extension or "a file without extension"}.')
+    if os.path.exists(path) and not overwrite:
+      raise FileExistsError(f'{path} exists; pass overwrite=True to replace '
+                            'it.')
+    with atomic.staged_file(path) as temporary:
+      if extension == '.npz':
+        with open(temporary, 'wb') as f:
+          np.savez_compressed(f, **self.maps)  # type: ignore[arg-type]
+      elif extension == '.json':
+        with open(temporary, 'w', encoding='utf-8') as f:
+          json.dump({'height': int(self.panoptic.shape[0]),
+                     'width': int(self.panoptic.shape[1]),
+                     'segments': [dataclasses.asdict(s)
+                                  for s in self.segments]}, f, indent=1)
+      else:
+        picture = self.overlay(image, labels=True, legend=True)
+        Image.fromarray(picture).save(
+            temporary, format='PNG' if extension == '.png' else 'JPEG')
+
+
+_SAVE_FORMATS = ('.png', '.jpg', '.jpeg', '.npz', '.json')
+
+
+def _label_text(segment: Segment) -> str:
+  """A thing's class and score ('car 0.87'); a stuff segment's class."""
+  if segment.is_thing and np.isfinite(segment.score):
+    return f'{segment.class_name} {segment.score:.2f}'
+  return segment.class_name
+
 
 def _label_point(panoptic: np.ndarray, segment: Segment) -> tuple[int, int]:
   """(y, x): the segment's pixel nearest to its mean position."""
   ys, xs = np.nonzero(panoptic == segment.id)
   k = np.argmin((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2)
   return int(ys[k]), int(xs[k])
+
+
+def kept_instances(prediction: Prediction, score_threshold: float,
+                   max_instances: int | None) -> Prediction:
+  """The prediction without the thing segments scored under
+  `score_threshold` or ranked past `max_instances` (by score): their
+  pixels become void in `panoptic` and 0 in `instance`; `semantic` and the
+  other maps stay as predicted. Stuff segments are always kept."""
+  things = sorted((s for s in prediction.segments if s.is_thing),
+                  key=lambda s: -s.score)
+  dropped = [s for s in things if s.score < score_threshold]
+  kept = [s for s in things if s.score >= score_threshold]
+  if max_instances is not None:
+    dropped += kept[max_instances:]
+  if not dropped:
+    return prediction
+  removed = np.isin(prediction.panoptic, [s.id for s in dropped])
+  panoptic = np.where(removed, prediction.descriptor.void_label,
+                      prediction.panoptic).astype(prediction.panoptic.dtype)
+  instance = np.where(removed, 0, prediction.instance).astype(
+      prediction.instance.dtype)
+  gone = {s.id for s in dropped}
+  maps = dict(prediction.maps, panoptic_pred=panoptic, instance_pred=instance)
+  return dataclasses.replace(
+      prediction, panoptic=panoptic, instance=instance, maps=maps,
+      segments=[s for s in prediction.segments if s.id not in gone])
 
 
 def segments_of(maps: Mapping[str, np.ndarray],
@@ -119,8 +236,8 @@ def segments_of(maps: Mapping[str, np.ndarray],
   for k in range(len(found)):
     class_id = int(found.classes[k])
     is_thing = class_id in descriptor.thing_class_ids
-    score = (thing_score[k + 1] if is_thing and thing_score is not None
-             else stuff_score[k + 1])
+    score = (min(max(thing_score[k + 1], 0.0), 1.0)
+             if is_thing and thing_score is not None else stuff_score[k + 1])
     category = int(found.category_ids[k])
     x, y, w, h = found.bboxes[k]
     segments.append(Segment(
@@ -136,6 +253,27 @@ def segments_of(maps: Mapping[str, np.ndarray],
 BatchFunction = Callable[[np.ndarray], dict[str, np.ndarray]]
 
 
+def check_instance_options(score_threshold: float, max_instances: int | None
+                           ) -> tuple[float, int | None]:
+  """(score_threshold, max_instances) checked: see Predictor.
+
+  Raises:
+    ValueError: naming the value.
+  """
+  if (isinstance(score_threshold, bool) or
+      not isinstance(score_threshold, numbers.Real) or
+      not 0.0 <= score_threshold <= 1.0):
+    raise ValueError(f'score_threshold is {score_threshold!r}; scores are '
+                     'in [0, 1], give a threshold in [0, 1].')
+  if max_instances is not None and (
+      isinstance(max_instances, bool) or
+      not isinstance(max_instances, numbers.Integral) or max_instances < 0):
+    raise ValueError(f'max_instances is {max_instances!r}; give an integer '
+                     '>= 0, or None for no limit.')
+  return float(score_threshold), (None if max_instances is None
+                                  else int(max_instances))
+
+
 class Predictor:
   """Runs one inference path on NumPy images; see the module docstring.
 
@@ -144,11 +282,22 @@ class Predictor:
       array}.
     descriptor: DatasetDescriptor of the model's classes.
     input_size: the only (height, width) the model takes, or None.
+    score_threshold: things scored under it are dropped (0: keep all);
+      see kept_instances.
+    max_instances: at most this many things per image, the best scored
+      (None: no limit).
+
+  Raises:
+    ValueError: score_threshold outside [0, 1], max_instances negative.
   """
 
   def __init__(self, batch_function: BatchFunction,
                descriptor: dataset_descriptor.DatasetDescriptor,
-               input_size: Sequence[int] | None = None):
+               input_size: Sequence[int] | None = None,
+               score_threshold: float = 0.0,
+               max_instances: int | None = None):
+    self.score_threshold, self.max_instances = check_instance_options(
+        score_threshold, max_instances)
     self._batch_function = batch_function
     self.descriptor = descriptor
     self.input_size = (tuple(int(v) for v in input_size) if input_size
@@ -157,8 +306,10 @@ class Predictor:
     self._resources: Any = None
 
   @classmethod
-  def from_saved_model(cls, path: str) -> 'Predictor':
-    """An export of export_model.py (its serving_batch signature)."""
+  def from_saved_model(cls, path: str, score_threshold: float = 0.0,
+                       max_instances: int | None = None) -> 'Predictor':
+    """An export of export_model.py (its serving_batch signature);
+    score_threshold, max_instances: see Predictor."""
     loaded = tf.saved_model.load(path)
     meta = export.read_metadata(path)
     signature = loaded.signatures['serving_batch']
@@ -168,7 +319,8 @@ class Predictor:
       return {key: value.numpy() for key, value in outputs.items()}
     descriptor = dataset_descriptor.read_json(
         os.path.join(path, 'assets', export.DESCRIPTOR_FILE))
-    predictor = cls(run, descriptor, meta.get('input_size'))
+    predictor = cls(run, descriptor, meta.get('input_size'),
+                    score_threshold, max_instances)
     predictor._resources = loaded     # keeps the functions alive
     return predictor
 
@@ -176,7 +328,9 @@ class Predictor:
   def from_experiment(cls, config_path: 'config_lib.ConfigSource',
                       checkpoint_path: str,
                       eval_scales: Sequence[float] | None = None,
-                      add_flipped_images: bool | None = None) -> 'Predictor':
+                      add_flipped_images: bool | None = None,
+                      score_threshold: float = 0.0,
+                      max_instances: int | None = None) -> 'Predictor':
     """An experiment config's model with a checkpoint, in this process.
 
     Args:
@@ -184,6 +338,7 @@ class Predictor:
       and command-line overrides).
       checkpoint_path: see export.restored_model (a prefix or a model_dir).
       eval_scales, add_flipped_images: see export.export_from_config.
+      score_threshold, max_instances: see Predictor.
     """
     parts = config_lib.load_experiment(config_path)
     module = export.PanopticDeepLabModule(
@@ -196,12 +351,15 @@ class Predictor:
     def run(images: np.ndarray) -> dict[str, np.ndarray]:
       return {key: value.numpy()
               for key, value in serve(tf.constant(images)).items()}
-    return cls(run, parts.descriptor('eval'))
+    return cls(run, parts.descriptor('eval'), None, score_threshold,
+               max_instances)
 
   @classmethod
   def from_tflite(cls, path: str,
                   descriptor: str | dataset_descriptor.DatasetDescriptor,
-                  num_threads: int | None = None) -> 'Predictor':
+                  num_threads: int | None = None,
+                  score_threshold: float = 0.0,
+                  max_instances: int | None = None) -> 'Predictor':
     """A .tflite model of export_model.py --tflite, run by LiteRT.
 
     Args:
@@ -209,6 +367,7 @@ class Predictor:
       descriptor: the DatasetDescriptor of its classes (a .tflite file
         holds none): a JSON path or an object.
       num_threads: LiteRT's CPU threads (None: its default).
+      score_threshold, max_instances: see Predictor.
     """
     from ai_edge_litert import interpreter as litert  # pylint: disable=g-import-not-at-top
     runner = litert.Interpreter(model_path=path, num_threads=num_threads)
@@ -221,7 +380,8 @@ class Predictor:
       outputs = [signature(images=image[None]) for image in images]
       return {key: np.concatenate([o[key] for o in outputs])
               for key in outputs[0]}
-    predictor = cls(run, descriptor, tuple(int(v) for v in shape[1:3]))
+    predictor = cls(run, descriptor, tuple(int(v) for v in shape[1:3]),
+                    score_threshold, max_instances)
     predictor._resources = runner
     return predictor
 
@@ -251,10 +411,12 @@ class Predictor:
     predictions = []
     for i in range(len(images)):
       maps = {key: value[i] for key, value in outputs.items()}
-      predictions.append(Prediction(
+      prediction = Prediction(
           panoptic=maps['panoptic_pred'], semantic=maps['semantic_pred'],
           instance=maps['instance_pred'], maps=maps,
           segments=segments_of(maps, self.descriptor),
-          descriptor=self.descriptor))
+          descriptor=self.descriptor)
+      predictions.append(kept_instances(prediction, self.score_threshold,
+                                        self.max_instances))
     return predictions
 

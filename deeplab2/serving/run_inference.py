@@ -41,7 +41,7 @@ class Summary:
 
 
 # (name, uint8 [H, W, 3] image) -> uint8 [H, W, 3] overlay, written.
-_PredictAndWrite = Callable[[str, np.ndarray], np.ndarray]
+_PredictAndWrite = Callable[[str, np.ndarray, bool], np.ndarray]
 
 
 def list_inputs(path: str) -> list[str]:
@@ -171,7 +171,8 @@ def run(predictor: predictor_lib.Predictor, input_path: str,
     input_path: an image, a video, or a folder of them.
     output_dir: created if missing.
     overwrite: replace existing outputs.
-    labels: write class names on the overlays.
+    labels: write class names (things with their scores) on the overlays,
+      and a legend strip below those of images.
     progress: optional callable(done, total) over the input files.
     ground_truth_json: optional COCO panoptic ground truth of the inputs:
       panoptic.json then uses its image ids (image_ids_from_json), so
@@ -200,9 +201,12 @@ def run(predictor: predictor_lib.Predictor, input_path: str,
   with prediction_files.CocoPanopticWriter(
       output_dir, predictor.descriptor, overwrite=overwrite) as writer:
 
-    def predict_and_write(name: str, image: np.ndarray) -> np.ndarray:
+    def predict_and_write(name: str, image: np.ndarray,
+                          frame: bool = False) -> np.ndarray:
       prediction = predictor(image)
-      overlay = prediction.overlay(image, labels=labels)
+      # A video's frames keep one size: their overlays have no legend.
+      overlay = prediction.overlay(image, labels=labels,
+                                   legend=labels and not frame)
       writer_base.save_png(overlay, os.path.join(overlay_dir, name + '.png'),
                            recover=False)
       writer.add(name + '.png', prediction.panoptic,
@@ -215,7 +219,7 @@ def run(predictor: predictor_lib.Predictor, input_path: str,
         if is_video(path):
           _run_video(path, output_dir, predict_and_write)
         else:
-          predict_and_write(_stem(path), image_io.read_image(path))
+          predict_and_write(_stem(path), image_io.read_image(path), False)
       except image_io.UnreadableImageError as e:
         summary.skipped.append((path, str(e)))
       if progress is not None:
@@ -236,7 +240,7 @@ def _run_video(path: str, output_dir: str,
     writer = None
     try:
       for index, frame in enumerate(frames):
-        overlay = predict_and_write(f'{stem}_{index:06d}', frame)
+        overlay = predict_and_write(f'{stem}_{index:06d}', frame, True)
         height, width = overlay.shape[:2]
         overlay = np.pad(overlay, [[0, height % 2], [0, width % 2], [0, 0]])
         if writer is None:

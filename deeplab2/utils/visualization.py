@@ -7,6 +7,7 @@ target viewer and prediction pictures alike.
 import numpy as np
 from PIL import Image
 from PIL import ImageDraw
+from PIL import ImageFont
 
 
 def colorize_semantic(semantic, colormap, ignore_label=None):
@@ -99,8 +100,72 @@ def segment_borders(panoptic):
   return border
 
 
+def label_font(height: int, width: int) -> ImageFont.FreeTypeFont:
+  """PIL's bundled font at a size that follows the picture: about 1/40 of
+  its shorter side, never under 10 px."""
+  return ImageFont.load_default(size=max(10, round(min(height, width) / 40)))
+
+
+def _text_box(draw, text, font):
+  left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+  return left, top, right - left, bottom - top
+
+
+def _draw_labels(canvas, labels, font):
+  """Draws [(text, (y, x), area)] in the given order (most important first)
+  as white text on black boxes. A label is left out where it would cover
+  another label, or a segment smaller than twice its box (it would hide
+  the segment it names)."""
+  draw = ImageDraw.Draw(canvas)
+  width, height = canvas.size
+  taken = []
+  for text, (y, x), area in labels:
+    left, top, w, h = _text_box(draw, text, font)
+    if area < 2 * (w + 2) * (h + 2):
+      continue
+    x0 = int(min(max(x - w / 2, 1), max(width - w - 1, 1)))
+    y0 = int(min(max(y - h / 2, 1), max(height - h - 1, 1)))
+    box = (x0 - 1, y0 - 1, x0 + w + 1, y0 + h + 1)
+    if any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and
+           b[1] < box[3] for b in taken):
+      continue
+    taken.append(box)
+    draw.rectangle(box, fill=(0, 0, 0))
+    draw.text((x0 - left, y0 - top), text, fill=(255, 255, 255), font=font)
+
+
+def legend_strip(entries, width, font):
+  """uint8 [h, width, 3]: a dark strip of colour swatches and texts.
+
+  Args:
+    entries: [(text, (r, g, b))], wrapped onto as many rows as they need.
+    width: the strip's width in pixels.
+    font: a PIL font (label_font).
+  """
+  probe = ImageDraw.Draw(Image.new('RGB', (1, 1)))
+  line = _text_box(probe, 'Ag', font)[3] + 6
+  pad = line // 3
+  placed, x, row = [], pad, 0
+  for text, colour in entries:
+    item = line + _text_box(probe, text, font)[2] + 2 * pad
+    if x + item > width and x > pad:
+      x, row = pad, row + 1
+    placed.append((x, row, text, colour))
+    x += item
+  strip = Image.new('RGB', (width, (row + 1) * line + pad), (24, 24, 24))
+  draw = ImageDraw.Draw(strip)
+  for x, row, text, colour in placed:
+    y = pad + row * line
+    draw.rectangle((x, y + 2, x + line - 6, y + line - 4),
+                   fill=tuple(int(c) for c in colour), outline=(255, 255, 255))
+    left, top, _, h = _text_box(draw, text, font)
+    draw.text((x + line - left, y + (line - 4 - h) // 2 + 1 - top), text,
+              fill=(255, 255, 255), font=font)
+  return np.asarray(strip)
+
+
 def overlay_panoptic(image, panoptic, label_spec, alpha=0.55, borders=True,
-                     labels=None):
+                     labels=None, legend=None):
   """The panoptic colours blended over the image.
 
   Stuff takes its class colour from the dataset palette, each instance a
@@ -112,10 +177,13 @@ def overlay_panoptic(image, panoptic, label_spec, alpha=0.55, borders=True,
     label_spec: label_spec.LabelSpec of the ids.
     alpha: weight of the colours.
     borders: draw a thin white line between segments.
-    labels: optional [(text, (y, x))] drawn at those points.
+    labels: optional [(text, (y, x), area)], most important first, drawn
+      at those points in a font sized to the image; a label that would
+      cover another one, or hide a segment of `area` pixels, is left out.
+    legend: optional [(text, (r, g, b))]: a legend_strip below the image.
 
   Returns:
-    uint8 [H, W, 3].
+    uint8 [H, W, 3], or [H + strip height, W, 3] with a legend.
   """
   image = np.asarray(image, np.uint8)
   colours = colorize_panoptic(panoptic, label_spec).astype(np.float32)
@@ -125,17 +193,11 @@ def overlay_panoptic(image, panoptic, label_spec, alpha=0.55, borders=True,
   if borders:
     out[segment_borders(panoptic)] = 255.0
   out = np.clip(out + 0.5, 0, 255).astype(np.uint8)
+  font = label_font(*out.shape[:2])
   if labels:
     canvas = Image.fromarray(out)
-    draw = ImageDraw.Draw(canvas)
-    for text, (y, x) in labels:
-      left, top, right, bottom = draw.textbbox((0, 0), text)
-      x0 = int(min(max(x - (right - left) / 2, 0),
-                   max(out.shape[1] - (right - left), 0)))
-      y0 = int(min(max(y - (bottom - top) / 2, 0),
-                   max(out.shape[0] - (bottom - top), 0)))
-      draw.rectangle((x0 - 1, y0 - 1, x0 + right - left + 1,
-                      y0 + bottom - top + 1), fill=(0, 0, 0))
-      draw.text((x0 - left, y0 - top), text, fill=(255, 255, 255))
+    _draw_labels(canvas, labels, font)
     out = np.asarray(canvas)
+  if legend:
+    out = np.concatenate([out, legend_strip(legend, out.shape[1], font)])
   return out
