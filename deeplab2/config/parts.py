@@ -221,6 +221,12 @@ class ExperimentParts:
         num_checkpoints_to_keep=trainer.num_checkpoints_to_keep)
 
   @property
+  def best_checkpoint(self) -> values.BestCheckpoint:
+    trainer = self.config.trainer_options
+    return values.BestCheckpoint(keep=trainer.keep_best_checkpoint,
+                                 metric=trainer.best_checkpoint_metric)
+
+  @property
   def eval_schedule(self) -> values.EvalSchedule:
     evaluator = self.config.evaluator_options
     timeout = evaluator.continuous_eval_timeout

@@ -1,10 +1,12 @@
-"""Checks of trainer_options: its schedule, the losses and the solver.
+"""Checks of trainer_options: its schedule, the best checkpoint's metric,
+the losses and the solver.
 
-Valid values come from the loss names, the optimizer registry and the
-learning policies.
+Valid values come from the loss names, the optimizer registry, the
+learning policies and the metrics evaluation reports.
 """
 
 from deeplab2.config import checker as checker_lib
+from deeplab2.evaluation import metric_names
 from deeplab2.losses import names as loss_names
 from deeplab2.protos import config_pb2
 from deeplab2.solver import optimizers
@@ -12,8 +14,15 @@ from deeplab2.solver import schedules
 
 
 def check_trainer(check: checker_lib.Checker,
-                  trainer: config_pb2.TrainerOptions) -> None:
+                  trainer: config_pb2.TrainerOptions,
+                  with_mask_ap: bool) -> None:
   """Checks `trainer_options`.
+
+  Args:
+    check: the config's Checker.
+    trainer: its trainer_options.
+    with_mask_ap: whether its evaluation computes mask AP (the model has
+      the instance branch), which decides the valid best_checkpoint_metric.
 
   Raises:
     ConfigError: the first problem found.
@@ -24,8 +33,31 @@ def check_trainer(check: checker_lib.Checker,
     value = getattr(trainer, name)
     check.require(value > 0, f'{field}.{name}',
                   f'must be positive, got {value}')
+  _check_best_checkpoint(check, trainer, field, with_mask_ap)
   _check_losses(check, trainer.loss_options, f'{field}.loss_options')
   _check_solver(check, trainer.solver_options, f'{field}.solver_options')
+
+
+def _check_best_checkpoint(check: checker_lib.Checker,
+                           trainer: config_pb2.TrainerOptions, field: str,
+                           with_mask_ap: bool) -> None:
+  """best_checkpoint_metric names a metric this config's evaluation reports
+  (also while keep_best_checkpoint is off: a misspelt name is refused
+  before it is used); set without keep_best_checkpoint, a warning."""
+  metric = trainer.best_checkpoint_metric
+  metric_field = f'{field}.best_checkpoint_metric'
+  valid = metric_names.quality_metrics(with_mask_ap)
+  if metric not in valid:
+    why = ''
+    if metric in metric_names.MASK_AP:
+      why = (' (mask AP is computed with the instance branch only: '
+             'model_options.panoptic_deeplab.instance.enable)')
+    check.fail(metric_field, f'"{metric}" is not a metric of this config\'s '
+               f'evaluation{why}; valid: {", ".join(valid)}')
+  if trainer.HasField('best_checkpoint_metric') and (
+      not trainer.keep_best_checkpoint):
+    check.warn(metric_field, 'applies with keep_best_checkpoint: true only; '
+               'ignored')
 
 
 def _check_losses(check: checker_lib.Checker,

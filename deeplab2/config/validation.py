@@ -51,7 +51,9 @@ def validate_experiment(
   model_checks.check_model(check, config.model_options)
   descriptors = _check_datasets(check, config, num_replicas,
                                 descriptor_base_dir)
-  trainer_checks.check_trainer(check, config.trainer_options)
+  trainer_checks.check_trainer(
+      check, config.trainer_options,
+      with_mask_ap=config.model_options.panoptic_deeplab.instance.enable)
   evaluator_checks.check_evaluator(check, config.evaluator_options)
   if descriptors:
     # Both splits label pixels alike (checked above); eval is what is

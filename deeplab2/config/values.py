@@ -24,6 +24,20 @@ class TrainSchedule:
 
 
 @dataclasses.dataclass(frozen=True)
+class BestCheckpoint:
+  """Whether and by what the best evaluated checkpoint is kept.
+
+  Attributes:
+    keep: keep_best_checkpoint: each evaluation of a checkpoint of
+      model_dir that beats the best so far copies it into model_dir/best.
+    metric: best_checkpoint_metric, a key of the evaluation's metrics
+      (validated: one the config's evaluation reports); higher is better.
+  """
+  keep: bool = False
+  metric: str = 'pq_all'
+
+
+@dataclasses.dataclass(frozen=True)
 class EvalSchedule:
   """When, how much and how evaluation runs.
 

@@ -168,6 +168,15 @@ class TrainingCheckpoints:
       reason += f'; the newest whole checkpoint is {self._path}'
     return OSError(reason)
 
+  def current(self) -> str | None:
+    """The checkpoint the weights are now: the one this run restored or
+    last saved, while the step has not moved since; else None (trained
+    further, or initial weights). On a host other than the chief, a path
+    already deleted."""
+    if self._path is not None and self._step == self._step_now():
+      return self._path
+    return None
+
   def at(self, step: int) -> str:
     """A checkpoint at `step`: the one this run saved or restored at that
     step (intact, as it was read), or a new one. The same on every host."""

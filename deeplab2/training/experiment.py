@@ -21,6 +21,7 @@ from deeplab2.data import input_pipeline
 from deeplab2.data import record_checks
 from deeplab2.evaluation import report
 from deeplab2.modeling import weights
+from deeplab2.training import best_checkpoint
 from deeplab2.training import checkpointing
 from deeplab2.training import distribution
 from deeplab2.training import evaluator as evaluator_lib
@@ -89,6 +90,8 @@ class Experiment:
     model, optimizer: the keras.Model and its optimizer, built under the
       strategy's scope.
     checkpoints: the run's TrainingCheckpoints.
+    best_policy: config.values.BestCheckpoint, whether and by which metric
+      evaluate() keeps the best checkpoint in model_dir/best.
     stop_signals: entered by modes.run: SIGTERM / Ctrl-C then stop training
       at the next step, with a checkpoint, and an evaluation before its
       next batch, writing nothing.
@@ -108,6 +111,7 @@ class Experiment:
               self.parts.experiment_name, config_path, num_replicas)
     self.train_schedule = self.parts.train_schedule
     self.eval_schedule = self.parts.eval_schedule
+    self.best_policy = self.parts.best_checkpoint
     self.total_steps = self.train_schedule.total_steps
     if self.parts.seed is not None:
       # Weight initialisation; the data order takes the seed separately.
@@ -231,6 +235,10 @@ class Experiment:
     """Evaluates the current weights; returns (metrics, the metrics JSON's
     path), which the chief writes (other hosts: path None).
 
+    With keep_best_checkpoint, the chief then keeps the checkpoint the
+    weights are (one of model_dir's) as model_dir/best when it beats the
+    best so far (best_checkpoint.keep_if_best).
+
     Raises:
       interrupts.EvaluationStopped: a stop signal came (checked before
         each batch); no metrics or predictions were written.
@@ -266,6 +274,12 @@ class Experiment:
       folder = predictions.publish()
       if folder:
         _log.info('predictions written to %s', folder)
+    if self.is_chief and self.best_policy.keep:
+      # Before the metrics file: a run stopped in between evaluates this
+      # step again when resumed (modes._train), keeping its best then.
+      best_checkpoint.keep_if_best(
+          self.model_dir, self.checkpoints.current(), step, metrics,
+          self.best_policy.metric)
     path = write_metrics(self.model_dir, step, metrics) if self.is_chief else (
         None)
     summaries.write_evaluation(self._summary_writer('eval'), step, metrics,

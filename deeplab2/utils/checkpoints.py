@@ -44,6 +44,17 @@ def _files_with_prefix(prefix):
           if entry.startswith(name)]
 
 
+def checkpoint_files(path):
+  """The files of the checkpoint prefix `path` (`.../ckpt-400`): its
+  `.index` and its `.data-*-of-*` shards, not a writer's temporary files;
+  sorted. Only `path` itself: `ckpt-40` does not take `ckpt-400`'s."""
+  return sorted(
+      f for f in _files_with_prefix(path + '.')
+      if f == path + '.index' or (
+          f.startswith(path + '.data-') and '-of-' in f and
+          not f.endswith('.tmp')))
+
+
 def training_step(path):
   """The global step a training checkpoint was saved at, or None (another
   kind of checkpoint: deeplab2's, a weights file)."""
@@ -96,7 +107,7 @@ def _state_or_problem(model_dir):
 
 def _by_step(model_dir):
   """model_dir's `ckpt-N` checkpoints found by their .index files, newest
-  first."""
+  first: model_dir's own entries only, never a subfolder's (best/)."""
   prefix = os.path.join(model_dir, 'ckpt-')
   found = []
   for index in _files_with_prefix(prefix):
@@ -154,7 +165,7 @@ def repair_state(model_dir):
       suffix += 1
       kept = f'{state_path}.unreadable-{suffix}'
     tf.io.gfile.copy(state_path, kept)
-  _write_state(model_dir, found)
+  write_state(model_dir, found)
   why = (f'was unreadable ({problem}): kept as {os.path.basename(kept)}'
          if kept else 'was missing')
   _log.warning('%s %s; a new one lists the %d checkpoint(s) found by step.',
@@ -162,10 +173,11 @@ def repair_state(model_dir):
   return kept
 
 
-def _write_state(model_dir, newest_first_paths):
-  """Writes a `checkpoint` state file listing these checkpoints (names
-  relative to model_dir), each with its index file's time, so that
-  tf.train.CheckpointManager counts them towards max_to_keep."""
+def write_state(model_dir, newest_first_paths):
+  """Writes a `checkpoint` state file listing these checkpoints of
+  model_dir (names relative to it, so the folder may move), each with its
+  index file's time, so that tf.train.CheckpointManager counts them
+  towards max_to_keep."""
   lines = []
   if newest_first_paths:
     lines.append(f'model_checkpoint_path: '

@@ -15,6 +15,7 @@ import sys
 import pytest
 
 from deeplab2 import config as config_lib
+from deeplab2.config import values
 from deeplab2.cli import train
 import cli_runner
 from conftest import REPO_ROOT, SYNTHETIC_CONFIG
@@ -189,6 +190,21 @@ BAD_CONFIGS = [
      'nms_kernel: 7\n  eval_scales: -0.5\n  eval_scales: 1.0',
      'eval_scales: -0.5', 'evaluator_options.eval_scales',
      r'^must all be positive, got \[-0.5, 1.0\]$'),
+    ('best_checkpoint_metric_unknown', SYNTHETIC_CONFIG,
+     'num_checkpoints_to_keep: 3', 'num_checkpoints_to_keep: 3\n'
+     '  keep_best_checkpoint: true\n  best_checkpoint_metric: "PQ"',
+     'best_checkpoint_metric: "PQ"', 'trainer_options.best_checkpoint_metric',
+     r'^"PQ" is not a metric of this config\'s evaluation; valid: pq_all, '
+     r'pq_things, pq_stuff, sq_all, sq_things, sq_stuff, rq_all, rq_things, '
+     r'rq_stuff, miou, ap, ap50, ap75, ap_small, ap_medium, ap_large$'),
+    # A count is no quality metric; refused also without keep_best_checkpoint.
+    ('best_checkpoint_metric_a_count', SYNTHETIC_CONFIG,
+     'num_checkpoints_to_keep: 3', 'num_checkpoints_to_keep: 3\n'
+     '  best_checkpoint_metric: "num_images"',
+     'best_checkpoint_metric: "num_images"',
+     'trainer_options.best_checkpoint_metric',
+     r'^"num_images" is not a metric of this config\'s evaluation; valid: '
+     r'pq_all, .*, miou, ap, .*, ap_large$'),
     ('coco_300_centers', _COCO, 'keep_k_centers: 255', 'keep_k_centers: 300',
      'keep_k_centers: 300', 'evaluator_options.keep_k_centers',
      r'^300 centers can give one class 300 instances, but '
@@ -260,11 +276,50 @@ def test_set_fields_with_no_meaning_here_give_one_warning_line_each(
   assert logged == [f'config: {w}' for w in parts.warnings]
 
 
+def test_mask_ap_metrics_need_the_instance_branch(tmp_path):
+  best = ('num_checkpoints_to_keep: 3\n  keep_best_checkpoint: true\n'
+          '  best_checkpoint_metric: "ap50"')
+  text = _edit(SYNTHETIC_CONFIG, 'num_checkpoints_to_keep: 3', best)
+  path = tmp_path / 'ap50.textproto'
+  path.write_text(text)
+  assert config_lib.load_experiment(str(path)).best_checkpoint.metric == (
+      'ap50')
+  path.write_text(text.replace('    instance {',
+                               '    instance {\n      enable: false', 1))
+  line = path.read_text().splitlines().index(
+      '  best_checkpoint_metric: "ap50"') + 1
+  with pytest.raises(config_lib.ConfigError) as info:
+    config_lib.load_experiment(str(path))
+  assert str(info.value) == (
+      f'{path}:{line}: trainer_options.best_checkpoint_metric: "ap50" is not '
+      'a metric of this config\'s evaluation (mask AP is computed with the '
+      'instance branch only: model_options.panoptic_deeplab.instance.enable)'
+      '; valid: pq_all, pq_things, pq_stuff, sq_all, sq_things, sq_stuff, '
+      'rq_all, rq_things, rq_stuff, miou')
+
+
+def test_best_checkpoint_metric_without_keep_best_is_one_warning(tmp_path):
+  text = _edit(SYNTHETIC_CONFIG, 'num_checkpoints_to_keep: 3',
+               'num_checkpoints_to_keep: 3\n  best_checkpoint_metric: "miou"')
+  path = tmp_path / 'metric.textproto'
+  path.write_text(text)
+  line = text.splitlines().index('  best_checkpoint_metric: "miou"') + 1
+  parts = config_lib.load_experiment(str(path))
+  assert parts.warnings == (
+      f'{path}:{line}: trainer_options.best_checkpoint_metric: applies with '
+      'keep_best_checkpoint: true only; ignored',)
+  assert parts.best_checkpoint == values.BestCheckpoint(
+      keep=False, metric='miou')
+
+
 def test_set_fields_asking_for_nothing_are_quiet(tmp_path):
   text = _edit(SYNTHETIC_CONFIG, 'nms_kernel: 7',
                'nms_kernel: 7\n  add_flipped_images: false\n'
                '  eval_scales: 1.0\n  save_predictions: false\n'
                '  merge_semantic_and_instance_with_tf_op: false')
+  text = text.replace('num_checkpoints_to_keep: 3',
+                      'num_checkpoints_to_keep: 3\n'
+                      '  keep_best_checkpoint: false', 1)
   path = tmp_path / 'quiet.textproto'
   path.write_text(text)
   assert config_lib.load_experiment(str(path)).warnings == ()
