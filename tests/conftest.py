@@ -137,6 +137,24 @@ def zeroed_initializers(monkeypatch):
 
 
 @pytest.fixture
+def custom_data_descriptor(tmp_path, monkeypatch):
+  """Works in tmp_path, where configs/custom/*.textproto find the
+  descriptor that docs/custom_data.md's conversion writes
+  (runs/custom/records/dataset_descriptor.json, relative to the working
+  directory)."""
+  # pylint: disable=g-import-not-at-top
+  from deeplab2.data import coco
+  from deeplab2.data import synthetic_export
+  # pylint: enable=g-import-not-at-top
+  descriptor, _ = coco.descriptor_from_categories(
+      'shapes', synthetic_export.categories())
+  folder = tmp_path / 'runs' / 'custom' / 'records'
+  folder.mkdir(parents=True)
+  descriptor.write_json(str(folder / 'dataset_descriptor.json'))
+  monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
 def zero_initializers(monkeypatch):
   """zeroed_initializers for the test's duration."""
   zeroed_initializers(monkeypatch)
@@ -149,6 +167,7 @@ def zero_initializers(monkeypatch):
 # pinned backbone count, one config build through the one door). Node-id
 # prefixes; a test may also carry @pytest.mark.slow itself.
 _SLOW_TESTS = (
+    'tests/docs/test_custom_data.py::test_the_walkthrough_runs_',
     'tests/config/test_bad_configs.py::test_train_prints_each_config_error',
     'tests/config/test_one_door.py::test_every_config_builds_through_the_one_'
     'door[cityscapes/panoptic_deeplab/xception71',
@@ -200,6 +219,7 @@ _SLOW_TESTS = (
     'tests/training/test_end_to_end.py::test_a_killed_run_resumes_',
     'tests/training/test_eval_protocol.py::',
     'tests/training/test_mirrored.py::',
+    'tests/training/test_best_checkpoint.py::test_train_and_eval_keeps_',
     'tests/training/test_checkpoint_state.py::test_eval_scores_',
     'tests/training/test_checkpoint_state.py::test_continuous_eval_takes_',
     'tests/training/test_model_dir_lock.py::test_two_trainers_',
@@ -222,6 +242,7 @@ _SLOW_TESTS = (
 # alone while the other worker idles.
 _LONGEST_FILES_FIRST = (
     'tests/training/test_mirrored.py',
+    'tests/docs/test_custom_data.py',
     'tests/training/test_scale_out.py',
     'tests/modeling/test_deeplab2_parity.py',
     'tests/serving/test_export_equals_eval.py',
@@ -235,6 +256,7 @@ _LONGEST_FILES_FIRST = (
     'tests/modeling/test_mixed_precision.py',
     'tests/training/test_eval_protocol.py',
     'tests/training/test_checkpoint_state.py',
+    'tests/training/test_best_checkpoint.py',
     'tests/training/test_seeded_resume.py',
     'tests/training/test_prompt_stops.py',
     'tests/training/test_model_dir_lock.py',

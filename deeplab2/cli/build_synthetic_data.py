@@ -2,6 +2,10 @@
 
   python data/build_synthetic_data.py --output_dir=runs/synthetic_data
   deeplab2-build-synthetic-data ...    # the installed command, the same
+
+With --format=coco_panoptic it writes the same images as a labelling tool
+exports them instead (JPEG images, COCO panoptic PNGs and JSON; see
+deeplab2/data/synthetic_export.py), to practise docs/custom_data.md.
 """
 
 import argparse
@@ -37,7 +41,13 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument('--overwrite', action='store_true',
                       help='replace an existing dataset in output_dir (a '
                       'folder holding other files is refused)')
+  parser.add_argument(
+      '--format', choices=('tfrecord', 'coco_panoptic'), default='tfrecord',
+      help='tfrecord: training-ready shards; coco_panoptic: images, PNGs '
+      'and JSON as a labelling tool exports them (default: %(default)s)')
   args = parser.parse_args(argv)
+  if args.format == 'coco_panoptic':
+    return _export(args)
   written, status = conversion_flags.call(
       build_synthetic.write_synthetic_dataset, args.output_dir,
       args.output_dir, args.num_train, args.num_val, args.seed,
@@ -46,6 +56,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     return status
   for split, paths in written.items():
     print(f'{split}: {len(paths)} shards in {args.output_dir}')
+  return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+  """--format=coco_panoptic."""
+  from deeplab2.data import synthetic_export  # pylint: disable=g-import-not-at-top
+  written, status = conversion_flags.call(
+      synthetic_export.write_coco_panoptic_export, args.output_dir,
+      args.output_dir, args.num_train, args.num_val, args.seed,
+      args.image_size, args.overwrite)
+  if status:
+    return status
+  for split, json_path in written.items():
+    print(f'{split}: {json_path}')
   return 0
 
 

@@ -8,6 +8,9 @@ or a dotted field and a text-format value:
 
   --config_override=trainer_options.solver_options.training_number_of_steps=600
   --config_override='train_dataset_options.file_pattern="data/train-*.tfrecord"'
+  --config_override=train_dataset_options.dataset=data/dataset_descriptor.json
+
+In the dotted form a string field's value may go without quotes.
 
 Singular fields take the override's value, messages merge field by field,
 and a repeated field the override sets is replaced as a whole (not
@@ -57,10 +60,30 @@ def _as_text(override: str) -> str:
   if not dotted:
     return override
   *parents, field = dotted.group('path').split('.')
-  text = f'{field}: {dotted.group("value")}'
+  value = dotted.group('value')
+  if _is_string_field(parents + [field]) and not value.lstrip().startswith(
+      ('"', "'", '[')):
+    value = '"' + value.replace('\\', '\\\\').replace('"', '\\"') + '"'
+  text = f'{field}: {value}'
   for parent in reversed(parents):
     text = f'{parent} {{ {text} }}'
   return text
+
+
+def _is_string_field(path: list[str]) -> bool:
+  """Whether the dotted `path` names a string field of ExperimentOptions
+  (False for a path that names no field: parsing then names it)."""
+  descriptor = config_pb2.ExperimentOptions.DESCRIPTOR
+  for i, name in enumerate(path):
+    field = descriptor.fields_by_name.get(name)
+    if field is None:
+      return False
+    if i == len(path) - 1:
+      return field.type == field.TYPE_STRING
+    if field.message_type is None:
+      return False
+    descriptor = field.message_type
+  return False
 
 
 def _set_fields(message: message_lib.Message, prefix: str = '') -> list[str]:

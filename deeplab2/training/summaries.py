@@ -4,7 +4,7 @@ config and a few training inputs with their targets; and the pictures it
 leaves in model_dir for those who do not open TensorBoard: each
 evaluation's confusion matrix and `curves.png`."""
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 import glob
 import json
 import os
@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.core.util import event_pb2
 
 from deeplab2 import common
 from deeplab2 import label_spec as label_spec_lib
@@ -96,13 +97,24 @@ def _number(value: Any) -> float:
   return float(value.simple_value)
 
 
+def _events(path: str) -> Iterator[event_pb2.Event]:
+  """The events of one event file, up to a record still being written."""
+  records = iter(tf.data.TFRecordDataset(path))
+  while True:
+    try:
+      record = next(records)
+    except (StopIteration, tf.errors.DataLossError):
+      return
+    yield event_pb2.Event.FromString(record.numpy())
+
+
 def _curves(model_dir: str) -> dict[str, dict[str, list[tuple[float, float]]]]:
   """{panel: {series: [(step, value)]}} of the run so far."""
   losses: dict[str, list[tuple[float, float]]] = {}
   learning_rate: list[tuple[float, float]] = []
   for path in sorted(glob.glob(os.path.join(model_dir, 'train',
                                             'events.out.tfevents.*'))):
-    for event in tf.compat.v1.train.summary_iterator(path):
+    for event in _events(path):
       for value in event.summary.value:
         if value.tag == 'learning_rate':
           learning_rate.append((event.step, _number(value)))

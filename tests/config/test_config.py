@@ -154,7 +154,8 @@ _ALL_CONFIGS = sorted(glob.glob(os.path.join(
 
 
 @pytest.mark.parametrize('num_replicas', [1, 2, 4, 8])
-def test_every_config_validates_on_1_to_8_replicas(num_replicas):
+def test_every_config_validates_on_1_to_8_replicas(num_replicas,
+                                                   custom_data_descriptor):
   assert len(_ALL_CONFIGS) > 10
   for path in _ALL_CONFIGS:
     parts = config_lib.load_experiment(path, num_replicas=num_replicas)

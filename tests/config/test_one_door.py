@@ -29,7 +29,7 @@ def _config_id(path):
 
 
 def test_every_config_is_found():
-  assert len(_CONFIGS) == 14
+  assert len(_CONFIGS) == 15
 
 
 def _parity_networks():
@@ -45,7 +45,8 @@ def _parity_networks():
 
 
 @pytest.mark.parametrize('path', _CONFIGS, ids=[_config_id(p) for p in _CONFIGS])
-def test_every_config_builds_through_the_one_door(path, zero_initializers):
+def test_every_config_builds_through_the_one_door(path, zero_initializers,
+                                                  custom_data_descriptor):
   parts = config_lib.load_experiment(path)
   parity = [name for name, options in _parity_networks()
             if options == parts.config.model_options]

@@ -41,6 +41,16 @@ def test_a_repeated_field_is_replaced_not_appended_to():
   assert list(config.train_dataset_options.crop_size) == [65, 65]
 
 
+def test_a_dotted_string_value_needs_no_quotes():
+  config = _load('train_dataset_options.file_pattern=elsewhere/train-*',
+                 'experiment_name=my "first" run',
+                 "eval_dataset_options.file_pattern='quoted/val-*'")
+  assert list(config.train_dataset_options.file_pattern) == [
+      'elsewhere/train-*']
+  assert config.experiment_name == 'my "first" run'
+  assert list(config.eval_dataset_options.file_pattern) == ['quoted/val-*']
+
+
 @pytest.mark.parametrize('override, message', [
     ('trainer_options { solver_options { learning_rate: 1 } }',
      '--config_override #1:1: learning_rate: unknown field "learning_rate" in '

@@ -41,7 +41,7 @@ def test_every_zoo_row_has_a_config():
 def test_every_shipped_config_names_its_experiment():
   shipped = glob.glob(os.path.join(REPO_ROOT, 'configs', '**',
                                    '*.textproto'), recursive=True)
-  assert len(shipped) == 14
+  assert len(shipped) == 15
   names = [config_lib.load_experiment_config(path)[0].experiment_name
            for path in shipped]
   assert all(names) and len(set(names)) == len(names), names
