@@ -237,6 +237,23 @@ class ShardedWriter:
     return False
 
 
+def decode_image(encoded: tf.Tensor) -> tf.Tensor:
+  """Encoded image bytes (string scalar) -> uint8 [H, W, 3].
+
+  JPEG takes the accurate integer inverse DCT, the one of PIL, OpenCV and
+  libjpeg's own default: TF's default (the fast one) gives pixels up to
+  about 10 levels off on most of an image, and evaluation would then score
+  other inputs than the Predictor and infer.py (which read with PIL) serve.
+  deeplab2 decodes with TF's default (docs/deeplab2_differences.md).
+  """
+  return tf.cond(
+      tf.io.is_jpeg(encoded),
+      lambda: tf.io.decode_jpeg(encoded, channels=3,
+                                dct_method='INTEGER_ACCURATE'),
+      lambda: tf.io.decode_image(encoded, channels=3,
+                                 expand_animations=False))
+
+
 def parse_example(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
   """Decodes a serialized example in TF ops.
 
@@ -254,9 +271,7 @@ def parse_example(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
   })
   height = tf.cast(features[KEY_IMAGE_HEIGHT], tf.int32)
   width = tf.cast(features[KEY_IMAGE_WIDTH], tf.int32)
-  image = tf.io.decode_image(features[KEY_IMAGE], channels=3,
-                             expand_animations=False)
-  image = tf.reshape(image, [height, width, 3])
+  image = tf.reshape(decode_image(features[KEY_IMAGE]), [height, width, 3])
   raw_label = features[KEY_LABEL]
   label = tf.cond(
       tf.strings.length(raw_label) > 0,
