@@ -54,10 +54,14 @@ setuptools.setup(
         'cpu': [f'tensorflow-cpu=={_TF_VERSION}'],
         'gpu': [f'tensorflow[and-cuda]=={_TF_VERSION}'],
         'tflite': ['ai-edge-litert'],
+        'onnx': ['tf2onnx==1.17.0', 'onnx', 'onnxruntime'],
+        # OpenVINO models are converted from the ONNX model.
+        'openvino': ['openvino', 'tf2onnx==1.17.0', 'onnx'],
         'video': ['imageio', 'imageio-ffmpeg'],
         'test': ['pytest', 'pytest-xdist', 'mypy', 'grpcio-tools==1.85.1',
                  'cityscapesscripts', 'ai-edge-litert', 'imageio',
-                 'imageio-ffmpeg'],
+                 'imageio-ffmpeg', 'tf2onnx==1.17.0', 'onnx', 'onnxruntime',
+                 'openvino'],
     },
     entry_points={'console_scripts': [
         f'{name} = deeplab2.cli.{module}:main'

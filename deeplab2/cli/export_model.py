@@ -1,8 +1,11 @@
-"""Exports a trained Panoptic-DeepLab as a SavedModel, or as a TFLite model.
+"""Exports a trained Panoptic-DeepLab as a SavedModel, or as a TFLite, ONNX
+or OpenVINO model.
 
   python export_model.py --config_file=configs/synthetic/resnet_mini_os16.textproto \
       --checkpoint_path=runs/synthetic --output_path=runs/synthetic/export
   python export_model.py ... --output_path=model.tflite --tflite=int8
+  python export_model.py ... --output_path=model.onnx --format=onnx
+  python export_model.py ... --output_path=model.xml --format=openvino
   deeplab2-export ...    # the installed command, the same
 
 The model runs evaluation's preprocessing, test-time augmentation and
@@ -24,7 +27,10 @@ from deeplab2 import config as config_lib  # pylint: disable=g-import-not-at-top
 from deeplab2.cli import config_flags  # pylint: disable=g-import-not-at-top
 from deeplab2.cli import messages
 from deeplab2.serving import export
+from deeplab2.serving import onnx_export
 from deeplab2.serving import tflite
+
+FORMATS = ('saved_model', 'tflite', 'onnx', 'openvino')
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -61,7 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument('--checkpoint_path', required=True,
                       help='a checkpoint prefix, or a model_dir (latest)')
   parser.add_argument('--output_path', required=True,
-                      help='the SavedModel folder, or the .tflite file')
+                      help='the SavedModel folder, or the .tflite, .onnx '
+                      'or .xml file')
   parser.add_argument('--overwrite', action='store_true')
   parser.add_argument('--eval_scales', type=_scales, default=None,
                       help='test-time scales baked in (default: the '
@@ -72,9 +79,20 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument('--input_size', type=_size, default=None,
                       help='HEIGHT,WIDTH: accept only this size (static '
                       'shapes); with --tflite the default is the eval crop')
+  parser.add_argument('--format', choices=FORMATS, default=None,
+                      help='saved_model (default), tflite (float32; --tflite '
+                      'chooses the quantization), onnx (an .onnx file), '
+                      'openvino (an .xml file and its .bin); all but '
+                      'saved_model take one input size (--input_size, '
+                      'default: the eval crop)')
   parser.add_argument('--tflite', choices=tflite.QUANTIZATIONS, default=None,
-                      help='write a .tflite model for LiteRT instead')
+                      help='write a .tflite model for LiteRT instead, with '
+                      'this quantization')
   args = parser.parse_args(argv)
+  if args.tflite and args.format not in (None, 'tflite'):
+    parser.error(f'--tflite writes a TFLite model; it does not go with '
+                 f'--format={args.format}')
+  kind = args.format or ('tflite' if args.tflite else 'saved_model')
   # The checkpoint and step used, and the library's warnings.
   logging.basicConfig(level=logging.WARNING, stream=sys.stdout,
                       format='%(message)s')
@@ -83,17 +101,25 @@ def main(argv: Sequence[str] | None = None) -> int:
                  add_flipped_images=args.add_flipped_images,
                  input_size=args.input_size)
   try:
-    if args.tflite:
+    if kind == 'tflite':
       path = tflite.tflite_from_config(
           config_flags.config_source(args), args.checkpoint_path,
           args.output_path,
-          args.tflite, args.overwrite, **options)
+          args.tflite or 'float32', args.overwrite, **options)
+    elif kind == 'onnx':
+      path = onnx_export.onnx_from_config(
+          config_flags.config_source(args), args.checkpoint_path,
+          args.output_path, args.overwrite, **options)
+    elif kind == 'openvino':
+      path = onnx_export.openvino_from_config(
+          config_flags.config_source(args), args.checkpoint_path,
+          args.output_path, args.overwrite, **options)
     else:
       path = export.export_from_config(
           config_flags.config_source(args), args.checkpoint_path,
           args.output_path,
           args.overwrite, **options)
-  except (config_lib.ConfigError, OSError, ValueError) as e:
+  except (config_lib.ConfigError, OSError, ValueError, ImportError) as e:
     return messages.fail_after_restore(f'error: {e}')
   except tf.errors.OpError as e:      # e.g. a full disk while saving
     return messages.fail_after_restore(
@@ -102,8 +128,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print('error: interrupted; the output was left as it was.',
           file=sys.stderr)
     return 130
-  kind = f'TFLite ({args.tflite}) model' if args.tflite else 'SavedModel'
-  print(f'exported {kind} to {path}')
+  names = {'saved_model': 'SavedModel',
+           'tflite': f'TFLite ({args.tflite or "float32"}) model',
+           'onnx': 'ONNX model', 'openvino': 'OpenVINO model'}
+  print(f'exported {names[kind]} to {path}')
   return 0
 
 

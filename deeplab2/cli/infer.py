@@ -5,8 +5,9 @@ overlays, panoptic PNGs and a COCO panoptic JSON.
       --input=path/to/images --output_dir=runs/synthetic/inference
   deeplab2-infer ...    # the installed command, the same
 
-Or with --config_file and --checkpoint_path instead of --saved_model, or
---tflite=model.tflite --descriptor=dataset_descriptor.json. Unreadable
+Or with --model=PATH, any exported model (a SavedModel folder, a .tflite,
+.onnx or OpenVINO .xml file; a .tflite needs --descriptor), or
+--config_file and --checkpoint_path instead of --saved_model. Unreadable
 files are named and skipped (exit status 1 when any was); existing outputs
 are refused without --overwrite.
 """
@@ -28,6 +29,10 @@ def _predictor(args: argparse.Namespace,
                parser: argparse.ArgumentParser) -> predictor_lib.Predictor:
   """The Predictor the flags name; a usage error (exit 2) when none."""
   threshold, most = args.score_threshold, args.max_instances
+  if args.model:
+    return predictor_lib.Predictor.from_file(
+        args.model, args.descriptor, score_threshold=threshold,
+        max_instances=most)
   if args.saved_model:
     return predictor_lib.Predictor.from_saved_model(
         args.saved_model, score_threshold=threshold, max_instances=most)
@@ -42,16 +47,20 @@ def _predictor(args: argparse.Namespace,
     return predictor_lib.Predictor.from_experiment(
         config_flags.config_source(args), args.checkpoint_path,
         score_threshold=threshold, max_instances=most)
-  parser.error('give --saved_model, --tflite, or --config_file with '
-               '--checkpoint_path')
+  parser.error('give --model, --saved_model, --tflite, or --config_file '
+               'with --checkpoint_path')
 
 
 def main(argv: Sequence[str] | None = None) -> int:
   """Runs the command; returns the exit status (argparse exits with 2)."""
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--model', help='any export_model.py model: a '
+                      'SavedModel folder, a .tflite, .onnx or OpenVINO .xml '
+                      'file (chosen by the file)')
   parser.add_argument('--saved_model', help='an export_model.py SavedModel')
   parser.add_argument('--tflite', help='an export_model.py --tflite model')
-  parser.add_argument('--descriptor', help="the .tflite model's classes")
+  parser.add_argument('--descriptor', help="the model's classes (a "
+                      "dataset_descriptor.json): needed for a .tflite model")
   config_flags.add_config_flags(parser, required=False)
   parser.add_argument('--checkpoint_path')
   parser.add_argument('--input', required=True,
@@ -80,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         predictor, args.input, args.output_dir, args.overwrite, args.labels,
         progress=progress.ProgressBar(sys.stderr, 'infer'),
         ground_truth_json=args.ground_truth_json)
-  except (OSError, ValueError) as e:
+  except (OSError, ValueError, ImportError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 1
   except KeyboardInterrupt:

@@ -237,6 +237,12 @@ def read_json(path: str) -> DatasetDescriptor:
       data = json.load(f)
   except (OSError, ValueError) as e:   # JSONDecodeError, UnicodeDecodeError
     raise ValueError(f'Cannot read dataset descriptor {path}: {e}') from e
+  return from_json_dict(data, path)
+
+
+def from_json_dict(data: object, path: str) -> DatasetDescriptor:
+  """The descriptor of a parsed descriptor JSON (see read_json); `path`
+  names where it came from in errors."""
   if not isinstance(data, dict):
     raise ValueError(f'{path}: a dataset descriptor must be a JSON object, '
                      f'got {describe_json_value(data)}.')

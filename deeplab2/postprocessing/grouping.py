@@ -84,15 +84,21 @@ def _group_compacted(voted, compact, count, keep, center_y, center_x,
                 tf.math.squared_difference(chunk[:, 1:2], center_x[None, :]))
     return tf.argmin(distance, axis=-1, output_type=tf.int32)
 
-  # A while loop over the active chunks only, writing into a preallocated
-  # tensor: no TensorList, so TFLite builtins express it too.
-  def body(i, nearest):
-    return i + 1, tf.tensor_scatter_nd_update(nearest, [[i]],
-                                              nearest_in_chunk(i)[None])
+  if isinstance(num_chunks, int):
+    # Static shapes (TFLite, ONNX, OpenVINO, XLA): every chunk, without a
+    # loop. OpenVINO cannot run the loop below inside the slot-size cond;
+    # the chunks past `count` cost distances that are then dropped.
+    nearest = tf.stack([nearest_in_chunk(i) for i in range(num_chunks)])
+  else:
+    # A while loop over the active chunks only, writing into a preallocated
+    # tensor: no TensorList, so TFLite builtins express it too.
+    def body(i, nearest):
+      return i + 1, tf.tensor_scatter_nd_update(nearest, [[i]],
+                                                nearest_in_chunk(i)[None])
 
-  _, nearest = tf.while_loop(
-      lambda i, _: i < active_chunks, body,
-      (tf.constant(0), tf.zeros([num_chunks, chunk_size], tf.int32)))
+    _, nearest = tf.while_loop(
+        lambda i, _: i < active_chunks, body,
+        (tf.constant(0), tf.zeros([num_chunks, chunk_size], tf.int32)))
   # Scatter back: slots past `count` go to a dropped extra pixel.
   slot = tf.range(num_chunks * chunk_size)
   target = tf.where(slot < count, tf.reshape(compact, [-1]), num_pixels)

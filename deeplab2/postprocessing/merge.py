@@ -53,6 +53,9 @@ def merge_semantic_and_instance(semantic_pred, instance_index, num_centers,
   # instance, is counted too and dropped).
   slots = num_centers + 1
   segment = (image_index * slots + instance_pred) * num_classes + semantic_pred
+  # Segment ids of rank 1 (flattened) convert to ONNX (tf2onnx takes no
+  # other); the sums are the same.
+  segment = tf.reshape(segment, [-1])
   counts = tf.math.unsorted_segment_sum(tf.ones_like(segment), segment,
                                         batch * slots * num_classes)
   counts = tf.reshape(counts, [batch, slots, num_classes])[:, 1:]
@@ -63,15 +66,15 @@ def merge_semantic_and_instance(semantic_pred, instance_index, num_centers,
   # pixel comes earlier in raster order.
   non_empty = instance_area > 0
   same_class = tf.equal(instance_class[:, :, None], instance_class[:, None, :])
-  shape = tf.shape(semantic_pred)
-  position = tf.broadcast_to(
-      tf.reshape(tf.range(shape[1] * shape[2]), [1, shape[1], shape[2]]),
-      shape)
-  first_pixel = tf.math.unsorted_segment_min(
-      position, image_index * slots + instance_pred, batch * slots)
-  first_pixel = tf.reshape(first_pixel, [batch, slots])[:, 1:]
-  # [b, k, j]: instance j starts before instance k.
-  earlier = first_pixel[:, None, :] < first_pixel[:, :, None]
+  first_row, first_column = _first_pixels(
+      tf.reshape(image_index * slots + instance_pred, [-1]),
+      tf.shape(semantic_pred), batch * slots)
+  first_row = tf.reshape(first_row, [batch, slots])[:, 1:]
+  first_column = tf.reshape(first_column, [batch, slots])[:, 1:]
+  # [b, k, j]: instance j starts before instance k in raster order.
+  earlier = (first_row[:, None, :] < first_row[:, :, None]) | (
+      (first_row[:, None, :] == first_row[:, :, None]) &
+      (first_column[:, None, :] < first_column[:, :, None]))
   counted = same_class & earlier & non_empty[:, None, :]
   instance_id = 1 + tf.reduce_sum(tf.cast(counted, tf.int32), axis=-1)
   # An id of label_divisor or more would be an instance of the next class:
@@ -91,9 +94,10 @@ def merge_semantic_and_instance(semantic_pred, instance_index, num_centers,
   thing_panoptic = tf.gather(instance_value, instance_pred, batch_dims=1)
 
   # Stuff: per-image class areas decide which classes stay.
+  class_segment = tf.reshape(image_index * num_classes + semantic_pred, [-1])
   class_area = tf.reshape(tf.math.unsorted_segment_sum(
-      tf.ones_like(semantic_pred), image_index * num_classes + semantic_pred,
-      batch * num_classes), [batch, num_classes])
+      tf.ones_like(class_segment), class_segment, batch * num_classes),
+                          [batch, num_classes])
   classes = tf.range(num_classes)
   stuff = set(label_spec.stuff_class_ids)
   is_stuff_class = tf.constant([c in stuff for c in range(num_classes)])
@@ -103,3 +107,44 @@ def merge_semantic_and_instance(semantic_pred, instance_index, num_centers,
 
   panoptic = tf.where(is_thing, thing_panoptic, stuff_panoptic)
   return panoptic, instance_pred, instance_class, instance_area
+
+
+def _first_pixels(segment, shape, num_segments):
+  """(row, column) of each segment's first pixel in raster order.
+
+  Counted with segment sums into [segments, rows] and [segments, columns]
+  tables (small: segments are images x centers), then the first non-zero
+  entry of each row of a table: exact integers, and the ops convert to
+  ONNX (tf2onnx 1.17 refuses integer segment minimums) and to OpenVINO
+  (which has no segment minimum).
+
+  Args:
+    segment: int32 [B * H * W], each pixel's segment (flattened [B, H, W]).
+    shape: int32 [3], (B, H, W).
+    num_segments: int32 scalar.
+
+  Returns:
+    int32 [num_segments] rows and columns; H and W for an empty segment.
+  """
+  height, width = shape[1], shape[2]
+  rows = tf.reshape(tf.broadcast_to(tf.range(height)[None, :, None], shape),
+                    [-1])
+  columns = tf.reshape(tf.broadcast_to(tf.range(width)[None, None, :], shape),
+                       [-1])
+  first_row = _first_nonzero(tf.math.unsorted_segment_sum(
+      tf.ones_like(segment), segment * height + rows, num_segments * height),
+                             num_segments, height)
+  on_first_row = tf.cast(tf.equal(rows, tf.gather(first_row, segment)),
+                         tf.int32)
+  first_column = _first_nonzero(tf.math.unsorted_segment_sum(
+      on_first_row, segment * width + columns, num_segments * width),
+                                num_segments, width)
+  return first_row, first_column
+
+
+def _first_nonzero(counts, rows, length):
+  """int32 [rows]: the index of the first non-zero entry of each row of
+  counts ([rows * length], row-major); `length` for a row of zeros."""
+  present = tf.reshape(counts, [rows, length]) > 0
+  index = tf.range(length)[None, :]
+  return tf.reduce_min(tf.where(present, index, length), axis=1)

@@ -311,6 +311,29 @@ def export_from_config(config_path: 'config_lib.ConfigSource',
       parts.descriptor('eval'), overwrite=overwrite, input_size=input_size)
 
 
+def fixed_size_module(config_path: 'config_lib.ConfigSource',
+                      checkpoint_path: str,
+                      eval_scales: Sequence[float] | None = None,
+                      add_flipped_images: bool | None = None,
+                      input_size: Sequence[int] | None = None
+                      ) -> tuple[PanopticDeepLabModule,
+                                 config_lib.ExperimentParts]:
+  """(module of one input size, the parts) of a config's restored model,
+  for the converted formats (TFLite, ONNX, OpenVINO).
+
+  Args:
+    config_path, checkpoint_path: see export_from_config.
+    eval_scales, add_flipped_images: see export_from_config.
+    input_size: (height, width) the model takes; None: the eval crop size.
+  """
+  parts = config_lib.load_experiment(config_path)
+  options = parts.inference_options(eval_scales, add_flipped_images)
+  model = restored_model(parts, checkpoint_path)
+  module = PanopticDeepLabModule(model, parts.build_post_processor(), options,
+                                 input_size or options.crop_size)
+  return module, parts
+
+
 def read_metadata(saved_model_dir: str) -> dict[str, Any]:
   """The deeplab2_export.json of an exported SavedModel, as a dict.
 

@@ -31,6 +31,7 @@ from deeplab2.data import dataset_descriptor
 from deeplab2.evaluation import segments as segments_lib
 from deeplab2.serving import export
 from deeplab2.serving import image_io
+from deeplab2.serving import onnx_export
 from deeplab2.utils import atomic
 from deeplab2.utils import visualization
 
@@ -210,6 +211,44 @@ def kept_instances(prediction: Prediction, score_threshold: float,
       segments=[s for s in prediction.segments if s.id not in gone])
 
 
+MODEL_KINDS = ('saved_model', 'tflite', 'onnx', 'openvino')
+
+
+def model_kind(path: str) -> str:
+  """Which MODEL_KINDS an exported model's path is (by the file).
+
+  Raises:
+    ValueError: none of them, naming what each looks like.
+  """
+  if os.path.isdir(path) and os.path.exists(
+      os.path.join(path, 'saved_model.pb')):
+    return 'saved_model'
+  kinds = {'.tflite': 'tflite', '.onnx': 'onnx', '.xml': 'openvino'}
+  kind = kinds.get(os.path.splitext(path)[1].lower())
+  if kind and os.path.isfile(path):
+    return kind
+  raise ValueError(f'{path} is no exported model: give a SavedModel folder '
+                   '(with saved_model.pb), or a .tflite, .onnx or OpenVINO '
+                   '.xml file.')
+
+
+def _descriptor(descriptor: str | dataset_descriptor.DatasetDescriptor |
+                None, metadata: Mapping[str, str], path: str
+                ) -> dataset_descriptor.DatasetDescriptor:
+  """The descriptor given (a JSON path or an object), else the model's."""
+  if isinstance(descriptor, dataset_descriptor.DatasetDescriptor):
+    return descriptor
+  if descriptor:
+    return dataset_descriptor.read_json(descriptor)
+  if onnx_export.DESCRIPTOR_KEY not in metadata:
+    raise ValueError(f'{path} holds no dataset descriptor (it was not '
+                     'written by export_model.py); give its '
+                     'dataset_descriptor.json.')
+  return dataset_descriptor.from_json_dict(
+      json.loads(metadata[onnx_export.DESCRIPTOR_KEY]),
+      f'{path} (its metadata)')
+
+
 def segments_of(maps: Mapping[str, np.ndarray],
                 descriptor: dataset_descriptor.DatasetDescriptor
                 ) -> list[Segment]:
@@ -384,6 +423,107 @@ class Predictor:
                     score_threshold, max_instances)
     predictor._resources = runner
     return predictor
+
+  @classmethod
+  def from_onnx(cls, path: str,
+                descriptor: str | dataset_descriptor.DatasetDescriptor | None
+                = None, providers: Sequence[str] | None = None,
+                score_threshold: float = 0.0,
+                max_instances: int | None = None) -> 'Predictor':
+    """An .onnx model of export_model.py --format=onnx, run by ONNX Runtime.
+
+    Args:
+      path: the .onnx file.
+      descriptor: its classes (a JSON path or an object); None: the one
+        the model's metadata holds.
+      providers: ONNX Runtime's execution providers (None: CPU).
+      score_threshold, max_instances: see Predictor.
+    """
+    runtime = onnx_export.optional_module('onnxruntime', 'onnx',
+                                          'Predictor.from_onnx')
+    session = runtime.InferenceSession(
+        path, providers=list(providers or ['CPUExecutionProvider']))
+    metadata = session.get_modelmeta().custom_metadata_map
+    shape = session.get_inputs()[0].shape
+    names = [output.name for output in session.get_outputs()]
+
+    def run(images: np.ndarray) -> dict[str, np.ndarray]:
+      outputs = [dict(zip(names, session.run(None, {'images': image[None]})))
+                 for image in images]
+      return {key: np.concatenate([o[key] for o in outputs]) for key in names}
+    predictor = cls(run, _descriptor(descriptor, metadata, path),
+                    tuple(int(v) for v in shape[1:3]), score_threshold,
+                    max_instances)
+    predictor._resources = session
+    return predictor
+
+  @classmethod
+  def from_openvino(cls, path: str,
+                    descriptor: str | dataset_descriptor.DatasetDescriptor |
+                    None = None, device: str = 'CPU',
+                    score_threshold: float = 0.0,
+                    max_instances: int | None = None) -> 'Predictor':
+    """An OpenVINO IR (.xml with its .bin) of export_model.py
+    --format=openvino, run by the OpenVINO runtime on `device`; other
+    arguments as from_onnx."""
+    openvino = onnx_export.optional_module('openvino', 'openvino',
+                                           'Predictor.from_openvino')
+    core = openvino.Core()
+    model = core.read_model(path)
+    metadata = {}
+    for key in (onnx_export.DESCRIPTOR_KEY, onnx_export.EXPORT_KEY):
+      if model.has_rt_info(['deeplab2', key]):
+        metadata[key] = model.get_rt_info(['deeplab2', key]).astype(str)
+    # float32: on CPUs with bfloat16 units OpenVINO would compute in
+    # bfloat16 by default.
+    compiled = core.compile_model(model, device,
+                                  {'INFERENCE_PRECISION_HINT': 'f32'})
+    shape = [int(v) for v in compiled.input(0).shape]
+    # The model's output names (a compiled output can carry several).
+    outputs = {named.get_any_name(): output
+               for named, output in zip(model.outputs, compiled.outputs)}
+
+    def run(images: np.ndarray) -> dict[str, np.ndarray]:
+      request = compiled.create_infer_request()
+      results = []
+      for image in images:
+        request.infer({0: image[None]})
+        results.append({name: np.array(request.get_tensor(output).data)
+                        for name, output in outputs.items()})
+      return {name: np.concatenate([r[name] for r in results])
+              for name in outputs}
+    predictor = cls(run, _descriptor(descriptor, metadata, path),
+                    tuple(shape[1:3]), score_threshold, max_instances)
+    predictor._resources = compiled
+    return predictor
+
+  @classmethod
+  def from_file(cls, path: str,
+                descriptor: str | dataset_descriptor.DatasetDescriptor | None
+                = None, score_threshold: float = 0.0,
+                max_instances: int | None = None) -> 'Predictor':
+    """Any exported model, chosen by the path: a SavedModel folder, a
+    .tflite, .onnx or OpenVINO .xml file.
+
+    Raises:
+      ValueError: a path of no such kind.
+    """
+    kind = model_kind(path)
+    threshold, most = score_threshold, max_instances
+    if kind == 'saved_model':
+      return cls.from_saved_model(path, score_threshold=threshold,
+                                  max_instances=most)
+    if kind == 'tflite':
+      if descriptor is None:
+        raise ValueError(f'{path}: a .tflite model holds no classes; give '
+                         'its dataset_descriptor.json too.')
+      return cls.from_tflite(path, descriptor, score_threshold=threshold,
+                             max_instances=most)
+    if kind == 'onnx':
+      return cls.from_onnx(path, descriptor, score_threshold=threshold,
+                           max_instances=most)
+    return cls.from_openvino(path, descriptor, score_threshold=threshold,
+                             max_instances=most)
 
   def __call__(self, image: np.ndarray) -> Prediction:
     """One image (uint8 [H, W, 3], or see image_io.to_rgb_uint8) ->

@@ -106,12 +106,9 @@ def tflite_from_config(config_path: 'config_lib.ConfigSource',
   if quantization not in QUANTIZATIONS:
     raise ValueError(f'--tflite must be one of '
                      f'{", ".join(QUANTIZATIONS)}, got {quantization!r}.')
-  parts = config_lib.load_experiment(config_path)
-  options = parts.inference_options(eval_scales, add_flipped_images)
-  model = export.restored_model(parts, checkpoint_path)
-  module = export.PanopticDeepLabModule(
-      model, parts.build_post_processor(), options,
-      input_size or options.crop_size)
+  module, _ = export.fixed_size_module(config_path, checkpoint_path,
+                                       eval_scales, add_flipped_images,
+                                       input_size)
   data = convert(module, quantization)
   directory = os.path.dirname(output_path)
   if directory:

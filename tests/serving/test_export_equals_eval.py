@@ -9,6 +9,7 @@ same images exactly, its float outputs within 1e-5.
 """
 
 import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from deeplab2.data import synthetic
 from deeplab2.data import tfrecord
 from deeplab2.serving import export
 from deeplab2.serving import predictor as predictor_lib
+from deeplab2.serving import onnx_export
 from deeplab2.serving import tflite
 from deeplab2.training import evaluator as evaluator_lib
 from deeplab2.training import modes
@@ -239,6 +241,83 @@ def test_tflite_float32_equals_the_saved_model_and_int8_agreement(
           f'{agreement}')
   assert agreement['float32'] == 1.0
   assert agreement['int8'] >= INT8_PANOPTIC_AGREEMENT - 0.02, agreement
+
+
+# python -c _RUNTIMES_SCRIPT IMAGES.npz MODEL.onnx MODEL.xml OUT.npz: both
+# runtimes, in a process that never imports our package.
+_RUNTIMES_SCRIPT = """
+import sys, numpy as np, onnxruntime, openvino
+images = np.load(sys.argv[1])['images']
+session = onnxruntime.InferenceSession(sys.argv[2])
+core = openvino.Core()
+model = core.read_model(sys.argv[3])
+compiled = core.compile_model(model, 'CPU', {'INFERENCE_PRECISION_HINT': 'f32'})
+names = [o.get_any_name() for o in model.outputs]
+results = {}
+for i, image in enumerate(images):
+  outputs = session.run(None, {'images': image[None]})
+  for output, value in zip(session.get_outputs(), outputs):
+    results[f'onnx/{i}/{output.name}'] = value[0]
+  got = compiled({0: image[None]})
+  for name, output in zip(names, compiled.outputs):
+    results[f'openvino/{i}/{name}'] = got[output][0]
+metadata = session.get_modelmeta().custom_metadata_map
+results['descriptor'] = np.array(metadata['deeplab2_descriptor'])
+np.savez(sys.argv[4], **results)
+assert not any(m.startswith('deeplab2') for m in sys.modules), 'imported us'
+"""
+
+
+def test_onnx_and_openvino_equal_the_saved_model(trained, plain_export,
+                                                 capsys):
+  root, model_dir = trained
+  config_path, export_dir = plain_export
+  serve = tf.saved_model.load(export_dir).signatures['serving_default']
+  images = np.stack([synthetic.generate_sample(np.random.default_rng(seed),
+                                               33)[0]
+                     for seed in range(40, 48)])
+  onnx_path = onnx_export.onnx_from_config(config_path, model_dir,
+                                           str(root / 'model.onnx'))
+  xml_path = onnx_export.openvino_from_config(config_path, model_dir,
+                                              str(root / 'model.xml'))
+  assert sorted(os.listdir(root)).count('model.bin') == 1
+  np.savez(root / 'images.npz', images=images)
+  subprocess.run([sys.executable, '-c', _RUNTIMES_SCRIPT,
+                  str(root / 'images.npz'), onnx_path, xml_path,
+                  str(root / 'runtimes.npz')], check=True, cwd=str(root),
+                 env={**os.environ, 'PYTHONPATH': ''})
+  got = np.load(root / 'runtimes.npz')
+  assert json.loads(str(got['descriptor']))['class_names'][2] == 'disc'
+  agreement = {}
+  for runtime in ('onnx', 'openvino'):
+    same = total = 0
+    for i, image in enumerate(images):
+      want = serve(image=tf.constant(image))
+      for key in INT_KEYS:
+        same_key = got[f'{runtime}/{i}/{key}'] == want[key].numpy()
+        if key == 'panoptic_pred':
+          same += int(same_key.sum())
+          total += same_key.size
+      np.testing.assert_allclose(got[f'{runtime}/{i}/semantic_probs'],
+                                 want['semantic_probs'].numpy(), atol=1e-4)
+    agreement[runtime] = same / total
+  with capsys.disabled():
+    print(f'\nONNX / OpenVINO panoptic pixel agreement with the SavedModel: '
+          f'{agreement}')
+  assert agreement == {'onnx': 1.0, 'openvino': 1.0}
+  with pytest.raises(FileExistsError, match=r'model\.onnx exists; pass '
+                     r'overwrite=True'):
+    onnx_export.onnx_from_config(config_path, model_dir, onnx_path)
+
+
+def test_a_missing_optional_package_names_its_extra():
+  with pytest.raises(ImportError) as error:
+    onnx_export.optional_module('no_such_runtime', 'onnx', 'ONNX export')
+  assert str(error.value).startswith(
+      'ONNX export needs the optional package no_such_runtime (No module '
+      'named ')
+  assert str(error.value).endswith(
+      '; install it with: pip install "deeplab2-tf2[onnx]"')
 
 
 def test_predictor_from_experiment_equals_the_saved_model(trained,
