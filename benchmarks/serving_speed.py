@@ -1,25 +1,32 @@
-"""End-to-end serving latency: SavedModel and TFLite (LiteRT), next to the
+"""End-to-end serving latency, memory and agreement of every runtime:
+SavedModel, TFLite (LiteRT), ONNX (ONNX Runtime) and OpenVINO, next to the
 network alone.
 
   python benchmarks/serving_speed.py [--configs=resnet50_os32_merge_with_pure_tf_func,mobilenet_v3_large_os32]
-      [--sizes=1025x2049,641x641] [--runs=3] [--formats=saved_model,float32,float16,int8]
-      [--json=PATH]
+      [--sizes=641x641,1025x2049] [--runs=3]
+      [--formats=saved_model,float32,float16,int8,onnx,openvino] [--json=PATH]
 
 For each config (a stem under configs/cityscapes/panoptic_deeplab/) and
-input size, a fresh subprocess builds the model with random weights, sets
-the eval crop to the input size (so the input is neither resized nor
-padded beyond output_stride * k + 1), and times, batch 1, median of
-`--runs` after one warm-up:
-  network: the Keras model's forward pass alone (tf.function);
-  saved_model: the exported SavedModel's serving_default on a uint8 image,
-    preprocessing and post-processing included;
-  float32 / float16 / int8: the .tflite model of export_model.py --tflite,
-    run by LiteRT's interpreter with --threads threads, post-processing
-    included.
-Random weights give a random number of instance centers, so the
-post-processing share is indicative only. Prints the machine (CPU model,
-cores and the workers' oneDNN state) and a Markdown table; --json also
-writes the rows and the machine to a file.
+input size, a worker process builds the model with random weights and
+random batch-norm statistics (so that activations and logits are of a
+trained network's scale, not all but equal), sets the eval crop to the
+input size (so the input is neither resized nor padded beyond
+output_stride * k + 1), times the Keras network's forward pass alone
+(`network`), and writes every format to a scratch folder:
+  saved_model: export_model.py's SavedModel (serving_default, uint8 image);
+  float32 / float16 / int8: its .tflite models (export_model.py --tflite);
+  onnx: its .onnx model (--format=onnx);
+  openvino: its OpenVINO IR (--format=openvino), compiled in float32.
+Each format is then served by a process of its own that imports only its
+runtime (never this package): batch 1, median of `--runs` after one
+warm-up, with --threads threads; its peak resident memory (the whole
+process: runtime, model and one inference) and the share of panoptic
+pixels equal to the SavedModel's on the same image are reported. All
+times include pre- and post-processing except `network`. Random weights
+give a random number of instance centers, so the post-processing share is
+indicative only. Prints the machine (CPU model, cores and the workers'
+oneDNN state) and a Markdown table; --json also writes the rows and the
+machine to a file.
 """
 
 import argparse
@@ -34,7 +41,58 @@ import time
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_FORMATS = ('saved_model', 'float32', 'float16', 'int8')
+_FORMATS = ('saved_model', 'float32', 'float16', 'int8', 'onnx', 'openvino')
+_TFLITE = ('float32', 'float16', 'int8')
+
+# python -c _SERVE FORMAT MODEL IMAGE.npy RUNS THREADS PANOPTIC_OUT.npy:
+# prints {"median_s", "peak_rss_mb"}; imports its runtime only.
+_SERVE = """
+import json, statistics, sys, time
+import numpy as np
+kind, path, image_path, runs, threads, out = sys.argv[1:7]
+runs, threads = int(runs), int(threads)
+image = np.load(image_path)
+if kind == 'saved_model':
+  import tensorflow as tf
+  serve = tf.saved_model.load(path).signatures['serving_default']
+  tensor = tf.constant(image)
+  run = lambda: {k: v.numpy() for k, v in serve(image=tensor).items()}
+elif kind == 'tflite':
+  from ai_edge_litert import interpreter
+  signature = interpreter.Interpreter(
+      model_path=path, num_threads=threads).get_signature_runner()
+  run = lambda: {k: v[0] for k, v in signature(images=image[None]).items()}
+elif kind == 'onnx':
+  import onnxruntime
+  options = onnxruntime.SessionOptions()
+  options.intra_op_num_threads = threads
+  session = onnxruntime.InferenceSession(path, options)
+  names = [o.name for o in session.get_outputs()]
+  run = lambda: {n: v[0] for n, v in zip(
+      names, session.run(None, {'images': image[None]}))}
+else:
+  import openvino
+  core = openvino.Core()
+  model = core.read_model(path)
+  compiled = core.compile_model(model, 'CPU', {
+      'INFERENCE_PRECISION_HINT': 'f32', 'INFERENCE_NUM_THREADS': threads})
+  names = [o.get_any_name() for o in model.outputs]
+  def run():
+    got = compiled({0: image[None]})
+    return {n: got[o][0] for n, o in zip(names, compiled.outputs)}
+np.save(out, run()['panoptic_pred'])
+times = []
+for _ in range(runs):
+  start = time.perf_counter()
+  run()
+  times.append(time.perf_counter() - start)
+assert not any(m.startswith('deeplab2') for m in sys.modules)
+# VmHWM, not getrusage's ru_maxrss, which keeps the parent's across exec.
+with open('/proc/self/status') as f:
+  peak_kb = next(int(l.split()[1]) for l in f if l.startswith('VmHWM:'))
+print(json.dumps({'median_s': statistics.median(times),
+                  'peak_rss_mb': peak_kb / 1024}))
+"""
 
 
 def _median_time(function, runs):
@@ -47,11 +105,31 @@ def _median_time(function, runs):
   return statistics.median(times)
 
 
+def _trained_scale(model, seed=0):
+  """Random weights and batch-norm statistics of a trained network's scale
+  (He-scaled kernels, gammas near 1, variances near 1)."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(seed)
+  for variable in model.weights:
+    shape = tuple(variable.shape)
+    if 'moving_variance' in variable.path:
+      values = 1.0 + 0.1 * np.abs(rng.normal(size=shape))
+    elif 'gamma' in variable.path:
+      values = 1.0 + 0.1 * rng.normal(size=shape)
+    elif len(shape) >= 2:
+      fan_in = np.prod(shape[:-1])
+      values = rng.normal(0.0, np.sqrt(2.0 / fan_in), shape)
+    else:
+      values = 0.1 * rng.normal(size=shape)
+    variable.assign(values.astype(np.float32))
+
+
 def _worker(args):
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from deeplab2 import config as config_lib  # pylint: disable=g-import-not-at-top
   from deeplab2.serving import export  # pylint: disable=g-import-not-at-top
+  from deeplab2.serving import onnx_export  # pylint: disable=g-import-not-at-top
   from deeplab2.serving import tflite  # pylint: disable=g-import-not-at-top
   from deeplab2.utils import machine  # pylint: disable=g-import-not-at-top
   height, width = (int(v) for v in args.size.split('x'))
@@ -64,6 +142,7 @@ def _worker(args):
   del options.max_resize_value[:]
   parts = config_lib.from_message(config)
   model = parts.build_model(input_size=(65, 65))
+  _trained_scale(model)
   post_processor = parts.build_post_processor()
   inference_options = parts.inference_options()
   image = np.random.default_rng(0).integers(0, 256, (height, width, 3),
@@ -74,31 +153,63 @@ def _worker(args):
   result['network'] = _median_time(
       lambda: tf.nest.map_structure(lambda t: t.numpy(), forward(batch)),
       args.runs)
+  module = export.PanopticDeepLabModule(model, post_processor,
+                                        inference_options, (height, width))
+  metadata = {onnx_export.DESCRIPTOR_KEY: json.dumps(
+      parts.descriptor('eval').to_json_dict())}
   with tempfile.TemporaryDirectory() as scratch:
-    if 'saved_model' in args.formats:
-      saved = os.path.join(scratch, 'saved_model')
-      export.export_saved_model(model, post_processor, inference_options,
-                                saved, parts.descriptor('eval'))
-      serve = tf.saved_model.load(saved).signatures['serving_default']
-      tensor = tf.constant(image)
-      result['saved_model'] = _median_time(
-          lambda: {k: v.numpy() for k, v in serve(image=tensor).items()},
-          args.runs)
-    module = export.PanopticDeepLabModule(model, post_processor,
-                                          inference_options, (height, width))
-    from ai_edge_litert import interpreter as litert  # pylint: disable=g-import-not-at-top
-    for quantization in tflite.QUANTIZATIONS:
-      if quantization not in args.formats:
-        continue
+    image_path = os.path.join(scratch, 'image.npy')
+    np.save(image_path, image)
+    files = {'saved_model': os.path.join(scratch, 'saved_model')}
+    onnx_bytes = None
+    export.export_saved_model(model, post_processor, inference_options,
+                              files['saved_model'], parts.descriptor('eval'))
+    for kind in args.formats:
       start = time.perf_counter()
-      data = tflite.convert(module, quantization)
-      result[f'{quantization}_convert_s'] = time.perf_counter() - start
-      result[f'{quantization}_mb'] = len(data) / 2**20
-      runner = litert.Interpreter(model_content=data,
-                                  num_threads=args.threads)
-      signature = runner.get_signature_runner()
-      result[quantization] = _median_time(
-          lambda: signature(images=image[None]), args.runs)
+      if kind in _TFLITE:
+        data = tflite.convert(module, kind)
+        files[kind] = os.path.join(scratch, f'{kind}.tflite')
+      elif kind in ('onnx', 'openvino'):
+        if onnx_bytes is None:
+          onnx_bytes = onnx_export.convert(module, metadata)
+        data = onnx_bytes
+        files[kind] = os.path.join(scratch, 'model.onnx')
+      else:
+        continue
+      with open(files[kind], 'wb') as f:
+        f.write(data)
+      if kind == 'openvino':
+        import openvino  # pylint: disable=g-import-not-at-top
+        files[kind] = os.path.join(scratch, 'model.xml')
+        openvino.save_model(openvino.convert_model(
+            os.path.join(scratch, 'model.onnx')), files[kind],
+                            compress_to_fp16=False)
+      result[f'{kind}_convert_s'] = time.perf_counter() - start
+      size = os.path.getsize(files[kind])
+      if kind == 'openvino':
+        size += os.path.getsize(files[kind][:-4] + '.bin')
+      result[f'{kind}_mb'] = size / 2**20
+    del model, module, forward
+    maps = {}
+    for kind in ('saved_model',) + tuple(
+        k for k in args.formats if k != 'saved_model'):
+      runtime = 'tflite' if kind in _TFLITE else kind
+      out = os.path.join(scratch, f'{kind}-panoptic.npy')
+      done = subprocess.run(
+          [sys.executable, '-c', _SERVE, runtime, files[kind], image_path,
+           str(args.runs), str(args.threads), out],
+          capture_output=True, text=True, check=False,
+          env={**os.environ, 'PYTHONPATH': ''}, cwd=scratch)
+      if done.returncode:
+        result[f'{kind}_error'] = done.stderr.strip().splitlines()[-1]
+        continue
+      served = json.loads(done.stdout.strip().splitlines()[-1])
+      result[kind] = served['median_s']
+      result[f'{kind}_peak_mb'] = served['peak_rss_mb']
+      maps[kind] = np.load(out)
+      result[f'{kind}_agreement'] = float(
+          (maps[kind] == maps['saved_model']).mean()) if (
+              'saved_model' in maps) else None
   result['machine'] = machine.describe()
   print(json.dumps(result))
 
@@ -107,7 +218,7 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--configs', default='resnet50_os32_merge_with_pure_'
                       'tf_func,mobilenet_v3_large_os32')
-  parser.add_argument('--sizes', default='1025x2049,641x641')
+  parser.add_argument('--sizes', default='641x641,1025x2049')
   parser.add_argument('--formats', default=','.join(_FORMATS))
   parser.add_argument('--runs', type=int, default=3)
   parser.add_argument('--threads', type=int, default=os.cpu_count())
@@ -119,12 +230,13 @@ def main():
   parser.add_argument('--size')
   args = parser.parse_args()
   args.formats = tuple(args.formats.split(','))
+  unknown = [f for f in args.formats if f not in _FORMATS]
+  if unknown:
+    parser.error(f'unknown --formats {unknown}; valid: {", ".join(_FORMATS)}')
   if args.worker:
     _worker(args)
     return
   formats = [f for f in _FORMATS if f in args.formats]
-  header = ['config', 'input', 'network (ms)'] + [
-      f'{f} (ms)' for f in formats]
   description = None
   rows = []
   for config in args.configs.split(','):
@@ -148,30 +260,45 @@ def main():
           description = result['machine']
         print(f'Machine: {description}')
         print(f'batch 1, median of {args.runs} runs after a warm-up, '
-              f'{os.cpu_count()} CPU threads; SavedModel and TFLite times '
-              'include pre- and post-processing')
-        print('| ' + ' | '.join(header) + ' |')
-        print('|' + '---|' * len(header))
+              f'{args.threads} threads; every runtime in a process of its '
+              'own; times include pre- and post-processing, except the '
+              "network's; memory: the serving process's peak RSS; agreement: "
+              "panoptic pixels equal to the SavedModel's")
+        print('| config | input | runtime | median (ms) | peak memory (MB) '
+              '| agreement | model (MB) |')
+        print('|---|---|---|---|---|---|---|')
       if result is None:
         error = done.stderr.strip().splitlines()[-1]
-        print(f'| {config} | {size} | failed: {error} |')
+        print(f'| {config} | {size} | failed: {error} | | | | |')
         rows.append({'config': config, 'input': size, 'error': error})
         continue
-      cells = [config, size.replace('x', ' x '),
-               f'{1000 * result["network"]:.0f}']
-      for f in formats:
-        cell = f'{1000 * result[f]:.0f}'
-        if f != 'saved_model':
-          cell += f' ({result[f + "_mb"]:.1f} MB)'
-        cells.append(cell)
-      print('| ' + ' | '.join(cells) + ' |', flush=True)
-      row = {'config': config, 'input': size, 'network_s': result['network']}
-      for f in formats:
-        row[f + '_s'] = result[f]
-        if f != 'saved_model':
-          row[f + '_mb'] = result[f + '_mb']
-          row[f + '_convert_s'] = result[f + '_convert_s']
-      rows.append(row)
+      shown = size.replace('x', ' x ')
+      print(f'| {config} | {shown} | network (Keras) | '
+            f'{1000 * result["network"]:.0f} | | | |', flush=True)
+      rows.append({'config': config, 'input': size, 'runtime': 'network',
+                   'median_s': result['network']})
+      for kind in formats:
+        name = {'saved_model': 'SavedModel', 'float32': 'TFLite float32',
+                'float16': 'TFLite float16', 'int8': 'TFLite int8',
+                'onnx': 'ONNX Runtime', 'openvino': 'OpenVINO'}[kind]
+        row = {'config': config, 'input': size, 'runtime': kind}
+        if kind not in result:
+          row['error'] = result.get(f'{kind}_error', 'not run')
+          print(f'| {config} | {shown} | {name} | failed: {row["error"]} '
+                '| | | |', flush=True)
+          rows.append(row)
+          continue
+        row.update(median_s=result[kind],
+                   peak_mb=result[f'{kind}_peak_mb'],
+                   agreement=result[f'{kind}_agreement'],
+                   model_mb=result.get(f'{kind}_mb'),
+                   convert_s=result.get(f'{kind}_convert_s'))
+        rows.append(row)
+        model_mb = (f'{row["model_mb"]:.0f}' if row['model_mb'] is not None
+                    else '')
+        print(f'| {config} | {shown} | {name} | {1000 * row["median_s"]:.0f} '
+              f'| {row["peak_mb"]:.0f} | {100 * row["agreement"]:.2f} % '
+              f'| {model_mb} |', flush=True)
   if args.json:
     with open(args.json, 'w') as f:
       json.dump({'machine': description, 'rows': rows}, f, indent=1)

@@ -16,10 +16,14 @@ What the conversion needed (docs/deployment.md):
   float scales (17 / 9 = 1.8888888); ONNX Runtime floors 9 x 1.8888888 to
   16 rows, not 17. Every such Resize is rewritten to give its integer
   sizes (`_resizes_by_size`).
-- tf2onnx converts segment sums of rank-1 segment ids only, and no integer
-  segment minimum (OpenVINO has none at all): post-processing flattens its
-  segment ids and finds each instance's first pixel from segment-sum
-  tables (postprocessing/merge.py).
+- tf2onnx lowers a segment sum to a dense [segments, most ids of one
+  segment] grid: 1.35 TB for the grouping's sums at 641 x 641, where all
+  non-thing pixels go to one segment. Each becomes one ScatterND with
+  reduction 'add' on zeros (`_segment_sum_as_scatter`), the ONNX op that
+  means it.
+- tf2onnx converts no integer segment minimum (OpenVINO has none at all):
+  post-processing finds each instance's first pixel from segment-sum
+  tables instead (postprocessing/merge.py).
 - OpenVINO cannot run the grouping's while loop inside a cond: with a fixed
   input size the grouping takes none (postprocessing/grouping.py).
 
@@ -105,6 +109,32 @@ def _resizes_by_size(model: Any) -> int:
   return rewritten
 
 
+def _segment_sum_as_scatter(ctx: Any, node: Any, name: str,
+                            args: Any) -> None:
+  """tf2onnx handler: UnsortedSegmentSum(data [N], ids [N], count) ->
+  ScatterND(zeros [count], ids[:, None], data, reduction='add')."""
+  del name, args
+  onnx = optional_module('onnx', 'onnx', 'ONNX export')
+  graph_builder = optional_module('tf2onnx.graph_builder', 'onnx',
+                                  'ONNX export')
+  data, ids, count = node.input
+  dtype = ctx.get_dtype(data)
+  count = ctx.make_node('Cast', [count], attr={
+      'to': onnx.TensorProto.INT64}).output[0]
+  shape = graph_builder.GraphBuilder(ctx).make_unsqueeze(
+      {'data': count, 'axes': [0]})
+  zero = onnx.helper.make_tensor('value', dtype, [1], [0])
+  zeros = ctx.make_node('ConstantOfShape', [shape],
+                        attr={'value': zero}).output[0]
+  ids = ctx.make_node('Cast', [ids], attr={
+      'to': onnx.TensorProto.INT64}).output[0]
+  indices = graph_builder.GraphBuilder(ctx).make_unsqueeze(
+      {'data': ids, 'axes': [1]})
+  node.type = 'ScatterND'
+  ctx.replace_inputs(node, [zeros, indices, data])
+  node.set_attr('reduction', 'add')
+
+
 def convert(module: export.PanopticDeepLabModule,
             metadata: dict[str, str] | None = None) -> bytes:
   """Returns the ONNX model (serialized ModelProto) of a module of one
@@ -122,8 +152,10 @@ def convert(module: export.PanopticDeepLabModule,
   height, width = module.input_size
   spec = tf.TensorSpec([1, height, width, 3], tf.uint8, name='images')
   predict = tf.function(module.predict_rgb, input_signature=[spec])
-  model, _ = tf2onnx.convert.from_function(predict, input_signature=[spec],
-                                           opset=OPSET)
+  model, _ = tf2onnx.convert.from_function(
+      predict, input_signature=[spec], opset=OPSET,
+      custom_op_handlers={'UnsortedSegmentSum': (_segment_sum_as_scatter,
+                                                 [])})
   # Shapes tf2onnx declared from TF; ONNX Runtime infers its own.
   del model.graph.value_info[:]
   _resizes_by_size(model)

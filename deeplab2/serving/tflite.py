@@ -62,7 +62,8 @@ def convert(module: export.PanopticDeepLabModule,
   with tempfile.TemporaryDirectory() as scratch:
     path = os.path.join(scratch, 'saved_model')
     tf.saved_model.save(holder, path,
-                        signatures={'serving_default': holder.serve})
+                        signatures={'serving_default': holder.serve},
+                        options=export.SERVING_SAVE_OPTIONS)
     converter = tf.lite.TFLiteConverter.from_saved_model(path)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if quantization != 'float32':

@@ -305,9 +305,25 @@ def test_onnx_and_openvino_equal_the_saved_model(trained, plain_export,
     print(f'\nONNX / OpenVINO panoptic pixel agreement with the SavedModel: '
           f'{agreement}')
   assert agreement == {'onnx': 1.0, 'openvino': 1.0}
+  # Our Predictor takes each by its file, the classes from its metadata.
+  saved = predictor_lib.Predictor.from_saved_model(export_dir)(images[0])
+  for path in (onnx_path, xml_path):
+    result = predictor_lib.Predictor.from_file(path)(images[0])
+    np.testing.assert_array_equal(result.panoptic, saved.panoptic)
+    assert [(s.id, s.area, s.bbox) for s in result.segments] == [
+        (s.id, s.area, s.bbox) for s in saved.segments]
   with pytest.raises(FileExistsError, match=r'model\.onnx exists; pass '
                      r'overwrite=True'):
     onnx_export.onnx_from_config(config_path, model_dir, onnx_path)
+
+
+def test_a_path_of_no_exported_model_is_named(tmp_path):
+  (tmp_path / 'model.pb').write_bytes(b'')
+  for path in (tmp_path, tmp_path / 'model.pb', tmp_path / 'missing.onnx'):
+    with pytest.raises(ValueError, match=r'is no exported model: give a '
+                       r'SavedModel folder \(with saved_model\.pb\), or a '
+                       r'\.tflite, \.onnx or OpenVINO \.xml file\.'):
+      predictor_lib.Predictor.from_file(str(path))
 
 
 def test_a_missing_optional_package_names_its_extra():
