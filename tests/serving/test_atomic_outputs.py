@@ -30,8 +30,8 @@ def test_an_interrupted_export_leaves_the_old_saved_model(
                             parts.descriptor('eval'))
   before = _listing(output)
 
-  def save_then_interrupt(module, path, signatures):
-    del module, signatures
+  def save_then_interrupt(module, path, signatures, options):
+    del module, signatures, options
     with open(os.path.join(path, 'saved_model.pb'), 'wb') as f:
       f.write(b'half')
     raise KeyboardInterrupt
