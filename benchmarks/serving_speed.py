@@ -30,6 +30,7 @@ machine to a file.
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -128,6 +129,7 @@ def _worker(args):
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from deeplab2 import config as config_lib  # pylint: disable=g-import-not-at-top
+  from deeplab2.postprocessing import post_processor as post_processor_lib  # pylint: disable=g-import-not-at-top
   from deeplab2.serving import export  # pylint: disable=g-import-not-at-top
   from deeplab2.serving import onnx_export  # pylint: disable=g-import-not-at-top
   from deeplab2.serving import tflite  # pylint: disable=g-import-not-at-top
@@ -155,6 +157,13 @@ def _worker(args):
       args.runs)
   module = export.PanopticDeepLabModule(model, post_processor,
                                         inference_options, (height, width))
+  # The ONNX and OpenVINO models group without a loop, as export_model.py
+  # writes them.
+  loop_free = export.PanopticDeepLabModule(
+      model, post_processor_lib.PanopticDeepLabPostProcessor(
+          dataclasses.replace(parts.post_processor_options(),
+                              loop_free_grouping=True)),
+      inference_options, (height, width))
   metadata = {onnx_export.DESCRIPTOR_KEY: json.dumps(
       parts.descriptor('eval').to_json_dict())}
   with tempfile.TemporaryDirectory() as scratch:
@@ -171,7 +180,7 @@ def _worker(args):
         files[kind] = os.path.join(scratch, f'{kind}.tflite')
       elif kind in ('onnx', 'openvino'):
         if onnx_bytes is None:
-          onnx_bytes = onnx_export.convert(module, metadata)
+          onnx_bytes = onnx_export.convert(loop_free, metadata)
         data = onnx_bytes
         files[kind] = os.path.join(scratch, 'model.onnx')
       else:
@@ -189,7 +198,7 @@ def _worker(args):
       if kind == 'openvino':
         size += os.path.getsize(files[kind][:-4] + '.bin')
       result[f'{kind}_mb'] = size / 2**20
-    del model, module, forward
+    del model, module, loop_free, forward
     maps = {}
     for kind in ('saved_model',) + tuple(
         k for k in args.formats if k != 'saved_model'):

@@ -16,7 +16,7 @@ DEFAULT_CHUNK_SIZE = 32768
 _CENTER_SLOT_SIZES = (32,)
 
 
-def _nearest_in_image(points, scores, offsets, mask, chunk_size):
+def _nearest_in_image(points, scores, offsets, mask, chunk_size, loop_free):
   """One image: int32 [H, W], 1 + nearest center index on mask, else 0."""
   height, width, _ = shapes.dims(offsets)
   num_pixels = height * width
@@ -43,7 +43,8 @@ def _nearest_in_image(points, scores, offsets, mask, chunk_size):
   keep = flat_mask & has_center
   if num_slots is None:
     return tf.reshape(_group_compacted(voted, compact, count, keep, center_y,
-                                       center_x, chunk_size, num_pixels),
+                                       center_x, chunk_size, num_pixels,
+                                       loop_free),
                       [height, width])
   # The distances cover the slots up to the last valid center, rounded up
   # to a few static sizes (XLA and TFLite need them static): 20 centers of
@@ -57,7 +58,7 @@ def _nearest_in_image(points, scores, offsets, mask, chunk_size):
     chunk = chunk_size * max(1, num_slots // size)
     result = lambda: _group_compacted(  # pylint: disable=g-long-lambda
         voted, compact, count, keep, center_y[:size], center_x[:size],
-        chunk, num_pixels)
+        chunk, num_pixels, loop_free)
     if index == len(sizes) - 1:
       return result()
     return tf.cond(used <= size, result, lambda: grouped_by(index + 1))
@@ -67,11 +68,11 @@ def _nearest_in_image(points, scores, offsets, mask, chunk_size):
 
 
 def _group_compacted(voted, compact, count, keep, center_y, center_x,
-                     chunk_size, num_pixels):
+                     chunk_size, num_pixels, loop_free):
   """int32 [P]: 1 + the nearest center of each of the first `count` pixels
   listed in `compact` (pixel indices), 0 elsewhere and where `keep` is
   False. voted: float [P, 2] (P = num_pixels); center_y, center_x: float
-  [S]."""
+  [S]. loop_free: see group_pixels."""
   num_chunks = (num_pixels + chunk_size - 1) // chunk_size
   compact = tf.pad(compact, [[0, num_chunks * chunk_size - num_pixels]])
   compact = tf.reshape(compact, [num_chunks, chunk_size])
@@ -84,10 +85,12 @@ def _group_compacted(voted, compact, count, keep, center_y, center_x,
                 tf.math.squared_difference(chunk[:, 1:2], center_x[None, :]))
     return tf.argmin(distance, axis=-1, output_type=tf.int32)
 
-  if isinstance(num_chunks, int):
-    # Static shapes (TFLite, ONNX, OpenVINO, XLA): every chunk, without a
-    # loop. OpenVINO cannot run the loop below inside the slot-size cond;
-    # the chunks past `count` cost distances that are then dropped.
+  if loop_free:
+    if not isinstance(num_chunks, int):
+      raise ValueError('Loop-free grouping needs a fixed input size (static '
+                       'height and width).')
+    # OpenVINO cannot run the loop below inside the slot-size cond. The
+    # chunks past `count` cost distances that are then dropped.
     nearest = tf.stack([nearest_in_chunk(i) for i in range(num_chunks)])
   else:
     # A while loop over the active chunks only, writing into a preallocated
@@ -108,7 +111,7 @@ def _group_compacted(voted, compact, count, keep, center_y, center_x,
 
 
 def group_pixels(center_points, center_scores, offset_map, pixel_mask=None,
-                 chunk_size=DEFAULT_CHUNK_SIZE):
+                 chunk_size=DEFAULT_CHUNK_SIZE, loop_free=False):
   """Assigns each masked pixel to its closest valid center.
 
   Args:
@@ -119,6 +122,9 @@ def group_pixels(center_points, center_scores, offset_map, pixel_mask=None,
       pixels); all pixels when None.
     chunk_size: pixels per distance computation; extra memory is about
       chunk_size * K * 12 bytes per image at a time.
+    loop_free: compute every chunk without a while loop (static height and
+      width only), for runtimes that cannot run the loop (OpenVINO); the
+      loop computes only the chunks that hold masked pixels.
 
   Returns:
     int32 [B, H, W]: 1 + the index of the closest center (squared Euclidean
@@ -132,8 +138,9 @@ def group_pixels(center_points, center_scores, offset_map, pixel_mask=None,
     return tf.zeros(tf.shape(offset_map)[:3], tf.int32)
   if offset_map.shape[0] == 1:
     return _nearest_in_image(center_points[0], center_scores[0],
-                             offset_map[0], pixel_mask[0], chunk_size)[None]
+                             offset_map[0], pixel_mask[0], chunk_size,
+                             loop_free)[None]
   return tf.map_fn(
-      lambda args: _nearest_in_image(*args, chunk_size),
+      lambda args: _nearest_in_image(*args, chunk_size, loop_free),
       (center_points, center_scores, offset_map, pixel_mask),
       fn_output_signature=tf.int32, parallel_iterations=1)

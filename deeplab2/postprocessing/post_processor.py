@@ -25,12 +25,17 @@ class PostProcessorOptions:
       label_spec.label_divisor: instance ids of a class run 1..divisor - 1
       (with -1, instances of a class past that become void).
     stuff_area_limit: stuff segments with fewer pixels become void.
+    loop_free_grouping: group every pixel chunk without a loop (needs a
+      fixed input size): for the ONNX and OpenVINO models, whose runtimes
+      cannot all run the loop; slower than the loop, which skips the chunks
+      without thing pixels (grouping.group_pixels).
   """
   label_spec: label_spec_lib.LabelSpec
   center_score_threshold: float = 0.1
   nms_kernel: int = 7
   keep_k_centers: int = 200
   stuff_area_limit: int = 0
+  loop_free_grouping: bool = False
 
   def __post_init__(self):
     if not isinstance(self.label_spec, label_spec_lib.LabelSpec):
@@ -96,7 +101,7 @@ class PanopticDeepLabPostProcessor:
       thing_mask = spec.is_thing(image_semantic)
       instance_index = grouping.group_pixels(
           points[i][None], image_scores, offsets[i][None],
-          pixel_mask=thing_mask)
+          pixel_mask=thing_mask, loop_free=o.loop_free_grouping)
       panoptic, instance_pred, instance_class, instance_area = (
           merge.merge_semantic_and_instance(
               image_semantic, instance_index, num_centers, spec,

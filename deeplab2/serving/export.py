@@ -42,6 +42,7 @@ from deeplab2 import config as config_lib
 from deeplab2 import inference
 from deeplab2.data import dataset_descriptor
 from deeplab2.modeling import restore
+from deeplab2.postprocessing import post_processor as post_processor_lib
 from deeplab2.utils import atomic
 
 METADATA_FILE = 'deeplab2_export.json'
@@ -323,7 +324,8 @@ def fixed_size_module(config_path: 'config_lib.ConfigSource',
                       checkpoint_path: str,
                       eval_scales: Sequence[float] | None = None,
                       add_flipped_images: bool | None = None,
-                      input_size: Sequence[int] | None = None
+                      input_size: Sequence[int] | None = None,
+                      loop_free_grouping: bool = False
                       ) -> tuple[PanopticDeepLabModule,
                                  config_lib.ExperimentParts]:
   """(module of one input size, the parts) of a config's restored model,
@@ -333,11 +335,15 @@ def fixed_size_module(config_path: 'config_lib.ConfigSource',
     config_path, checkpoint_path: see export_from_config.
     eval_scales, add_flipped_images: see export_from_config.
     input_size: (height, width) the model takes; None: the eval crop size.
+    loop_free_grouping: see post_processor.PostProcessorOptions.
   """
   parts = config_lib.load_experiment(config_path)
   options = parts.inference_options(eval_scales, add_flipped_images)
   model = restored_model(parts, checkpoint_path)
-  module = PanopticDeepLabModule(model, parts.build_post_processor(), options,
+  post_processor = post_processor_lib.PanopticDeepLabPostProcessor(
+      dataclasses.replace(parts.post_processor_options(),
+                          loop_free_grouping=loop_free_grouping))
+  module = PanopticDeepLabModule(model, post_processor, options,
                                  input_size or options.crop_size)
   return module, parts
 

@@ -24,8 +24,8 @@ What the conversion needed (docs/deployment.md):
 - tf2onnx converts no integer segment minimum (OpenVINO has none at all):
   post-processing finds each instance's first pixel from segment-sum
   tables instead (postprocessing/merge.py).
-- OpenVINO cannot run the grouping's while loop inside a cond: with a fixed
-  input size the grouping takes none (postprocessing/grouping.py).
+- OpenVINO cannot run the grouping's while loop inside a cond: these models
+  group without it (`loop_free_grouping`, postprocessing/grouping.py).
 
 tf2onnx, onnx and openvino are optional (extras `onnx`, `openvino`): a
 missing one is an ImportError that names the extra.
@@ -190,7 +190,7 @@ def onnx_from_config(config_path: 'config_lib.ConfigSource',
   optional_module('tf2onnx', 'onnx', 'ONNX export')
   module, parts = export.fixed_size_module(
       config_path, checkpoint_path, eval_scales, add_flipped_images,
-      input_size)
+      input_size, loop_free_grouping=True)
   data = convert(module, _metadata(parts, module))
   _make_parent(output_path)
   atomic.write_file(output_path, data)
@@ -222,7 +222,7 @@ def openvino_from_config(config_path: 'config_lib.ConfigSource',
   optional_module('tf2onnx', 'onnx', 'OpenVINO export (through ONNX)')
   module, parts = export.fixed_size_module(
       config_path, checkpoint_path, eval_scales, add_flipped_images,
-      input_size)
+      input_size, loop_free_grouping=True)
   metadata = _metadata(parts, module)
   data = convert(module, metadata)
   _make_parent(output_path)

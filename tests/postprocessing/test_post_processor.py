@@ -269,3 +269,32 @@ def test_grouping_covers_only_the_used_slots_and_still_finds_the_nearest(
   if num_valid:
     expected = np.where(mask[0], np.argmin(distance, -1) + 1, 0)
   np.testing.assert_array_equal(got[0], expected)
+
+
+def test_loop_free_grouping_equals_the_loop():
+  # pylint: disable=g-import-not-at-top
+  from deeplab2.postprocessing import grouping
+  # pylint: enable=g-import-not-at-top
+  rng = np.random.default_rng(5)
+  height, width, slots = 37, 45, 40
+  points = tf.constant(rng.integers(0, [height, width], (1, slots, 2)),
+                       tf.int32)
+  scores = tf.constant(np.where(np.arange(slots) < 35,
+                                rng.uniform(0.2, 1, slots), 0)[None],
+                       tf.float32)
+  offsets = tf.constant(rng.normal(0, 6, (1, height, width, 2)), tf.float32)
+  mask = tf.constant(rng.uniform(size=(1, height, width)) < 0.4)
+
+  def grouped(loop_free):
+    # Chunks of 256 pixels: 7 of them, a few without masked pixels left.
+    return tf.function(lambda *args: grouping.group_pixels(
+        *args, chunk_size=256, loop_free=loop_free))(
+            points, scores, offsets, mask).numpy()
+  loop = grouped(False)
+  np.testing.assert_array_equal(grouped(True), loop)
+  assert (loop > 0).sum() == int(mask.numpy().sum())
+  with pytest.raises(ValueError, match='needs a fixed input size'):
+    dynamic = tf.TensorSpec([1, None, None, 2], tf.float32)
+    tf.function(lambda offsets: grouping.group_pixels(
+        points, scores, offsets, loop_free=True),
+                input_signature=[dynamic]).get_concrete_function()
