@@ -30,7 +30,6 @@ machine to a file.
 """
 
 import argparse
-import dataclasses
 import json
 import os
 import statistics
@@ -129,7 +128,6 @@ def _worker(args):
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from deeplab2 import config as config_lib  # pylint: disable=g-import-not-at-top
-  from deeplab2.postprocessing import post_processor as post_processor_lib  # pylint: disable=g-import-not-at-top
   from deeplab2.serving import export  # pylint: disable=g-import-not-at-top
   from deeplab2.serving import onnx_export  # pylint: disable=g-import-not-at-top
   from deeplab2.serving import tflite  # pylint: disable=g-import-not-at-top
@@ -160,9 +158,7 @@ def _worker(args):
   # The ONNX and OpenVINO models group without a loop, as export_model.py
   # writes them.
   loop_free = export.PanopticDeepLabModule(
-      model, post_processor_lib.PanopticDeepLabPostProcessor(
-          dataclasses.replace(parts.post_processor_options(),
-                              loop_free_grouping=True)),
+      model, parts.build_post_processor(loop_free_grouping=True),
       inference_options, (height, width))
   metadata = {onnx_export.DESCRIPTOR_KEY: json.dumps(
       parts.descriptor('eval').to_json_dict())}

@@ -9,6 +9,7 @@ plain values and never see the message.
 """
 
 from collections.abc import Iterable, Sequence
+import dataclasses
 import logging
 import os
 from typing import TypeAlias
@@ -382,9 +383,12 @@ class ExperimentParts:
         keep_k_centers=evaluator.keep_k_centers,
         stuff_area_limit=evaluator.stuff_area_limit)
 
-  def build_post_processor(self) -> post_processor.PanopticDeepLabPostProcessor:
-    return post_processor.PanopticDeepLabPostProcessor(
-        self.post_processor_options())
+  def build_post_processor(self, loop_free_grouping: bool = False
+                           ) -> post_processor.PanopticDeepLabPostProcessor:
+    """The config's post-processor; loop_free_grouping: see
+    post_processor.PostProcessorOptions (the ONNX and OpenVINO models)."""
+    return post_processor.PanopticDeepLabPostProcessor(dataclasses.replace(
+        self.post_processor_options(), loop_free_grouping=loop_free_grouping))
 
   def target_options(self, split: str) -> targets.TargetOptions:
     options = self._dataset_options(split)

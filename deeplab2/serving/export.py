@@ -42,7 +42,6 @@ from deeplab2 import config as config_lib
 from deeplab2 import inference
 from deeplab2.data import dataset_descriptor
 from deeplab2.modeling import restore
-from deeplab2.postprocessing import post_processor as post_processor_lib
 from deeplab2.utils import atomic
 
 METADATA_FILE = 'deeplab2_export.json'
@@ -340,9 +339,7 @@ def fixed_size_module(config_path: 'config_lib.ConfigSource',
   parts = config_lib.load_experiment(config_path)
   options = parts.inference_options(eval_scales, add_flipped_images)
   model = restored_model(parts, checkpoint_path)
-  post_processor = post_processor_lib.PanopticDeepLabPostProcessor(
-      dataclasses.replace(parts.post_processor_options(),
-                          loop_free_grouping=loop_free_grouping))
+  post_processor = parts.build_post_processor(loop_free_grouping)
   module = PanopticDeepLabModule(model, post_processor, options,
                                  input_size or options.crop_size)
   return module, parts

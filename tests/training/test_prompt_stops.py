@@ -21,12 +21,17 @@ import cli_runner
 from conftest import save_checkpoints_at, tiny_config_text
 
 # trainer/train.py with each scored image taking 0.5 s more: an evaluation
-# of the 40 images below then lasts 20 s or more.
+# of the 40 images below then lasts 20 s or more. The first scored image
+# prints _SCORING, when the evaluation is under way (its step traced).
+_SCORING = 'scoring the first image'
 _SLOW_EVALUATION = textwrap.dedent('''
     import sys, time
     from deeplab2.training import evaluator
     score = evaluator.Evaluator._score
     def slow_score(self, *args, **kwargs):
+      if not getattr(slow_score, 'said', False):
+        slow_score.said = True
+        print('scoring the first image', flush=True)
       time.sleep(0.5)
       return score(self, *args, **kwargs)
     evaluator.Evaluator._score = slow_score
@@ -83,7 +88,7 @@ def test_sigterm_during_the_final_evaluation_stops_within_5_s(
   returncode, seconds = _stop_when_logged(
       [sys.executable, '-c', _SLOW_EVALUATION, f'--config_file={config_path}',
        '--mode=train_and_eval', f'--model_dir={model_dir}'],
-      log_path, 'step 2/2')
+      log_path, _SCORING, settle=0.5)
   text = log_path.read_text()
   assert returncode == 128 + signal.SIGTERM, text[-3000:]
   assert seconds < 5, text[-3000:]
