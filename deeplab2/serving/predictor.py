@@ -232,6 +232,18 @@ def model_kind(path: str) -> str:
                    '.xml file.')
 
 
+def _one_image_at_a_time(run_one: Callable[[np.ndarray], Mapping[
+    str, np.ndarray]]) -> 'BatchFunction':
+  """A BatchFunction over a model of batch 1: run_one(uint8 [1, H, W, 3])
+  -> {name: [1, ...] array}, called per image, results concatenated."""
+
+  def run(images: np.ndarray) -> dict[str, np.ndarray]:
+    outputs = [run_one(image[None]) for image in images]
+    return {key: np.concatenate([o[key] for o in outputs])
+            for key in outputs[0]}
+  return run
+
+
 def _descriptor(descriptor: str | dataset_descriptor.DatasetDescriptor |
                 None, metadata: Mapping[str, str], path: str
                 ) -> dataset_descriptor.DatasetDescriptor:
@@ -412,15 +424,10 @@ class Predictor:
     runner = litert.Interpreter(model_path=path, num_threads=num_threads)
     signature = runner.get_signature_runner()
     shape = signature.get_input_details()['images']['shape']
-    if isinstance(descriptor, str):
-      descriptor = dataset_descriptor.read_json(descriptor)
-
-    def run(images: np.ndarray) -> dict[str, np.ndarray]:
-      outputs = [signature(images=image[None]) for image in images]
-      return {key: np.concatenate([o[key] for o in outputs])
-              for key in outputs[0]}
-    predictor = cls(run, descriptor, tuple(int(v) for v in shape[1:3]),
-                    score_threshold, max_instances)
+    run = _one_image_at_a_time(lambda image: signature(images=image))
+    predictor = cls(run, _descriptor(descriptor, {}, path),
+                    tuple(int(v) for v in shape[1:3]), score_threshold,
+                    max_instances)
     predictor._resources = runner
     return predictor
 
@@ -447,10 +454,8 @@ class Predictor:
     shape = session.get_inputs()[0].shape
     names = [output.name for output in session.get_outputs()]
 
-    def run(images: np.ndarray) -> dict[str, np.ndarray]:
-      outputs = [dict(zip(names, session.run(None, {'images': image[None]})))
-                 for image in images]
-      return {key: np.concatenate([o[key] for o in outputs]) for key in names}
+    run = _one_image_at_a_time(
+        lambda image: dict(zip(names, session.run(None, {'images': image}))))
     predictor = cls(run, _descriptor(descriptor, metadata, path),
                     tuple(int(v) for v in shape[1:3]), score_threshold,
                     max_instances)
@@ -483,15 +488,12 @@ class Predictor:
     outputs = {named.get_any_name(): output
                for named, output in zip(model.outputs, compiled.outputs)}
 
-    def run(images: np.ndarray) -> dict[str, np.ndarray]:
+    def run_one(image: np.ndarray) -> dict[str, np.ndarray]:
       request = compiled.create_infer_request()
-      results = []
-      for image in images:
-        request.infer({0: image[None]})
-        results.append({name: np.array(request.get_tensor(output).data)
-                        for name, output in outputs.items()})
-      return {name: np.concatenate([r[name] for r in results])
-              for name in outputs}
+      request.infer({0: image})
+      return {name: np.array(request.get_tensor(output).data)
+              for name, output in outputs.items()}
+    run = _one_image_at_a_time(run_one)
     predictor = cls(run, _descriptor(descriptor, metadata, path),
                     tuple(shape[1:3]), score_threshold, max_instances)
     predictor._resources = compiled

@@ -193,7 +193,8 @@ def overlay_panoptic(image, panoptic, label_spec, alpha=0.55, borders=True,
   if borders:
     out[segment_borders(panoptic)] = 255.0
   out = np.clip(out + 0.5, 0, 255).astype(np.uint8)
-  font = label_font(*out.shape[:2])
+  if labels or legend:
+    font = label_font(*out.shape[:2])
   if labels:
     canvas = Image.fromarray(out)
     _draw_labels(canvas, labels, font)

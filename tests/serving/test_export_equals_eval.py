@@ -241,6 +241,13 @@ def test_tflite_float32_equals_the_saved_model_and_int8_agreement(
           f'{agreement}')
   assert agreement['float32'] == 1.0
   assert agreement['int8'] >= INT8_PANOPTIC_AGREEMENT - 0.02, agreement
+  # Our Predictor on the float32 model (its classes from the export's
+  # descriptor) gives the SavedModel's maps too.
+  tflite_predictor = predictor_lib.Predictor.from_file(
+      str(root / 'float32.tflite'),
+      os.path.join(export_dir, 'assets', export.DESCRIPTOR_FILE))
+  np.testing.assert_array_equal(tflite_predictor(images[0]).panoptic,
+                                expected[0]['panoptic_pred'].numpy())
 
 
 # python -c _RUNTIMES_SCRIPT IMAGES.npz MODEL.onnx MODEL.xml OUT.npz: both
