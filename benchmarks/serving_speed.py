@@ -4,7 +4,8 @@ network alone.
 
   python benchmarks/serving_speed.py [--configs=resnet50_os32_merge_with_pure_tf_func,mobilenet_v3_large_os32]
       [--sizes=641x641,1025x2049] [--runs=3]
-      [--formats=saved_model,float32,float16,int8,onnx,openvino] [--json=PATH]
+      [--formats=saved_model,float32,float16,int8,onnx,openvino,openvino_bf16]
+      [--json=PATH]
 
 For each config (a stem under configs/cityscapes/panoptic_deeplab/) and
 input size, a worker process builds the model with random weights and
@@ -16,7 +17,10 @@ output_stride * k + 1), times the Keras network's forward pass alone
   saved_model: export_model.py's SavedModel (serving_default, uint8 image);
   float32 / float16 / int8: its .tflite models (export_model.py --tflite);
   onnx: its .onnx model (--format=onnx);
-  openvino: its OpenVINO IR (--format=openvino), compiled in float32.
+  openvino: its OpenVINO IR (--format=openvino), compiled in float32;
+  openvino_bf16: the same IR compiled with INFERENCE_PRECISION_HINT bf16
+    (Predictor.from_openvino(precision='bf16')): bfloat16 on CPUs with
+    bfloat16 units, float32 elsewhere.
 Each format is then served by a process of its own that imports only its
 runtime (never this package): batch 1, median of `--runs` after one
 warm-up, with --threads threads; its peak resident memory (the whole
@@ -41,7 +45,8 @@ import time
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_FORMATS = ('saved_model', 'float32', 'float16', 'int8', 'onnx', 'openvino')
+_FORMATS = ('saved_model', 'float32', 'float16', 'int8', 'onnx', 'openvino',
+            'openvino_bf16')
 _TFLITE = ('float32', 'float16', 'int8')
 
 # python -c _SERVE FORMAT MODEL IMAGE.npy RUNS THREADS PANOPTIC_OUT.npy:
@@ -49,7 +54,7 @@ _TFLITE = ('float32', 'float16', 'int8')
 _SERVE = """
 import json, statistics, sys, time
 import numpy as np
-kind, path, image_path, runs, threads, out = sys.argv[1:7]
+kind, path, image_path, runs, threads, out, precision = sys.argv[1:8]
 runs, threads = int(runs), int(threads)
 image = np.load(image_path)
 if kind == 'saved_model':
@@ -75,7 +80,7 @@ else:
   core = openvino.Core()
   model = core.read_model(path)
   compiled = core.compile_model(model, 'CPU', {
-      'INFERENCE_PRECISION_HINT': 'f32', 'INFERENCE_NUM_THREADS': threads})
+      'INFERENCE_PRECISION_HINT': precision, 'INFERENCE_NUM_THREADS': threads})
   names = [o.get_any_name() for o in model.outputs]
   def run():
     got = compiled({0: image[None]})
@@ -155,30 +160,35 @@ def _worker(args):
       args.runs)
   module = export.PanopticDeepLabModule(model, post_processor,
                                         inference_options, (height, width))
-  # The ONNX and OpenVINO models group without a loop, as export_model.py
-  # writes them.
-  loop_free = export.PanopticDeepLabModule(
-      model, parts.build_post_processor(loop_free_grouping=True),
-      inference_options, (height, width))
+  # The ONNX and OpenVINO models group without a loop, each as
+  # export_model.py writes it.
+  loop_free = {
+      runtime: export.PanopticDeepLabModule(
+          model, parts.build_post_processor(grouping), inference_options,
+          (height, width))
+      for runtime, grouping in (('onnx', onnx_export.ONNX_GROUPING),
+                                ('openvino', onnx_export.OPENVINO_GROUPING))}
   metadata = {onnx_export.DESCRIPTOR_KEY: json.dumps(
       parts.descriptor('eval').to_json_dict())}
   with tempfile.TemporaryDirectory() as scratch:
     image_path = os.path.join(scratch, 'image.npy')
     np.save(image_path, image)
     files = {'saved_model': os.path.join(scratch, 'saved_model')}
-    onnx_bytes = None
     export.export_saved_model(model, post_processor, inference_options,
                               files['saved_model'], parts.descriptor('eval'))
-    for kind in args.formats:
+    for kind in [f for f in _FORMATS if f in args.formats]:
       start = time.perf_counter()
       if kind in _TFLITE:
         data = tflite.convert(module, kind)
         files[kind] = os.path.join(scratch, f'{kind}.tflite')
       elif kind in ('onnx', 'openvino'):
-        if onnx_bytes is None:
-          onnx_bytes = onnx_export.convert(loop_free, metadata)
-        data = onnx_bytes
-        files[kind] = os.path.join(scratch, 'model.onnx')
+        data = onnx_export.convert(loop_free[kind], metadata)
+        files[kind] = os.path.join(scratch, f'{kind}.onnx')
+      elif kind == 'openvino_bf16':
+        if 'openvino' not in files:
+          raise ValueError('--formats: openvino_bf16 needs openvino too')
+        files[kind] = files['openvino']
+        continue
       else:
         continue
       with open(files[kind], 'wb') as f:
@@ -187,22 +197,26 @@ def _worker(args):
         import openvino  # pylint: disable=g-import-not-at-top
         files[kind] = os.path.join(scratch, 'model.xml')
         openvino.save_model(openvino.convert_model(
-            os.path.join(scratch, 'model.onnx')), files[kind],
+            os.path.join(scratch, 'openvino.onnx')), files[kind],
                             compress_to_fp16=False)
       result[f'{kind}_convert_s'] = time.perf_counter() - start
       size = os.path.getsize(files[kind])
       if kind == 'openvino':
         size += os.path.getsize(files[kind][:-4] + '.bin')
       result[f'{kind}_mb'] = size / 2**20
+    if 'openvino_bf16' in files:
+      result['openvino_bf16_mb'] = result['openvino_mb']
     del model, module, loop_free, forward
     maps = {}
     for kind in ('saved_model',) + tuple(
         k for k in args.formats if k != 'saved_model'):
-      runtime = 'tflite' if kind in _TFLITE else kind
+      runtime = ('tflite' if kind in _TFLITE else
+                 'openvino' if kind == 'openvino_bf16' else kind)
+      precision = 'bf16' if kind == 'openvino_bf16' else 'f32'
       out = os.path.join(scratch, f'{kind}-panoptic.npy')
       done = subprocess.run(
           [sys.executable, '-c', _SERVE, runtime, files[kind], image_path,
-           str(args.runs), str(args.threads), out],
+           str(args.runs), str(args.threads), out, precision],
           capture_output=True, text=True, check=False,
           env={**os.environ, 'PYTHONPATH': ''}, cwd=scratch)
       if done.returncode:
@@ -285,7 +299,8 @@ def main():
       for kind in formats:
         name = {'saved_model': 'SavedModel', 'float32': 'TFLite float32',
                 'float16': 'TFLite float16', 'int8': 'TFLite int8',
-                'onnx': 'ONNX Runtime', 'openvino': 'OpenVINO'}[kind]
+                'onnx': 'ONNX Runtime', 'openvino': 'OpenVINO',
+                'openvino_bf16': 'OpenVINO bf16'}[kind]
         row = {'config': config, 'input': size, 'runtime': kind}
         if kind not in result:
           row['error'] = result.get(f'{kind}_error', 'not run')

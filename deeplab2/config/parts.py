@@ -383,12 +383,12 @@ class ExperimentParts:
         keep_k_centers=evaluator.keep_k_centers,
         stuff_area_limit=evaluator.stuff_area_limit)
 
-  def build_post_processor(self, loop_free_grouping: bool = False
+  def build_post_processor(self, grouping_mode: str = 'loop'
                            ) -> post_processor.PanopticDeepLabPostProcessor:
-    """The config's post-processor; loop_free_grouping: see
+    """The config's post-processor; grouping_mode: see
     post_processor.PostProcessorOptions (the ONNX and OpenVINO models)."""
     return post_processor.PanopticDeepLabPostProcessor(dataclasses.replace(
-        self.post_processor_options(), loop_free_grouping=loop_free_grouping))
+        self.post_processor_options(), grouping_mode=grouping_mode))
 
   def target_options(self, split: str) -> targets.TargetOptions:
     options = self._dataset_options(split)

@@ -25,19 +25,22 @@ class PostProcessorOptions:
       label_spec.label_divisor: instance ids of a class run 1..divisor - 1
       (with -1, instances of a class past that become void).
     stuff_area_limit: stuff segments with fewer pixels become void.
-    loop_free_grouping: group every pixel chunk without a loop (needs a
-      fixed input size): for the ONNX and OpenVINO models, whose runtimes
-      cannot all run the loop; slower than the loop, which skips the chunks
-      without thing pixels (grouping.group_pixels).
+    grouping_mode: one of grouping.MODES: grouping.LOOP (default) loops
+      over the pixel chunks that hold thing pixels; EVERY_PIXEL and
+      EVERY_PIXEL_MIN compute every chunk without a loop (fixed input size
+      only), for the ONNX and OpenVINO models. All give the same maps.
   """
   label_spec: label_spec_lib.LabelSpec
   center_score_threshold: float = 0.1
   nms_kernel: int = 7
   keep_k_centers: int = 200
   stuff_area_limit: int = 0
-  loop_free_grouping: bool = False
+  grouping_mode: str = grouping.LOOP
 
   def __post_init__(self):
+    if self.grouping_mode not in grouping.MODES:
+      raise ValueError(f'grouping_mode={self.grouping_mode!r}: must be one '
+                       f'of {", ".join(grouping.MODES)}.')
     if not isinstance(self.label_spec, label_spec_lib.LabelSpec):
       raise TypeError('PostProcessorOptions.label_spec must be a '
                       f'deeplab2.label_spec.LabelSpec, got '
@@ -101,7 +104,7 @@ class PanopticDeepLabPostProcessor:
       thing_mask = spec.is_thing(image_semantic)
       instance_index = grouping.group_pixels(
           points[i][None], image_scores, offsets[i][None],
-          pixel_mask=thing_mask, loop_free=o.loop_free_grouping)
+          pixel_mask=thing_mask, mode=o.grouping_mode)
       panoptic, instance_pred, instance_class, instance_area = (
           merge.merge_semantic_and_instance(
               image_semantic, instance_index, num_centers, spec,

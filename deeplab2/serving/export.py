@@ -324,7 +324,7 @@ def fixed_size_module(config_path: 'config_lib.ConfigSource',
                       eval_scales: Sequence[float] | None = None,
                       add_flipped_images: bool | None = None,
                       input_size: Sequence[int] | None = None,
-                      loop_free_grouping: bool = False
+                      grouping_mode: str = 'loop'
                       ) -> tuple[PanopticDeepLabModule,
                                  config_lib.ExperimentParts]:
   """(module of one input size, the parts) of a config's restored model,
@@ -334,12 +334,12 @@ def fixed_size_module(config_path: 'config_lib.ConfigSource',
     config_path, checkpoint_path: see export_from_config.
     eval_scales, add_flipped_images: see export_from_config.
     input_size: (height, width) the model takes; None: the eval crop size.
-    loop_free_grouping: see post_processor.PostProcessorOptions.
+    grouping_mode: see post_processor.PostProcessorOptions.
   """
   parts = config_lib.load_experiment(config_path)
   options = parts.inference_options(eval_scales, add_flipped_images)
   model = restored_model(parts, checkpoint_path)
-  post_processor = parts.build_post_processor(loop_free_grouping)
+  post_processor = parts.build_post_processor(grouping_mode)
   module = PanopticDeepLabModule(model, post_processor, options,
                                  input_size or options.crop_size)
   return module, parts

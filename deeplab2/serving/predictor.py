@@ -212,6 +212,7 @@ def kept_instances(prediction: Prediction, score_threshold: float,
 
 
 MODEL_KINDS = ('saved_model', 'tflite', 'onnx', 'openvino')
+OPENVINO_PRECISIONS = ('f32', 'bf16')
 
 
 def model_kind(path: str) -> str:
@@ -467,10 +468,25 @@ class Predictor:
                     descriptor: str | dataset_descriptor.DatasetDescriptor |
                     None = None, device: str = 'CPU',
                     score_threshold: float = 0.0,
-                    max_instances: int | None = None) -> 'Predictor':
+                    max_instances: int | None = None,
+                    precision: str = 'f32') -> 'Predictor':
     """An OpenVINO IR (.xml with its .bin) of export_model.py
-    --format=openvino, run by the OpenVINO runtime on `device`; other
-    arguments as from_onnx."""
+    --format=openvino, run by the OpenVINO runtime on `device`.
+
+    Args:
+      precision: 'f32' (default: the SavedModel's maps) or 'bf16': the
+        network's convolutions in bfloat16 where the CPU has bfloat16
+        units (AVX512_BF16, AMX), about 2x faster there, with maps that
+        differ at some segment borders (docs/deployment.md gives the
+        measured agreement); elsewhere OpenVINO computes in float32.
+      other arguments: as from_onnx.
+
+    Raises:
+      ValueError: an unknown precision.
+    """
+    if precision not in OPENVINO_PRECISIONS:
+      raise ValueError(f'precision={precision!r}: OpenVINO precision must be '
+                       f'one of {", ".join(OPENVINO_PRECISIONS)}.')
     openvino = onnx_export.optional_module('openvino', 'openvino',
                                            'Predictor.from_openvino')
     core = openvino.Core()
@@ -479,10 +495,10 @@ class Predictor:
     for key in (onnx_export.DESCRIPTOR_KEY, onnx_export.EXPORT_KEY):
       if model.has_rt_info(['deeplab2', key]):
         metadata[key] = model.get_rt_info(['deeplab2', key]).astype(str)
-    # float32: on CPUs with bfloat16 units OpenVINO would compute in
+    # Always given: on CPUs with bfloat16 units OpenVINO would compute in
     # bfloat16 by default.
     compiled = core.compile_model(model, device,
-                                  {'INFERENCE_PRECISION_HINT': 'f32'})
+                                  {'INFERENCE_PRECISION_HINT': precision})
     shape = [int(v) for v in compiled.input(0).shape]
     # The model's output names (a compiled output can carry several).
     outputs = {named.get_any_name(): output
@@ -503,14 +519,20 @@ class Predictor:
   def from_file(cls, path: str,
                 descriptor: str | dataset_descriptor.DatasetDescriptor | None
                 = None, score_threshold: float = 0.0,
-                max_instances: int | None = None) -> 'Predictor':
+                max_instances: int | None = None,
+                openvino_precision: str = 'f32') -> 'Predictor':
     """Any exported model, chosen by the path: a SavedModel folder, a
-    .tflite, .onnx or OpenVINO .xml file.
+    .tflite, .onnx or OpenVINO .xml file (openvino_precision: see
+    from_openvino's precision).
 
     Raises:
-      ValueError: a path of no such kind.
+      ValueError: a path of no such kind; openvino_precision other than
+        'f32' for a model that is not OpenVINO's.
     """
     kind = model_kind(path)
+    if openvino_precision != 'f32' and kind != 'openvino':
+      raise ValueError(f'{path}: openvino_precision={openvino_precision!r} '
+                       'is for OpenVINO models (.xml) only.')
     threshold, most = score_threshold, max_instances
     if kind == 'saved_model':
       return cls.from_saved_model(path, score_threshold=threshold,
@@ -525,7 +547,8 @@ class Predictor:
       return cls.from_onnx(path, descriptor, score_threshold=threshold,
                            max_instances=most)
     return cls.from_openvino(path, descriptor, score_threshold=threshold,
-                             max_instances=most)
+                             max_instances=most,
+                             precision=openvino_precision)
 
   def __call__(self, image: np.ndarray) -> Prediction:
     """One image (uint8 [H, W, 3], or see image_io.to_rgb_uint8) ->

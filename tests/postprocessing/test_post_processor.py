@@ -271,30 +271,43 @@ def test_grouping_covers_only_the_used_slots_and_still_finds_the_nearest(
   np.testing.assert_array_equal(got[0], expected)
 
 
-def test_loop_free_grouping_equals_the_loop():
+@pytest.mark.parametrize('mode', ['every_pixel', 'every_pixel_min'])
+def test_loop_free_grouping_equals_the_loop(mode):
   # pylint: disable=g-import-not-at-top
   from deeplab2.postprocessing import grouping
   # pylint: enable=g-import-not-at-top
   rng = np.random.default_rng(5)
   height, width, slots = 37, 45, 40
-  points = tf.constant(rng.integers(0, [height, width], (1, slots, 2)),
-                       tf.int32)
+  points = rng.integers(0, [height, width], (1, slots, 2))
+  # Two slots at one point: a tie, which goes to the lower slot.
+  points[0, 7] = points[0, 3]
+  points = tf.constant(points, tf.int32)
   scores = tf.constant(np.where(np.arange(slots) < 35,
                                 rng.uniform(0.2, 1, slots), 0)[None],
                        tf.float32)
-  offsets = tf.constant(rng.normal(0, 6, (1, height, width, 2)), tf.float32)
+  # Whole-pixel offsets make exact ties between distinct centers too.
+  offsets = tf.constant(np.round(rng.normal(0, 6, (1, height, width, 2))),
+                        tf.float32)
   mask = tf.constant(rng.uniform(size=(1, height, width)) < 0.4)
 
-  def grouped(loop_free):
+  def grouped(grouping_mode):
     # Chunks of 256 pixels: 7 of them, a few without masked pixels left.
     return tf.function(lambda *args: grouping.group_pixels(
-        *args, chunk_size=256, loop_free=loop_free))(
+        *args, chunk_size=256, mode=grouping_mode))(
             points, scores, offsets, mask).numpy()
-  loop = grouped(False)
-  np.testing.assert_array_equal(grouped(True), loop)
+  loop = grouped('loop')
+  np.testing.assert_array_equal(grouped(mode), loop)
   assert (loop > 0).sum() == int(mask.numpy().sum())
+  assert not (loop == 8).any() and (loop == 4).any()
   with pytest.raises(ValueError, match='needs a fixed input size'):
     dynamic = tf.TensorSpec([1, None, None, 2], tf.float32)
     tf.function(lambda offsets: grouping.group_pixels(
-        points, scores, offsets, loop_free=True),
+        points, scores, offsets, mode=mode),
                 input_signature=[dynamic]).get_concrete_function()
+
+
+def test_unknown_grouping_mode_is_refused():
+  with pytest.raises(ValueError, match="grouping_mode='fast': must be one of"
+                     ' loop, every_pixel, every_pixel_min'):
+    post_processor.PostProcessorOptions(label_spec=SPEC,
+                                        grouping_mode='fast')

@@ -255,3 +255,21 @@ def test_evaluate_panoptic_on_infer_output_gives_our_pq(tiny_saved_model,
   assert 0.2 < expected['pq_all'] < 0.9
   for key in ('pq_all', 'sq_all', 'rq_all', 'pq_things', 'pq_stuff'):
     assert official[key] == pytest.approx(expected[key], abs=1e-9), key
+
+
+def test_openvino_precision_is_for_an_openvino_model_only(tmp_path, capsys):
+  result = cli_runner.run_main(
+      infer.main, [f'--saved_model={tmp_path}', '--openvino_precision=bf16',
+                   f'--input={tmp_path}', f'--output_dir={tmp_path / "out"}'],
+      capsys)
+  assert result.returncode == 2
+  assert result.stderr.splitlines()[-1].endswith(
+      'error: --openvino_precision is for --model=MODEL.xml (an OpenVINO '
+      'model) only')
+  result = cli_runner.run_main(
+      infer.main, ['--model=x.xml', '--openvino_precision=f16',
+                   f'--input={tmp_path}', f'--output_dir={tmp_path / "out"}'],
+      capsys)
+  assert result.returncode == 2
+  assert "invalid choice: 'f16' (choose from" in result.stderr
+  assert not (tmp_path / 'out').exists()
