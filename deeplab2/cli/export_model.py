@@ -123,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return messages.fail_after_restore(f'error: {e}')
   except tf.errors.OpError as e:      # e.g. a full disk while saving
     return messages.fail_after_restore(
-        f'error: {type(e).__name__}: {e.message.splitlines()[0]}')
+        f'error: {messages.op_error_line(e)}')
   except KeyboardInterrupt:
     print('error: interrupted; the output was left as it was.',
           file=sys.stderr)

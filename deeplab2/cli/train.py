@@ -86,7 +86,7 @@ def _run(args: argparse.Namespace) -> int:
     return messages.fail_after_restore(f'error: {e}')
   except tf.errors.OpError as e:      # e.g. a full disk while saving
     return messages.fail_after_restore(
-        f'error: {type(e).__name__}: {e.message.splitlines()[0]}')
+        f'error: {messages.op_error_line(e)}')
   if metrics:
     print(f'final: PQ {metrics["pq_all"]:.4f} (things {metrics["pq_things"]:.4f}'
           f', stuff {metrics["pq_stuff"]:.4f}) SQ {metrics["sq_all"]:.4f} '

@@ -283,6 +283,11 @@ def get_descriptor(dataset: str,
     path = dataset
     if base_dir and not os.path.isabs(path) and not os.path.exists(path):
       path = os.path.join(base_dir, path)
+      if not os.path.exists(path):
+        raise ValueError(
+            f'Cannot read dataset descriptor {dataset}: no such file in the '
+            f'working directory ({os.path.abspath(dataset)}) or beside the '
+            f'config ({path}).')
     return read_json(path)
   return DATASETS.get(dataset)
 

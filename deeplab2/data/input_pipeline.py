@@ -167,10 +167,16 @@ def _eval_sample(example, options):
     image, label = augmentation.resize_to_range(
         image, label, options.min_resize_value, options.max_resize_value,
         options.resize_factor)
-  size = tf.shape(label)
-  tf.debugging.assert_less_equal(
-      size, tf.constant(options.crop_size, tf.int32),
-      message='An eval image is larger than eval_dataset_options.crop_size')
+  crop = tf.constant(options.crop_size, tf.int32)
+  # One line naming the image: evaluation pads, never crops.
+  fits = tf.debugging.Assert(tf.reduce_all(tf.shape(label) <= crop), [
+      'eval image', example[common.FILENAME], 'is (height, width)',
+      tf.shape(label), ('after the resize, ' if options.resizes else '') +
+      'larger than eval_dataset_options.crop_size', crop,
+      '; give crop_size at least its size (output_stride * k + 1 per side)'
+      ' or resize it with min_resize_value / max_resize_value'])
+  with tf.control_dependencies([fits]):
+    size = tf.shape(label)
   image, label = augmentation.pad_to_size(
       image, label, options.crop_size[0], options.crop_size[1],
       t.label_spec.void_label)

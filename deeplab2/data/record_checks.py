@@ -8,6 +8,8 @@ against the LabelSpec, and every shard's record framing is walked, so that
 a truncated shard is named now rather than as a DataLossError at some step.
 """
 
+import re
+
 import numpy as np
 import tensorflow as tf
 
@@ -94,3 +96,32 @@ def check_records(files: list[str], spec: label_spec_lib.LabelSpec,
             f'the dataset descriptor {descriptor}: {problem}. Were the '
             'records written for another dataset or label_divisor?')
   return total
+
+
+def find_corrupt_record(files: list[str]) -> str | None:
+  """Where the first record that fails TF's checksums is, or None.
+
+  TF's DataLossError ('corrupted record at 12345') names no file; this
+  reads every shard once (natively, checksums included) to find it.
+
+  Returns:
+    '{shard}: record {index} (of those before it, all intact) does not
+    read back: {TF's message}', or None when every record reads.
+  """
+  for path in files:
+    try:
+      tf.data.TFRecordDataset(path).reduce(0, lambda count, _: count + 1)
+      continue
+    except tf.errors.DataLossError as e:
+      # TF's own words without its function and op names around them.
+      found = re.search(r'corrupted record at \d+', e.message)
+      problem = found.group() if found else e.message.splitlines()[0]
+    index = 0
+    try:
+      for _ in tf.data.TFRecordDataset(path):
+        index += 1
+    except tf.errors.DataLossError:
+      pass
+    return (f'{path}: record {index} does not read back ({problem}); '
+            'the shard is damaged: convert its split again')
+  return None

@@ -14,6 +14,7 @@ from typing import Any, Callable
 import tensorflow as tf
 
 from deeplab2 import config as config_lib
+from deeplab2.data import record_checks
 from deeplab2.training import distribution
 from deeplab2.training import experiment as experiment_lib
 from deeplab2.training import interrupts
@@ -63,6 +64,29 @@ def run(mode: str, config_path: 'config_lib.ConfigSource', model_dir: str,
   strategy = strategy or distribution.create_strategy()
   check_mode(mode, strategy)
   experiment = experiment_lib.Experiment(config_path, model_dir, strategy)
+  try:
+    return _run(mode, config_path, model_dir, experiment)
+  except tf.errors.DataLossError as e:
+    where = _corrupt_record(experiment, mode)
+    if where is None:     # not a record: e.g. a damaged checkpoint
+      raise
+    raise ValueError(where) from e
+
+
+def _corrupt_record(experiment: experiment_lib.Experiment,
+                    mode: str) -> str | None:
+  """The shard and record behind a DataLossError, or None (see
+  record_checks.find_corrupt_record)."""
+  splits = {'train': ('train',), 'train_and_eval': ('train', 'eval')}
+  files = []
+  for split in splits.get(mode, ('eval',)):
+    files += experiment.parts.shard_files(split)
+  return record_checks.find_corrupt_record(files)
+
+
+def _run(mode: str, config_path: 'config_lib.ConfigSource', model_dir: str,
+         experiment: experiment_lib.Experiment) -> Metrics | None:
+  """run's work once the experiment is built."""
   if mode in ('train', 'train_and_eval'):
     # Shards that are missing or do not fit the descriptor: one line, and
     # nothing made yet.

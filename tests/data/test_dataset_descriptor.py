@@ -83,3 +83,28 @@ def test_invalid_descriptors_name_the_dataset_and_the_file(tmp_path):
                      r'"synthetic_panoptic": thing class ids \[9\] are '
                      r'outside 0..4'):
     dataset_descriptor.get_descriptor(str(path))
+
+
+def test_a_relative_descriptor_path_is_looked_up_in_both_places(
+    tmp_path, monkeypatch):
+  config_dir = tmp_path / 'configs'
+  config_dir.mkdir()
+  monkeypatch.chdir(tmp_path)
+  with pytest.raises(ValueError) as error:
+    dataset_descriptor.get_descriptor('data/mine.json', str(config_dir))
+  assert str(error.value) == (
+      'Cannot read dataset descriptor data/mine.json: no such file in the '
+      f'working directory ({tmp_path}/data/mine.json) or beside the config '
+      f'({config_dir}/data/mine.json).')
+  # Beside the config, then in the working directory, which comes first.
+  (config_dir / 'data').mkdir()
+  descriptor = dataset_descriptor.DATASETS.get('synthetic_panoptic')
+  (config_dir / 'data' / 'mine.json').write_text(
+      json.dumps(descriptor.to_json_dict()))
+  assert dataset_descriptor.get_descriptor(
+      'data/mine.json', str(config_dir)).num_classes == descriptor.num_classes
+  (tmp_path / 'data').mkdir()
+  (tmp_path / 'data' / 'mine.json').write_text('{')
+  with pytest.raises(ValueError, match=r'Cannot read dataset descriptor '
+                     r'data/mine\.json: Expecting'):
+    dataset_descriptor.get_descriptor('data/mine.json', str(config_dir))

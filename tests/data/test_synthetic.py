@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from deeplab2 import common
+from deeplab2.cli import messages
 from deeplab2.data import build_synthetic
 from deeplab2.data import dataset_descriptor
 from deeplab2.data import input_pipeline
@@ -116,6 +117,23 @@ def test_training_batches(tiny_dataset_dir):
   semantic = batch[common.GT_SEMANTIC].numpy()
   label = batch[common.PANOPTIC_LABEL].numpy()
   np.testing.assert_array_equal(semantic, label // 1000)
+
+
+def test_an_eval_image_larger_than_the_crop_is_named(tmp_path):
+  build_synthetic.write_synthetic_dataset(str(tmp_path), 0, 1, seed=5,
+                                          image_size=49, num_shards=1)
+  options = input_pipeline.PipelineOptions(
+      file_patterns=(str(tmp_path / 'val-*.tfrecord'),), batch_size=1,
+      crop_size=(33, 65), is_training=False,
+      target_options=targets.TargetOptions(DESCRIPTOR.label_spec))
+  with pytest.raises(tf.errors.InvalidArgumentError) as error:
+    next(iter(input_pipeline.make_dataset(options)))
+  # train.py's error line.
+  assert messages.op_error_line(error.value) == (
+      "InvalidArgumentError: assertion failed: [eval image] [synthetic_val_000000.png] [is (height, "
+      "width)] [49 49] [larger than eval_dataset_options.crop_size] [33 65] "
+      "[; give crop_size at least its size (output_stride * k + 1 per side) "
+      "or resize it with min_resize_value / max_resize_value]")
 
 
 def test_missing_files_name_the_pattern():

@@ -3,6 +3,7 @@ before its first step, in one line naming the shard and the descriptor."""
 
 import json
 import os
+import re
 
 from google.protobuf import text_format
 import numpy as np
@@ -109,6 +110,39 @@ def test_a_truncated_shard_is_named_before_any_step(tiny_dataset_dir, tmp_path,
           if line.startswith('error:')] == [
               f'error: {shard} is truncated: its record 3 ends past the end '
               f'of the file ({size - 100} bytes).']
+
+
+def test_a_damaged_record_names_its_shard(tiny_dataset_dir, tmp_path, capsys):
+  data_dir = tmp_path / 'data'
+  data_dir.mkdir()
+  for name in os.listdir(tiny_dataset_dir):
+    (data_dir / name).write_bytes(
+        open(os.path.join(tiny_dataset_dir, name), 'rb').read())
+  shard = data_dir / 'train-00001-of-00002.tfrecord'
+  data = bytearray(shard.read_bytes())
+  # Past the headers of records 0 and 1, into the middle of record 2's
+  # data: the framing stays intact, its checksum no longer holds.
+  offset = 0
+  for _ in range(2):
+    offset += 12 + int.from_bytes(data[offset:offset + 8], 'little') + 4
+  length = int.from_bytes(data[offset:offset + 8], 'little')
+  data[offset + 12 + length // 2] ^= 0xFF
+  shard.write_bytes(bytes(data))
+  assert record_checks.find_corrupt_record(
+      [os.path.join(tiny_dataset_dir, 'train-00001-of-00002.tfrecord')]) is None
+  config_path = tmp_path / 'config.textproto'
+  config_path.write_text(tiny_config_text(str(data_dir), 4))
+  result = cli_runner.run_main(
+      train.main, [f'--config_file={config_path}', '--mode=train',
+                   f'--model_dir={tmp_path / "model"}'], capsys)
+  assert result.returncode == 1
+  errors = [line for line in result.stderr.splitlines()
+            if line.startswith('error:')]
+  assert len(errors) == 1, result.stderr
+  assert re.fullmatch(
+      f'error: {re.escape(str(shard))}: record 2 does not read back '
+      r'\(corrupted record at \d+\); the shard is damaged: convert its '
+      'split again', errors[0]), errors
 
 
 @pytest.mark.parametrize('mode', ['train', 'train_and_eval'])
