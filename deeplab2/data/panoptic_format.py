@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from deeplab2 import label_spec as label_spec_lib
+from deeplab2.utils import segment_ids
 
 
 class SampleError(ValueError):
@@ -116,8 +117,7 @@ def _read_image(path):
 
 def _read_segment_ids(path):
   png = _decoded(path, path, 'panoptic PNG')
-  array = np.asarray(png.convert('RGB'), np.uint32)
-  return array[..., 0] + 256 * array[..., 1] + 65536 * array[..., 2]
+  return segment_ids.rgb_to_ids(png.convert('RGB'))
 
 
 def panoptic_label(label_path, segments, category_map):

@@ -20,6 +20,7 @@ from PIL import Image
 from deeplab2.data import build_synthetic
 from deeplab2.data import synthetic
 from deeplab2.utils import atomic
+from deeplab2.utils import segment_ids as segment_ids_lib
 
 # The category id of each synthetic class (wall, floor, disc, box, triangle).
 EXPORT_CATEGORY_IDS = (1, 2, 11, 12, 13)
@@ -70,13 +71,6 @@ def coco_panoptic_segments(panoptic: np.ndarray
   return index.astype(np.int32), segments_info
 
 
-def segment_ids_to_rgb(segment_ids: np.ndarray) -> np.ndarray:
-  """int [H, W] ids -> uint8 [H, W, 3], id = R + 256 G + 256^2 B."""
-  ids = segment_ids.astype(np.int64)
-  return np.stack([ids % 256, ids // 256 % 256, ids // 65536 % 256],
-                  -1).astype(np.uint8)
-
-
 def write_coco_panoptic_export(output_dir: str, num_train: int = 600,
                                num_val: int = 100, seed: int = 0,
                                image_size: int = synthetic.DEFAULT_IMAGE_SIZE,
@@ -124,7 +118,7 @@ def write_coco_panoptic_export(output_dir: str, num_train: int = 600,
                                     quality=JPEG_QUALITY)
         segment_ids, segments_info = coco_panoptic_segments(
             np.asarray(panoptic))
-        Image.fromarray(segment_ids_to_rgb(segment_ids)).save(
+        Image.fromarray(segment_ids_lib.ids_to_rgb(segment_ids)).save(
             os.path.join(png_dir, name + '.png'))
         images.append({'id': index, 'file_name': name + '.jpg',
                        'height': image_size, 'width': image_size})

@@ -26,6 +26,7 @@ from PIL import Image
 
 from deeplab2 import label_spec as label_spec_lib
 from deeplab2.evaluation import panoptic_quality
+from deeplab2.utils import segment_ids
 
 _MAX_SEGMENT_ID = 256 ** 3 - 1
 
@@ -133,12 +134,8 @@ def read_id_png(path: str, context: str = '') -> np.ndarray:
   return rgb[:, :, 0] + 256 * rgb[:, :, 1] + 256 * 256 * rgb[:, :, 2]
 
 
-def ids_to_rgb(ids) -> np.ndarray:
-  """uint8 [H, W, 3] R, G, B of int [H, W] segment ids in 0..256^3-1
-  (id = R + 256 G + 256^2 B)."""
-  ids = np.asarray(ids, np.int64)
-  return np.stack([ids % 256, ids // 256 % 256, ids // 65536],
-                  axis=-1).astype(np.uint8)
+# id = R + 256 G + 256^2 B (utils/segment_ids.py).
+ids_to_rgb = segment_ids.ids_to_rgb
 
 
 def write_id_png(path: str, ids) -> None:

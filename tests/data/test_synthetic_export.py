@@ -9,6 +9,7 @@ from PIL import Image
 from deeplab2.cli import build_synthetic_data
 from deeplab2.data import synthetic
 from deeplab2.data import synthetic_export
+from deeplab2.utils import segment_ids
 import cli_runner
 
 
@@ -32,8 +33,13 @@ def test_segments_are_the_synthetic_segments_with_export_ids():
     x, y, w, h = entry['bbox']
     assert mask[y:y + h, x:x + w].sum() == mask.sum()
     assert mask[y, :].any() and mask[:, x].any()
-  rgb = synthetic_export.segment_ids_to_rgb(np.array([[0, 1, 300, 70000]]))
-  assert rgb.tolist() == [[[0, 0, 0], [1, 0, 0], [44, 1, 0], [112, 17, 1]]]
+
+
+def test_segment_ids_as_rgb_and_back():
+  ids = np.array([[0, 1, 300, 70000], [0, 255, 256, segment_ids.MAX_ID]])
+  rgb = segment_ids.ids_to_rgb(ids)
+  assert rgb[0].tolist() == [[0, 0, 0], [1, 0, 0], [44, 1, 0], [112, 17, 1]]
+  np.testing.assert_array_equal(segment_ids.rgb_to_ids(rgb), ids)
 
 
 def test_the_command_writes_an_export_and_refuses_to_replace_it(tmp_path,
