@@ -118,6 +118,45 @@ def _resizes_by_size(model: Any) -> int:
   return rewritten
 
 
+def _softmax_by_reductions(model: Any) -> int:
+  """Rewrites each Softmax node as exp(x - max) / sum(exp(x - max)) over
+  its axis (reductions and element-wise nodes); returns how many.
+
+  ONNX Runtime's Softmax over the 19 classes of 1025 x 2049 pixels took
+  1.0 s, 40 % of MobileNetV3's whole model; five whole-tensor nodes take a
+  fraction of it. The formula is TensorFlow's.
+  """
+  onnx = optional_module('onnx', 'onnx', 'ONNX export')
+  helper = onnx.helper
+  nodes = list(model.graph.node)
+  rewritten = 0
+  for index in reversed(range(len(nodes))):
+    node = nodes[index]
+    if node.op_type != 'Softmax':
+      continue
+    axis = next((a.i for a in node.attribute if a.name == 'axis'), -1)
+    x, (y,) = node.input[0], node.output
+    base = node.name or y
+    axes = onnx.numpy_helper.from_array(np.array([axis], np.int64),
+                                        f'{base}/axes')
+    model.graph.initializer.append(axes)
+    nodes[index:index + 1] = [
+        helper.make_node('ReduceMax', [x], [f'{base}/max'], axes=[axis],
+                         keepdims=1, name=f'{base}/max'),
+        helper.make_node('Sub', [x, f'{base}/max'], [f'{base}/shifted'],
+                         name=f'{base}/shifted'),
+        helper.make_node('Exp', [f'{base}/shifted'], [f'{base}/exp'],
+                         name=f'{base}/exp'),
+        helper.make_node('ReduceSum', [f'{base}/exp', axes.name],
+                         [f'{base}/sum'], keepdims=1, name=f'{base}/sum'),
+        helper.make_node('Div', [f'{base}/exp', f'{base}/sum'], [y],
+                         name=f'{base}/normalised')]
+    rewritten += 1
+  del model.graph.node[:]
+  model.graph.node.extend(nodes)
+  return rewritten
+
+
 def _segment_sum_as_scatter(ctx: Any, node: Any, name: str,
                             args: Any) -> None:
   """tf2onnx handler: UnsortedSegmentSum(data [N], ids [N], count) ->
@@ -168,6 +207,7 @@ def convert(module: export.PanopticDeepLabModule,
   # Shapes tf2onnx declared from TF; ONNX Runtime infers its own.
   del model.graph.value_info[:]
   _resizes_by_size(model)
+  _softmax_by_reductions(model)
   for key, value in (metadata or {}).items():
     entry = model.metadata_props.add()
     entry.key, entry.value = key, value

@@ -4,6 +4,7 @@ before its first step, in one line naming the shard and the descriptor."""
 import json
 import os
 import re
+import shutil
 
 from google.protobuf import text_format
 import numpy as np
@@ -90,21 +91,27 @@ def test_label_problem_accepts_void_crowd_and_no_label():
   assert 'is class 5 ' in record_checks.label_problem(np.array([5000]), spec)
 
 
+def _copy_of(dataset_dir, data_dir):
+  shutil.copytree(dataset_dir, data_dir)
+  return data_dir
+
+
+def _train_on(data_dir, tmp_path, capsys):
+  """train.py --mode=train on the tiny config reading data_dir."""
+  config_path = tmp_path / 'config.textproto'
+  config_path.write_text(tiny_config_text(str(data_dir), 4))
+  return cli_runner.run_main(
+      train.main, [f'--config_file={config_path}', '--mode=train',
+                   f'--model_dir={tmp_path / "model"}'], capsys)
+
+
 def test_a_truncated_shard_is_named_before_any_step(tiny_dataset_dir, tmp_path,
                                                     capsys):
-  data_dir = tmp_path / 'data'
-  data_dir.mkdir()
-  for name in os.listdir(tiny_dataset_dir):
-    (data_dir / name).write_bytes(
-        open(os.path.join(tiny_dataset_dir, name), 'rb').read())
+  data_dir = _copy_of(tiny_dataset_dir, tmp_path / 'data')
   shard = data_dir / 'train-00001-of-00002.tfrecord'
   size = shard.stat().st_size
   shard.write_bytes(shard.read_bytes()[:size - 100])
-  config_path = tmp_path / 'config.textproto'
-  config_path.write_text(tiny_config_text(str(data_dir), 4))
-  result = cli_runner.run_main(
-      train.main, [f'--config_file={config_path}', '--mode=train',
-                   f'--model_dir={tmp_path / "model"}'], capsys)
+  result = _train_on(data_dir, tmp_path, capsys)
   assert result.returncode == 1
   assert [line for line in result.stderr.splitlines()
           if line.startswith('error:')] == [
@@ -113,11 +120,7 @@ def test_a_truncated_shard_is_named_before_any_step(tiny_dataset_dir, tmp_path,
 
 
 def test_a_damaged_record_names_its_shard(tiny_dataset_dir, tmp_path, capsys):
-  data_dir = tmp_path / 'data'
-  data_dir.mkdir()
-  for name in os.listdir(tiny_dataset_dir):
-    (data_dir / name).write_bytes(
-        open(os.path.join(tiny_dataset_dir, name), 'rb').read())
+  data_dir = _copy_of(tiny_dataset_dir, tmp_path / 'data')
   shard = data_dir / 'train-00001-of-00002.tfrecord'
   data = bytearray(shard.read_bytes())
   # Past the headers of records 0 and 1, into the middle of record 2's
@@ -130,11 +133,7 @@ def test_a_damaged_record_names_its_shard(tiny_dataset_dir, tmp_path, capsys):
   shard.write_bytes(bytes(data))
   assert record_checks.find_corrupt_record(
       [os.path.join(tiny_dataset_dir, 'train-00001-of-00002.tfrecord')]) is None
-  config_path = tmp_path / 'config.textproto'
-  config_path.write_text(tiny_config_text(str(data_dir), 4))
-  result = cli_runner.run_main(
-      train.main, [f'--config_file={config_path}', '--mode=train',
-                   f'--model_dir={tmp_path / "model"}'], capsys)
+  result = _train_on(data_dir, tmp_path, capsys)
   assert result.returncode == 1
   errors = [line for line in result.stderr.splitlines()
             if line.startswith('error:')]
