@@ -184,9 +184,7 @@ def _worker(args):
       elif kind in ('onnx', 'openvino'):
         data = onnx_export.convert(loop_free[kind], metadata)
         files[kind] = os.path.join(scratch, f'{kind}.onnx')
-      elif kind == 'openvino_bf16':
-        if 'openvino' not in files:
-          raise ValueError('--formats: openvino_bf16 needs openvino too')
+      elif kind == 'openvino_bf16':    # the openvino IR, compiled in bf16
         files[kind] = files['openvino']
         continue
       else:
@@ -252,6 +250,9 @@ def main():
   unknown = [f for f in args.formats if f not in _FORMATS]
   if unknown:
     parser.error(f'unknown --formats {unknown}; valid: {", ".join(_FORMATS)}')
+  if 'openvino_bf16' in args.formats and 'openvino' not in args.formats:
+    parser.error('--formats: openvino_bf16 serves the openvino model: give '
+                 'openvino too')
   if args.worker:
     _worker(args)
     return

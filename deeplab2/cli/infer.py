@@ -81,8 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser.add_argument('--openvino_precision', default='f32',
                       choices=predictor_lib.OPENVINO_PRECISIONS,
                       help="an OpenVINO model's compute precision: bf16 "
-                      'is about 2x faster on CPUs with bfloat16 units, its '
-                      'maps differing at some segment borders')
+                      'is about 1.5x faster on CPUs with bfloat16 units, '
+                      'its maps differing (docs/deployment.md)')
   parser.add_argument('--overwrite', action='store_true')
   parser.add_argument(
       '--ground_truth_json', default=None,

@@ -105,8 +105,9 @@ def find_corrupt_record(files: list[str]) -> str | None:
   reads every shard once (natively, checksums included) to find it.
 
   Returns:
-    '{shard}: record {index} (of those before it, all intact) does not
-    read back: {TF's message}', or None when every record reads.
+    '{shard}: record {index} does not read back ({TF's words}); ...'
+    (index counts from 0; the records before it read), or None when every
+    record reads.
   """
   for path in files:
     try:

@@ -85,6 +85,14 @@ def _nearest_in_image(points, scores, offsets, mask, chunk_size, mode):
   return tf.reshape(full, [height, width])
 
 
+def _squared_distances(points, center_y, center_x):
+  """float [N, S]: squared distances of points float [N, 2] (y, x) to the
+  centers (center_y, center_x: float [S])."""
+  # squared_difference is (a - b) * (a - b), in one op instead of two.
+  return (tf.math.squared_difference(points[:, 0:1], center_y[None, :]) +
+          tf.math.squared_difference(points[:, 1:2], center_x[None, :]))
+
+
 def _group_every_pixel(voted, keep, center_y, center_x, chunk_size,
                        num_pixels, by_reductions):
   """int32 [P]: 1 + the nearest center of each pixel where `keep`, else 0.
@@ -102,9 +110,8 @@ def _group_every_pixel(voted, keep, center_y, center_x, chunk_size,
   slot = tf.range(num_slots)[None, :]
   nearest = []
   for start in range(0, num_pixels, chunk_size):
-    chunk = voted[start:start + chunk_size]
-    distance = (tf.math.squared_difference(chunk[:, 0:1], center_y[None, :]) +
-                tf.math.squared_difference(chunk[:, 1:2], center_x[None, :]))
+    distance = _squared_distances(voted[start:start + chunk_size], center_y,
+                                  center_x)
     if by_reductions:
       closest = tf.reduce_min(distance, axis=-1, keepdims=True)
       # Slots farther than the closest move past the last slot; slot
@@ -129,10 +136,8 @@ def _group_compacted(voted, compact, count, keep, center_y, center_x,
   active_chunks = (count + chunk_size - 1) // chunk_size
 
   def nearest_in_chunk(i):
-    chunk = tf.gather(voted, compact[i])
-    # squared_difference is (a - b) * (a - b), in one op instead of two.
-    distance = (tf.math.squared_difference(chunk[:, 0:1], center_y[None, :]) +
-                tf.math.squared_difference(chunk[:, 1:2], center_x[None, :]))
+    distance = _squared_distances(tf.gather(voted, compact[i]), center_y,
+                                  center_x)
     return tf.argmin(distance, axis=-1, output_type=tf.int32)
 
   # Writes into a preallocated tensor: no TensorList, so TFLite builtins

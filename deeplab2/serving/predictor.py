@@ -475,10 +475,11 @@ class Predictor:
 
     Args:
       precision: 'f32' (default: the SavedModel's maps) or 'bf16': the
-        network's convolutions in bfloat16 where the CPU has bfloat16
-        units (AVX512_BF16, AMX), about 2x faster there, with maps that
-        differ at some segment borders (docs/deployment.md gives the
-        measured agreement); elsewhere OpenVINO computes in float32.
+        network in bfloat16 where the CPU has bfloat16 units (AVX512_BF16,
+        AMX), about 1.5x faster there for ResNet-50, with maps that differ
+        (tied bfloat16 center scores renumber instances, borders move;
+        docs/deployment.md gives the measured agreement); elsewhere
+        OpenVINO computes in float32.
       other arguments: as from_onnx.
 
     Raises:
