@@ -3,7 +3,7 @@ SavedModel, TFLite (LiteRT), ONNX (ONNX Runtime) and OpenVINO, next to the
 network alone.
 
   python benchmarks/serving_speed.py [--configs=resnet50_os32_merge_with_pure_tf_func,mobilenet_v3_large_os32]
-      [--sizes=641x641,1025x2049] [--runs=3]
+      [--sizes=641x641,1025x2049] [--runs=3] [--agreement_images=8]
       [--formats=saved_model,float32,float16,int8,onnx,openvino,openvino_bf16]
       [--json=PATH]
 
@@ -23,9 +23,10 @@ output_stride * k + 1), times the Keras network's forward pass alone
     bfloat16 units, float32 elsewhere.
 Each format is then served by a process of its own that imports only its
 runtime (never this package): batch 1, median of `--runs` after one
-warm-up, with --threads threads; its peak resident memory (the whole
-process: runtime, model and one inference) and the share of panoptic
-pixels equal to the SavedModel's on the same image are reported. All
+warm-up, with --threads threads, on the first of --agreement_images
+random images; its peak resident memory (the whole process: runtime,
+model, the images and their inferences) and the share of panoptic pixels
+equal to the SavedModel's over all the images are reported. All
 times include pre- and post-processing except `network`. Random weights
 give a random number of instance centers, so the post-processing share is
 indicative only. Prints the machine (CPU model, cores and the workers'
@@ -49,31 +50,33 @@ _FORMATS = ('saved_model', 'float32', 'float16', 'int8', 'onnx', 'openvino',
             'openvino_bf16')
 _TFLITE = ('float32', 'float16', 'int8')
 
-# python -c _SERVE FORMAT MODEL IMAGE.npy RUNS THREADS PANOPTIC_OUT.npy:
-# prints {"median_s", "peak_rss_mb"}; imports its runtime only.
+# python -c _SERVE FORMAT MODEL IMAGES.npy RUNS THREADS PANOPTIC_OUT.npy
+# PRECISION: times the first image, writes every image's panoptic map; prints
+# {"median_s", "peak_rss_mb"}; imports its runtime only.
 _SERVE = """
 import json, statistics, sys, time
 import numpy as np
-kind, path, image_path, runs, threads, out, precision = sys.argv[1:8]
+kind, path, images_path, runs, threads, out, precision = sys.argv[1:8]
 runs, threads = int(runs), int(threads)
-image = np.load(image_path)
+images = np.load(images_path)
 if kind == 'saved_model':
   import tensorflow as tf
   serve = tf.saved_model.load(path).signatures['serving_default']
-  tensor = tf.constant(image)
-  run = lambda: {k: v.numpy() for k, v in serve(image=tensor).items()}
+  run = lambda image: {k: v.numpy() for k, v in serve(
+      image=tf.constant(image)).items()}
 elif kind == 'tflite':
   from ai_edge_litert import interpreter
   signature = interpreter.Interpreter(
       model_path=path, num_threads=threads).get_signature_runner()
-  run = lambda: {k: v[0] for k, v in signature(images=image[None]).items()}
+  run = lambda image: {k: v[0] for k, v in signature(
+      images=image[None]).items()}
 elif kind == 'onnx':
   import onnxruntime
   options = onnxruntime.SessionOptions()
   options.intra_op_num_threads = threads
   session = onnxruntime.InferenceSession(path, options)
   names = [o.name for o in session.get_outputs()]
-  run = lambda: {n: v[0] for n, v in zip(
+  run = lambda image: {n: v[0] for n, v in zip(
       names, session.run(None, {'images': image[None]}))}
 else:
   import openvino
@@ -82,14 +85,15 @@ else:
   compiled = core.compile_model(model, 'CPU', {
       'INFERENCE_PRECISION_HINT': precision, 'INFERENCE_NUM_THREADS': threads})
   names = [o.get_any_name() for o in model.outputs]
-  def run():
+  def run(image):
     got = compiled({0: image[None]})
     return {n: got[o][0] for n, o in zip(names, compiled.outputs)}
-np.save(out, run()['panoptic_pred'])
+# The first image is the warm-up, and the one timed.
+np.save(out, np.stack([run(image)['panoptic_pred'] for image in images]))
 times = []
 for _ in range(runs):
   start = time.perf_counter()
-  run()
+  run(images[0])
   times.append(time.perf_counter() - start)
 assert not any(m.startswith('deeplab2') for m in sys.modules)
 # VmHWM, not getrusage's ru_maxrss, which keeps the parent's across exec.
@@ -150,8 +154,9 @@ def _worker(args):
   _trained_scale(model)
   post_processor = parts.build_post_processor()
   inference_options = parts.inference_options()
-  image = np.random.default_rng(0).integers(0, 256, (height, width, 3),
-                                            np.uint8)
+  images = np.random.default_rng(0).integers(
+      0, 256, (args.agreement_images, height, width, 3), np.uint8)
+  image = images[0]
   result = {}
   forward = tf.function(lambda x: model(x, training=False))
   batch = tf.constant(image[None], tf.float32)
@@ -171,8 +176,8 @@ def _worker(args):
   metadata = {onnx_export.DESCRIPTOR_KEY: json.dumps(
       parts.descriptor('eval').to_json_dict())}
   with tempfile.TemporaryDirectory() as scratch:
-    image_path = os.path.join(scratch, 'image.npy')
-    np.save(image_path, image)
+    images_path = os.path.join(scratch, 'images.npy')
+    np.save(images_path, images)
     files = {'saved_model': os.path.join(scratch, 'saved_model')}
     export.export_saved_model(model, post_processor, inference_options,
                               files['saved_model'], parts.descriptor('eval'))
@@ -213,7 +218,7 @@ def _worker(args):
       precision = 'bf16' if kind == 'openvino_bf16' else 'f32'
       out = os.path.join(scratch, f'{kind}-panoptic.npy')
       done = subprocess.run(
-          [sys.executable, '-c', _SERVE, runtime, files[kind], image_path,
+          [sys.executable, '-c', _SERVE, runtime, files[kind], images_path,
            str(args.runs), str(args.threads), out, precision],
           capture_output=True, text=True, check=False,
           env={**os.environ, 'PYTHONPATH': ''}, cwd=scratch)
@@ -238,6 +243,9 @@ def main():
   parser.add_argument('--sizes', default='641x641,1025x2049')
   parser.add_argument('--formats', default=','.join(_FORMATS))
   parser.add_argument('--runs', type=int, default=3)
+  parser.add_argument('--agreement_images', type=int, default=8,
+                      help='random images each runtime serves for the '
+                      'agreement (the first is also the one timed)')
   parser.add_argument('--threads', type=int, default=os.cpu_count())
   parser.add_argument('--json', default='',
                       help='Also write the rows and the machine to this JSON '
@@ -250,6 +258,9 @@ def main():
   unknown = [f for f in args.formats if f not in _FORMATS]
   if unknown:
     parser.error(f'unknown --formats {unknown}; valid: {", ".join(_FORMATS)}')
+  if args.agreement_images < 1:
+    parser.error(f'--agreement_images={args.agreement_images}: give 1 or '
+                 'more')
   if 'openvino_bf16' in args.formats and 'openvino' not in args.formats:
     parser.error('--formats: openvino_bf16 serves the openvino model: give '
                  'openvino too')
@@ -264,6 +275,7 @@ def main():
       command = [sys.executable, os.path.abspath(__file__), '--worker',
                  f'--config={config}', f'--size={size}',
                  f'--runs={args.runs}', f'--threads={args.threads}',
+                 f'--agreement_images={args.agreement_images}',
                  f'--formats={",".join(args.formats)}']
       done = subprocess.run(command, capture_output=True, text=True,
                             check=False)
@@ -283,7 +295,8 @@ def main():
               f'{args.threads} threads; every runtime in a process of its '
               'own; times include pre- and post-processing, except the '
               "network's; memory: the serving process's peak RSS; agreement: "
-              "panoptic pixels equal to the SavedModel's")
+              "panoptic pixels equal to the SavedModel's over "
+              f"{args.agreement_images} random images")
         print('| config | input | runtime | median (ms) | peak memory (MB) '
               '| agreement | model (MB) |')
         print('|---|---|---|---|---|---|---|')

@@ -46,11 +46,20 @@ class StopSignals:
   def requested(self):
     return self.signal_name is not None or bool(self.flag.numpy())
 
+  def settle(self) -> None:
+    """Sets `flag` now for a signal the handler saw (it runs no TF op, and
+    the watcher may not have run yet): call it before TF reads the flag."""
+    if self.signal_name is not None:
+      self.flag.assign(True)
+
   def _handle(self, signum, frame):
+    # No TF op here: Python runs this between any two bytecodes of the main
+    # thread, also inside TF's own Python code while it builds an op (an
+    # assign there once broke the while loop being run: "Input 'y' of
+    # 'Equal' Op has type resource"). The watcher thread sets the flag.
     del frame
     if self.signal_name is None:
       self.signal_name = signal.Signals(signum).name
-    self.flag.assign(True)
 
   def _watch(self, read_fd):
     stop_numbers = {int(s) for s in _SIGNALS}

@@ -103,6 +103,7 @@ class TrainLoop:
           for interval in (c.steps_per_loop, c.save_checkpoints_steps,
                            c.save_summaries_steps)]) - step
       loop_start = time.time()
+      self._stop_signals.settle()
       losses = self._trainer.train(self._iterator, num_steps)
       self._checkpoints.input_position.assign_add(self._trainer.batches_read)
       previous, step = step, self._global_step()
