@@ -1,8 +1,6 @@
 """Rewrites a checkpoint (deeplab2's, or a Keras `.h5` backbone) as one of
 ours, so that later runs restore it without any name mapping."""
 
-import os
-
 import tensorflow as tf
 
 from deeplab2 import config as config_lib
@@ -31,12 +29,8 @@ def convert_checkpoint(config_path: 'config_lib.ConfigSource',
     FileExistsError: `output_prefix.index` exists and overwrite is False.
     FileNotFoundError, ValueError: see export.restored_model.
   """
-  if tf.io.gfile.exists(output_prefix + '.index') and not overwrite:
-    raise FileExistsError(f'{output_prefix}.index exists; pass overwrite=True '
-                          '(--overwrite) to replace it.')
+  export.check_output_free(output_prefix + '.index', overwrite)
   parts = config_lib.load_experiment(config_path)
   model = export.restored_model(parts, checkpoint_path)
-  directory = os.path.dirname(output_prefix)
-  if directory:
-    os.makedirs(directory, exist_ok=True)
+  export.make_parent_folder(output_prefix)
   return tf.train.Checkpoint(model=model).write(output_prefix)

@@ -319,6 +319,25 @@ def export_from_config(config_path: 'config_lib.ConfigSource',
       parts.descriptor('eval'), overwrite=overwrite, input_size=input_size)
 
 
+def check_output_free(path: str, overwrite: bool) -> None:
+  """Refuses an existing output file unless `overwrite` (the converted
+  formats: TFLite, ONNX, OpenVINO, checkpoints).
+
+  Raises:
+    FileExistsError: `path` exists and overwrite is False.
+  """
+  if tf.io.gfile.exists(path) and not overwrite:
+    raise FileExistsError(f'{path} exists; pass overwrite=True '
+                          '(--overwrite) to replace it.')
+
+
+def make_parent_folder(path: str) -> None:
+  """Creates the folder `path` will be written into, if it has one."""
+  directory = os.path.dirname(path)
+  if directory:
+    os.makedirs(directory, exist_ok=True)
+
+
 def fixed_size_module(config_path: 'config_lib.ConfigSource',
                       checkpoint_path: str,
                       eval_scales: Sequence[float] | None = None,

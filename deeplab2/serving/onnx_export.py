@@ -235,13 +235,13 @@ def onnx_from_config(config_path: 'config_lib.ConfigSource',
     FileExistsError: output_path exists and overwrite is False.
     ImportError: the `onnx` extra is not installed.
   """
-  _check_free(output_path, overwrite)
+  export.check_output_free(output_path, overwrite)
   optional_module('tf2onnx', 'onnx', 'ONNX export')
   module, parts = export.fixed_size_module(
       config_path, checkpoint_path, eval_scales, add_flipped_images,
       input_size, grouping_mode=ONNX_GROUPING)
   data = convert(module, _metadata(parts, module))
-  _make_parent(output_path)
+  export.make_parent_folder(output_path)
   atomic.write_file(output_path, data)
   return output_path
 
@@ -265,8 +265,8 @@ def openvino_from_config(config_path: 'config_lib.ConfigSource',
     raise ValueError(f'{output_path}: an OpenVINO model is an .xml file '
                      '(with its .bin beside it); give a path ending in .xml.')
   weights_path = output_path[:-len('.xml')] + '.bin'
-  _check_free(output_path, overwrite)
-  _check_free(weights_path, overwrite)
+  export.check_output_free(output_path, overwrite)
+  export.check_output_free(weights_path, overwrite)
   openvino = optional_module('openvino', 'openvino', 'OpenVINO export')
   optional_module('tf2onnx', 'onnx', 'OpenVINO export (through ONNX)')
   module, parts = export.fixed_size_module(
@@ -274,7 +274,7 @@ def openvino_from_config(config_path: 'config_lib.ConfigSource',
       input_size, grouping_mode=OPENVINO_GROUPING)
   metadata = _metadata(parts, module)
   data = convert(module, metadata)
-  _make_parent(output_path)
+  export.make_parent_folder(output_path)
   with tempfile.TemporaryDirectory(
       dir=os.path.dirname(os.path.abspath(output_path))) as scratch:
     onnx_path = os.path.join(scratch, 'model.onnx')
@@ -290,15 +290,3 @@ def openvino_from_config(config_path: 'config_lib.ConfigSource',
     os.replace(staged, output_path)
   atomic.fsync_folder(os.path.dirname(os.path.abspath(output_path)))
   return output_path
-
-
-def _check_free(path: str, overwrite: bool) -> None:
-  if os.path.exists(path) and not overwrite:
-    raise FileExistsError(f'{path} exists; pass overwrite=True '
-                          '(--overwrite) to replace it.')
-
-
-def _make_parent(path: str) -> None:
-  directory = os.path.dirname(path)
-  if directory:
-    os.makedirs(directory, exist_ok=True)

@@ -505,8 +505,9 @@ class Predictor:
     outputs = {named.get_any_name(): output
                for named, output in zip(model.outputs, compiled.outputs)}
 
+    request = compiled.create_infer_request()
+
     def run_one(image: np.ndarray) -> dict[str, np.ndarray]:
-      request = compiled.create_infer_request()
       request.infer({0: image})
       return {name: np.array(request.get_tensor(output).data)
               for name, output in outputs.items()}

@@ -101,9 +101,7 @@ def tflite_from_config(config_path: 'config_lib.ConfigSource',
     FileExistsError: `output_path` exists and overwrite is False.
     ValueError: an unknown quantization; see also export.restored_model.
   """
-  if tf.io.gfile.exists(output_path) and not overwrite:
-    raise FileExistsError(f'{output_path} exists; pass overwrite=True '
-                          '(--overwrite) to replace it.')
+  export.check_output_free(output_path, overwrite)
   if quantization not in QUANTIZATIONS:
     raise ValueError(f'--tflite must be one of '
                      f'{", ".join(QUANTIZATIONS)}, got {quantization!r}.')
@@ -111,8 +109,6 @@ def tflite_from_config(config_path: 'config_lib.ConfigSource',
                                        eval_scales, add_flipped_images,
                                        input_size)
   data = convert(module, quantization)
-  directory = os.path.dirname(output_path)
-  if directory:
-    os.makedirs(directory, exist_ok=True)
+  export.make_parent_folder(output_path)
   atomic.write_file(output_path, data)
   return output_path
