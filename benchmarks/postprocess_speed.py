@@ -11,6 +11,7 @@ also writes the rows and the machine to a file.
 
   python benchmarks/postprocess_speed.py [--height 1025 --width 2049 --runs 5]
       [--json PATH]
+  python benchmarks/postprocess_speed.py --stages [--centers 0,20,200]
 """
 
 import argparse
@@ -146,6 +147,84 @@ def measure(implementation, batch, height, width, num_centers, runs):
   return float(np.median(times)), extra_mb
 
 
+def _stage_rows(height, width, num_centers, runs):
+  """Times each stage of the post-processor at batch 1, with and without
+  XLA, against the bytes it must read and write at least (its inputs once,
+  its outputs once). Returns a list of row dicts."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from deeplab2 import label_spec  # pylint: disable=g-import-not-at-top
+  from deeplab2.postprocessing import centers as centers_lib  # pylint: disable=g-import-not-at-top
+  from deeplab2.postprocessing import grouping  # pylint: disable=g-import-not-at-top
+  from deeplab2.postprocessing import merge  # pylint: disable=g-import-not-at-top
+  from deeplab2.postprocessing import post_processor  # pylint: disable=g-import-not-at-top
+  from deeplab2.utils import xla  # pylint: disable=g-import-not-at-top
+  spec = label_spec.LabelSpec(num_classes=NUM_CLASSES, ignore_label=IGNORE,
+                              label_divisor=DIVISOR, thing_class_ids=THINGS)
+  logits, heatmap, offsets = _inputs(tf, 1, height, width, num_centers)
+  semantic = tf.argmax(logits, -1, output_type=tf.int32)
+  max_logit = tf.reduce_max(logits, -1)
+  points, scores = centers_lib.find_centers(heatmap, 0.1, 13, 200)
+  thing_mask = spec.is_thing(semantic)
+  instance_index = grouping.group_pixels(points, scores, offsets, thing_mask)
+  pixels = height * width
+  map_bytes = 4 * pixels
+  logit_bytes = map_bytes * NUM_CLASSES
+  stages = [
+      ('one read of the logits (reduce_max to a scalar)',
+       lambda l: tf.reduce_max(l), (logits,), logit_bytes),
+      ('semantic argmax (TF: top_k by row blocks)',
+       lambda l: (tf.argmax(l, -1, output_type=tf.int32)
+                  if xla.compiling_with_xla() else
+                  post_processor.top_class(l)), (logits,),
+       logit_bytes + 2 * map_bytes),
+      ('log-normaliser',
+       lambda l, m: post_processor.log_normaliser(
+           l, None if xla.compiling_with_xla() else m), (logits, max_logit),
+       logit_bytes + 2 * map_bytes),
+      ('center NMS', lambda h: centers_lib.find_centers(h, 0.1, 13, 200),
+       (heatmap,), map_bytes),
+      ('grouping', grouping.group_pixels,
+       (points, scores, offsets, thing_mask), 3 * map_bytes + pixels),
+      ('merge', lambda s, i: merge.merge_semantic_and_instance(
+          s, i, 200, spec, 2048, segment_minimum=True),
+       (semantic, instance_index), 4 * map_bytes),
+  ]
+  rows = []
+  for name, fn, args, min_bytes in stages:
+    row = {'stage': name, 'centers': num_centers, 'bytes': min_bytes}
+    for key, jit in (('s', False), ('xla_s', True)):
+      compiled = tf.function(fn, jit_compile=jit)
+      tf.nest.map_structure(lambda t: t.numpy(), compiled(*args))
+      times = []
+      for _ in range(runs):
+        start = time.perf_counter()
+        tf.nest.map_structure(lambda t: t.numpy(), compiled(*args))
+        times.append(time.perf_counter() - start)
+      row[key] = float(np.median(times))
+    rows.append(row)
+  return rows
+
+
+def _print_stages(args):
+  from deeplab2.utils import machine  # pylint: disable=g-import-not-at-top
+  print(f'Machine: {machine.describe()}')
+  print(f'post-processing stages at {args.height} x {args.width}, '
+        f'{NUM_CLASSES} classes, batch 1; median of {args.runs} runs. "Least '
+        'MB": its inputs read once and its outputs written once.')
+  print('| stage | centers | least MB | ms | GB/s | ms, XLA | GB/s, XLA |')
+  print('|---|---|---|---|---|---|---|')
+  rows = []
+  for centers in [int(c) for c in args.centers.split(',')]:
+    for row in _stage_rows(args.height, args.width, centers, args.runs):
+      print(f'| {row["stage"]} | {centers} | {row["bytes"] / 1e6:.0f} | '
+            f'{row["s"] * 1000:.0f} | {row["bytes"] / row["s"] / 1e9:.1f} | '
+            f'{row["xla_s"] * 1000:.0f} | '
+            f'{row["bytes"] / row["xla_s"] / 1e9:.1f} |', flush=True)
+      rows.append(row)
+  return machine.describe(), rows
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--height', type=int, default=1025)
@@ -158,8 +237,17 @@ def main():
   parser.add_argument('--json', default='',
                       help='Also write the rows and the machine to this JSON '
                       'file.')
+  parser.add_argument('--stages', action='store_true',
+                      help='time each stage of ours (batch 1) against the '
+                      'bytes it must read and write, instead of the table')
   parser.add_argument('--child', help=argparse.SUPPRESS)
   args = parser.parse_args()
+  if args.stages:
+    description, rows = _print_stages(args)
+    if args.json:
+      with open(args.json, 'w') as f:
+        json.dump({'machine': description, 'stages': rows}, f, indent=1)
+    return
   if args.child:
     from deeplab2.utils import machine  # pylint: disable=g-import-not-at-top
     implementation, batch, centers = args.child.split(',')

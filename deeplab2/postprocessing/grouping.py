@@ -3,10 +3,15 @@
 Memory stays bounded whatever the number of centers K, and work scales with
 the number of thing pixels: each image's thing pixels are first compacted
 (cumulative-sum positions, static shapes, so XLA compiles it), then their
-distances to all centers are computed `chunk_size` pixels at a time, as
-[chunk, K] tensors, never as pixels x centers at once. The ONNX and OpenVINO
+distances are computed `chunk_size` pixels at a time, as [chunk, M]
+tensors, never as pixels x centers at once. M is not K: a table of cells
+(CELL_SIZE pixels square) of the plane the votes `pixel + offset` fall in
+lists, per cell, the centers that can be nearest to some point of the cell
+(bounds on the distances prove the others never are), and each pixel
+compares its vote with its cell's candidates only. The ONNX and OpenVINO
 models, whose runtimes cannot run that loop (or run it slowly), compute
-every pixel chunk in straight-line code instead (MODES).
+every pixel chunk against every center in straight-line code instead
+(MODES).
 """
 
 import tensorflow as tf
@@ -23,8 +28,22 @@ EVERY_PIXEL = 'every_pixel'
 # ArgMin as a TopK several times slower).
 EVERY_PIXEL_MIN = 'every_pixel_min'
 MODES = (LOOP, EVERY_PIXEL, EVERY_PIXEL_MIN)
-# Slot counts the distances are computed over (each at most keep_k).
-_CENTER_SLOT_SIZES = (32,)
+# Side, in pixels, of the cells of the candidate table (a power of two, so
+# a vote's cell, floor(vote / CELL_SIZE), is exact in float32).
+CELL_SIZE = 32
+# The columns each vote is compared with when the table is used (each at
+# most keep_k; static, so XLA and TFLite see static shapes).
+_CANDIDATES = 32
+# Up to this many centers, each vote is compared with every center (the
+# table would cost more than it saves).
+_FEW_CENTERS = 32
+# A center is left out of a cell only when its least distance to the cell
+# exceeds another center's greatest by this relative margin, far above
+# float32 rounding (a few 1e-7): what is left out is never the nearest,
+# nor tied with it, as computed.
+_BOUND_MARGIN = 1e-5
+# Cells around the image, for the votes that fall outside it.
+_RING = 2
 
 
 def _nearest_in_image(points, scores, offsets, mask, chunk_size, mode):
@@ -60,29 +79,150 @@ def _nearest_in_image(points, scores, offsets, mask, chunk_size, mode):
   compact = tf.math.unsorted_segment_sum(tf.range(num_pixels), position,
                                          num_pixels + 1)[:num_pixels]
   num_slots = points.shape[0]
-  if num_slots is None:
-    return tf.reshape(_group_compacted(voted, compact, count, keep, center_y,
-                                       center_x, chunk_size, num_pixels),
-                      [height, width])
-  # The distances cover the slots up to the last valid center, rounded up
-  # to a few static sizes (XLA and TFLite need them static): 20 centers of
-  # keep_k 200 compute 32 columns, not 200, in chunks as much longer.
-  used = tf.reduce_max(tf.where(scores > 0, tf.range(1, num_slots + 1), 0))
-  sizes = sorted({min(size, num_slots) for size in _CENTER_SLOT_SIZES} |
-                 {num_slots})
 
-  def grouped_by(index):
-    size = sizes[index]
-    chunk = chunk_size * max(1, num_slots // size)
-    result = lambda: _group_compacted(  # pylint: disable=g-long-lambda
-        voted, compact, count, keep, center_y[:size], center_x[:size],
-        chunk, num_pixels)
-    if index == len(sizes) - 1:
-      return result()
-    return tf.cond(used <= size, result, lambda: grouped_by(index + 1))
+  few = _FEW_CENTERS if num_slots is None else min(_FEW_CENTERS, num_slots)
+  every_slot = num_slots or few
 
-  full = grouped_by(0)
-  return tf.reshape(full, [height, width])
+  def by_every_center(size):
+    # Each vote against each of the first `size` slots, in chunks as much
+    # longer as `size` is below K.
+    longer = max(1, every_slot // size) if isinstance(size, int) else 1
+    return lambda: _group_compacted(  # pylint: disable=g-long-lambda
+        voted, compact, count, keep,
+        _nearest_of(center_y[:size], center_x[:size]),
+        chunk_size * longer, num_pixels)
+
+  def by_candidates():
+    table = _CandidateTable(voted, flat_mask, center_y, center_x, height,
+                            width)
+    size = min(_CANDIDATES, every_slot)
+    in_cells = lambda: _group_compacted(  # pylint: disable=g-long-lambda
+        voted, compact, count, keep, table.nearest(size),
+        chunk_size * max(1, every_slot // size), num_pixels)
+    # Where a cell holds more candidates, the table saves too little.
+    return tf.cond(table.most_candidates <= size, in_cells,
+                   by_every_center(num_slots or tf.shape(scores)[0]))
+
+  if few == num_slots:
+    return tf.reshape(by_every_center(few)(), [height, width])
+  used = tf.reduce_max(tf.where(scores > 0, tf.range(1, tf.shape(scores)[0]
+                                                      + 1), 0))
+  return tf.reshape(tf.cond(used <= few, by_every_center(few),
+                            by_candidates), [height, width])
+
+
+def _nearest_of(center_y, center_x):
+  """A function of votes float [N, 2] (y, x) to int32 [N], the slot of the
+  nearest of the centers (center_y, center_x: float [S]); ties go to the
+  lower slot."""
+  return lambda points: tf.argmin(_squared_distances(points, center_y,
+                                                     center_x),
+                                  axis=-1, output_type=tf.int32)
+
+
+class _CandidateTable:
+  """Per cell of the votes' plane, the centers that can be nearest there.
+
+  Cells are CELL_SIZE pixels square over the image and a ring of _RING
+  cells around it; the outermost cells reach out to the farthest masked
+  vote, so every vote falls in a cell. For a cell and a center, the least
+  squared distance from the cell to the center bounds the distance from
+  any vote in the cell from below, the greatest from above; a center whose
+  lower bound exceeds the smallest upper bound (by _BOUND_MARGIN) is never
+  nearest there. Invalid slots (center_y infinite) are never candidates
+  where a valid center exists.
+
+  Attributes:
+    candidates: bool [cells, S], whether a center is a candidate of a cell.
+    most_candidates: int32 scalar, the most candidates of any cell.
+  """
+
+  def __init__(self, voted, flat_mask, center_y, center_x, height, width):
+    """voted: float [P, 2], flat_mask: bool [P], center_y, center_x: float
+    [S] (invalid slots: center_y infinite)."""
+    rows = (height + CELL_SIZE - 1) // CELL_SIZE + 2 * _RING
+    cols = (width + CELL_SIZE - 1) // CELL_SIZE + 2 * _RING
+    self._center_y, self._center_x = center_y, center_x
+    inf = float('inf')
+    # The extent of the masked votes (inf and -inf when there is none),
+    # reduced along rows of [2, P]: four times faster than down [P, 2].
+    by_axis = tf.transpose(voted)
+    lowest = tf.reduce_min(tf.where(flat_mask[None], by_axis, inf), axis=1)
+    highest = tf.reduce_max(tf.where(flat_mask[None], by_axis, -inf), axis=1)
+    low_y, high_y = _cell_edges(rows, lowest[0], highest[0])
+    low_x, high_x = _cell_edges(cols, lowest[1], highest[1])
+    least_y, greatest_y = _axis_bounds(low_y, high_y, center_y)
+    least_x, greatest_x = _axis_bounds(low_x, high_x, center_x)
+    # [rows, cols, S] squared-distance bounds of each cell to each center.
+    lower = tf.square(least_y)[:, None, :] + tf.square(least_x)[None, :, :]
+    upper = (tf.square(greatest_y)[:, None, :] +
+             tf.square(greatest_x)[None, :, :])
+    smallest_upper = tf.reduce_min(upper, axis=-1, keepdims=True)
+    candidates = lower <= smallest_upper * (1.0 + _BOUND_MARGIN)
+    self.candidates = tf.reshape(candidates, [rows * cols, -1])
+    self._rows, self._cols = rows, cols
+    self.most_candidates = tf.reduce_max(
+        tf.reduce_sum(tf.cast(self.candidates, tf.int32), axis=1))
+
+  def cell_of(self, points):
+    """int32 [N]: the cell of each vote, float [N, 2] (y, x)."""
+    # floor(vote / CELL_SIZE) + _RING, clipped before the cast so that far
+    # votes do not overflow int32.
+    cell = tf.clip_by_value(
+        tf.floor(points / CELL_SIZE) + _RING, 0.0,
+        tf.cast(tf.stack([self._rows - 1, self._cols - 1]), tf.float32))
+    cell = tf.cast(cell, tf.int32)
+    return cell[:, 0] * self._cols + cell[:, 1]
+
+  def nearest(self, size):
+    """A function of votes float [N, 2] (y, x) to int32 [N], the slot of
+    the nearest center, comparing each vote with `size` slots of its cell
+    (at least most_candidates): the cell's candidates in slot order, then,
+    where it has fewer, other slots, which are never nearest. Ties go to the
+    lower slot, as against every center."""
+    num_slots = tf.shape(self.candidates)[1]
+    slot = tf.range(num_slots)[None, :]
+    # The `size` smallest keys: the candidates' slots in order, then the
+    # others' after num_slots.
+    key = tf.where(self.candidates, slot, num_slots + slot)
+    _, listed = tf.math.top_k(-key, k=size, sorted=True)
+    listed_y = tf.gather(self._center_y, listed)
+    listed_x = tf.gather(self._center_x, listed)
+    flat_listed = tf.reshape(listed, [-1])
+
+    def nearest_listed(points):
+      cell = self.cell_of(points)
+      # The same float32 distances as against every center.
+      distance = (
+          tf.math.squared_difference(points[:, 0:1],
+                                     tf.gather(listed_y, cell)) +
+          tf.math.squared_difference(points[:, 1:2],
+                                     tf.gather(listed_x, cell)))
+      column = tf.argmin(distance, axis=-1, output_type=tf.int32)
+      return tf.gather(flat_listed, cell * size + column)
+    return nearest_listed
+
+
+def _cell_edges(count, lowest, highest):
+  """float [count] low and high edges of one axis's cells, the first
+  _RING cells before 0; the first cell reaches down to `lowest`, the last
+  up to `highest`."""
+  low = tf.cast((tf.range(count) - _RING) * CELL_SIZE, tf.float32)
+  high = low + CELL_SIZE
+  first = tf.one_hot(0, count, on_value=True, off_value=False)
+  last = tf.one_hot(count - 1, count, on_value=True, off_value=False)
+  low = tf.where(first, tf.minimum(low, lowest), low)
+  high = tf.where(last, tf.maximum(high, highest), high)
+  return low, high
+
+
+def _axis_bounds(low, high, center):
+  """float [cells, S] least and greatest |coordinate - center| over each
+  cell's span [low, high] of one axis; center float [S]."""
+  low, high, center = low[:, None], high[:, None], center[None, :]
+  least = tf.maximum(tf.maximum(low - center, center - high), 0.0)
+  greatest = tf.maximum(tf.abs(center - low), tf.abs(center - high))
+  return least, greatest
 
 
 def _squared_distances(points, center_y, center_x):
@@ -124,21 +264,20 @@ def _group_every_pixel(voted, keep, center_y, center_x, chunk_size,
   return tf.where(keep, tf.concat(nearest, axis=0) + 1, 0)
 
 
-def _group_compacted(voted, compact, count, keep, center_y, center_x,
-                     chunk_size, num_pixels):
+def _group_compacted(voted, compact, count, keep, nearest, chunk_size,
+                     num_pixels):
   """int32 [P]: 1 + the nearest center of each of the first `count` pixels
   listed in `compact` (pixel indices), 0 elsewhere and where `keep` is
-  False. voted: float [P, 2] (P = num_pixels); center_y, center_x: float
-  [S]. A while loop goes over the chunks that hold listed pixels only."""
+  False. voted: float [P, 2] (P = num_pixels); nearest: a function of votes
+  float [N, 2] to their nearest slots, int32 [N]. A while loop goes over
+  the chunks that hold listed pixels only."""
   num_chunks = (num_pixels + chunk_size - 1) // chunk_size
   compact = tf.pad(compact, [[0, num_chunks * chunk_size - num_pixels]])
   compact = tf.reshape(compact, [num_chunks, chunk_size])
   active_chunks = (count + chunk_size - 1) // chunk_size
 
   def nearest_in_chunk(i):
-    distance = _squared_distances(tf.gather(voted, compact[i]), center_y,
-                                  center_x)
-    return tf.argmin(distance, axis=-1, output_type=tf.int32)
+    return nearest(tf.gather(voted, compact[i]))
 
   # Writes into a preallocated tensor: no TensorList, so TFLite builtins
   # express it too.
@@ -146,9 +285,12 @@ def _group_compacted(voted, compact, count, keep, center_y, center_x,
     return i + 1, tf.tensor_scatter_nd_update(nearest, [[i]],
                                               nearest_in_chunk(i)[None])
 
+  # One chunk at a time: chunks computed side by side would hold their
+  # temporaries at once.
   _, nearest = tf.while_loop(
       lambda i, _: i < active_chunks, body,
-      (tf.constant(0), tf.zeros([num_chunks, chunk_size], tf.int32)))
+      (tf.constant(0), tf.zeros([num_chunks, chunk_size], tf.int32)),
+      parallel_iterations=1)
   # Scatter back: slots past `count` go to a dropped extra pixel.
   slot = tf.range(num_chunks * chunk_size)
   target = tf.where(slot < count, tf.reshape(compact, [-1]), num_pixels)

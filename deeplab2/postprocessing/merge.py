@@ -8,7 +8,8 @@ import tensorflow as tf
 
 
 def merge_semantic_and_instance(semantic_pred, instance_index, num_centers,
-                                label_spec, stuff_area_limit):
+                                label_spec, stuff_area_limit,
+                                segment_minimum=False):
   """Builds the panoptic map.
 
   Rules:
@@ -33,6 +34,9 @@ def merge_semantic_and_instance(semantic_pred, instance_index, num_centers,
     label_spec: label_spec.LabelSpec (classes, thing ids, ignore label,
       label divisor).
     stuff_area_limit: int.
+    segment_minimum: find each instance's first pixel with one segment
+      minimum (TF, TFLite) instead of segment-sum tables, which the ONNX and
+      OpenVINO converters also take. The same pixels either way.
 
   Returns:
     panoptic: int32 [B, H, W], label_spec.encode(class, instance id), void =
@@ -58,7 +62,10 @@ def merge_semantic_and_instance(semantic_pred, instance_index, num_centers,
   segment = tf.reshape(segment, [-1])
   counts = tf.math.unsorted_segment_sum(tf.ones_like(segment), segment,
                                         batch * slots * num_classes)
-  counts = tf.reshape(counts, [batch, slots, num_classes])[:, 1:]
+  counts = tf.reshape(counts, [batch, slots, num_classes])
+  # Every pixel is counted once (slot 0 holds the pixels of no instance).
+  class_area = tf.reduce_sum(counts, axis=1)
+  counts = counts[:, 1:]
   instance_class = tf.argmax(counts, axis=-1, output_type=tf.int32)
   instance_area = tf.reduce_sum(counts, axis=-1)
 
@@ -66,15 +73,25 @@ def merge_semantic_and_instance(semantic_pred, instance_index, num_centers,
   # pixel comes earlier in raster order.
   non_empty = instance_area > 0
   same_class = tf.equal(instance_class[:, :, None], instance_class[:, None, :])
-  first_row, first_column = _first_pixels(
-      tf.reshape(image_index * slots + instance_pred, [-1]),
-      tf.shape(semantic_pred), batch * slots)
-  first_row = tf.reshape(first_row, [batch, slots])[:, 1:]
-  first_column = tf.reshape(first_column, [batch, slots])[:, 1:]
-  # [b, k, j]: instance j starts before instance k in raster order.
-  earlier = (first_row[:, None, :] < first_row[:, :, None]) | (
-      (first_row[:, None, :] == first_row[:, :, None]) &
-      (first_column[:, None, :] < first_column[:, :, None]))
+  instance_segment = tf.reshape(image_index * slots + instance_pred, [-1])
+  if segment_minimum:
+    height, width = tf.shape(semantic_pred)[1], tf.shape(semantic_pred)[2]
+    raster_index = tf.reshape(tf.broadcast_to(
+        tf.reshape(tf.range(height * width), [1, height, width]),
+        tf.shape(semantic_pred)), [-1])
+    first = tf.math.unsorted_segment_min(raster_index, instance_segment,
+                                         batch * slots)
+    first = tf.reshape(first, [batch, slots])[:, 1:]
+    # [b, k, j]: instance j starts before instance k in raster order.
+    earlier = first[:, None, :] < first[:, :, None]
+  else:
+    first_row, first_column = _first_pixels(
+        instance_segment, tf.shape(semantic_pred), batch * slots)
+    first_row = tf.reshape(first_row, [batch, slots])[:, 1:]
+    first_column = tf.reshape(first_column, [batch, slots])[:, 1:]
+    earlier = (first_row[:, None, :] < first_row[:, :, None]) | (
+        (first_row[:, None, :] == first_row[:, :, None]) &
+        (first_column[:, None, :] < first_column[:, :, None]))
   counted = same_class & earlier & non_empty[:, None, :]
   instance_id = 1 + tf.reduce_sum(tf.cast(counted, tf.int32), axis=-1)
   # An id of label_divisor or more would be an instance of the next class:
@@ -94,10 +111,6 @@ def merge_semantic_and_instance(semantic_pred, instance_index, num_centers,
   thing_panoptic = tf.gather(instance_value, instance_pred, batch_dims=1)
 
   # Stuff: per-image class areas decide which classes stay.
-  class_segment = tf.reshape(image_index * num_classes + semantic_pred, [-1])
-  class_area = tf.reshape(tf.math.unsorted_segment_sum(
-      tf.ones_like(class_segment), class_segment, batch * num_classes),
-                          [batch, num_classes])
   classes = tf.range(num_classes)
   stuff = set(label_spec.stuff_class_ids)
   is_stuff_class = tf.constant([c in stuff for c in range(num_classes)])

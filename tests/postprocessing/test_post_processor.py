@@ -242,11 +242,11 @@ def test_keep_all_centers_voids_instances_past_the_label_divisor():
 
 @pytest.mark.parametrize('num_valid', [0, 1, 5, 32, 33, 50])
 @pytest.mark.parametrize('jit_compile', [False, True])
-def test_grouping_covers_only_the_used_slots_and_still_finds_the_nearest(
-    num_valid, jit_compile):
-  # 50 slots, the valid ones first (as find_centers returns them): up to 32
-  # the distances cover 32 slots in 7 x longer chunks, above it all 50; a
-  # chunk of 7 pixels puts chunk boundaries everywhere.
+def test_grouping_finds_the_nearest_valid_center(num_valid, jit_compile):
+  # 50 slots, the valid ones first (as find_centers returns them): up to
+  # 32 valid, each vote is compared with the first 32 slots, above it with
+  # its cell's candidates (16, 32 or all 50 columns), in chunks as much
+  # longer; a chunk of 7 pixels puts chunk boundaries everywhere.
   from deeplab2.postprocessing import grouping  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(num_valid)
   height, width, slots = 13, 17, 50
@@ -260,15 +260,69 @@ def test_grouping_covers_only_the_used_slots_and_still_finds_the_nearest(
                    jit_compile=jit_compile)
   got = fn(tf.constant(points), tf.constant(scores), tf.constant(offsets),
            tf.constant(mask)).numpy()
-  grid = np.stack(np.meshgrid(np.arange(height), np.arange(width),
-                              indexing='ij'), -1).astype(np.float32)
-  voted = (grid + offsets[0])[:, :, None, :]
-  distance = np.sum(np.square(voted - points[0, :num_valid].astype(
-      np.float32)), -1)
   expected = np.zeros((height, width), np.int32)
   if num_valid:
-    expected = np.where(mask[0], np.argmin(distance, -1) + 1, 0)
+    expected = _nearest_by_numpy(points[0], num_valid, offsets[0], mask[0])
   np.testing.assert_array_equal(got[0], expected)
+
+
+def _nearest_by_numpy(points, num_valid, offsets, mask):
+  """int32 [H, W]: 1 + argmin of the float32 squared distances from each
+  masked pixel's vote to the first num_valid points, as group_pixels."""
+  height, width = mask.shape
+  grid = np.stack(np.meshgrid(np.arange(height), np.arange(width),
+                              indexing='ij'), -1).astype(np.float32)
+  voted = grid + offsets
+  centers = points[:num_valid].astype(np.float32)
+  distance = (np.square(voted[:, :, None, 0] - centers[:, 0]) +
+              np.square(voted[:, :, None, 1] - centers[:, 1]))
+  return np.where(mask, np.argmin(distance, -1) + 1, 0).astype(np.int32)
+
+
+@pytest.mark.parametrize('layout', ['spread', 'far_votes', 'clustered'])
+@pytest.mark.parametrize('jit_compile', [False, True])
+def test_grouping_by_candidate_cells_equals_every_center(layout, jit_compile):
+  # An image of 6 x 8 cells of grouping.CELL_SIZE: each pixel compares its
+  # vote with its cell's candidates only. Whole-pixel votes and duplicated
+  # centers make exact ties (the lower slot wins). 'spread': few candidates
+  # per cell; 'far_votes': some votes land far outside the
+  # image (the outermost cells reach out to them); 'clustered': 120 centers
+  # in one corner, more candidates than 64 (all slots).
+  from deeplab2.postprocessing import grouping  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(7)
+  cell = grouping.CELL_SIZE
+  height, width, slots, num_valid = 6 * cell - 5, 8 * cell + 3, 150, 120
+  if layout == 'clustered':
+    points = rng.integers(0, 12, size=(slots, 2))
+  else:
+    points = rng.integers(0, [height, width], size=(slots, 2))
+  points[10] = points[4]
+  offsets = np.round(rng.normal(0, 12, size=(height, width, 2)))
+  if layout == 'far_votes':
+    offsets[:5, :5] = [-3 * height, 2 * width]
+    offsets[-3:, -7:] = [2.5 * height, -40.0]
+  offsets = offsets.astype(np.float32)
+  mask = rng.uniform(size=(height, width)) < 0.6
+  scores = np.where(np.arange(slots) < num_valid,
+                    rng.uniform(0.2, 1.0, slots), 0.0).astype(np.float32)
+  fn = tf.function(lambda *args: grouping.group_pixels(*args,
+                                                       chunk_size=500),
+                   jit_compile=jit_compile)
+  got = fn(tf.constant(points[None], tf.int32), tf.constant(scores[None]),
+           tf.constant(offsets[None]), tf.constant(mask[None])).numpy()[0]
+  expected = _nearest_by_numpy(points, num_valid, offsets, mask)
+  np.testing.assert_array_equal(got, expected)
+  assert not (got == 11).any()
+  grid = np.stack(np.meshgrid(np.arange(height), np.arange(width),
+                              indexing='ij'), -1).astype(np.float32)
+  center_y = np.where(scores > 0, points[:, 0], np.inf).astype(np.float32)
+  table = grouping._CandidateTable(  # pylint: disable=protected-access
+      tf.constant(np.reshape(grid + offsets, [-1, 2])),
+      tf.constant(mask.reshape(-1)), tf.constant(center_y),
+      tf.constant(points[:, 1], tf.float32), height, width)
+  most = int(table.most_candidates)
+  # 120 valid centers: 'spread' computes 32 columns, the others all slots.
+  assert most <= 32 if layout == 'spread' else most > 64, most
 
 
 @pytest.mark.parametrize('mode', ['every_pixel', 'every_pixel_min'])
