@@ -4,11 +4,12 @@ Memory stays bounded whatever the number of centers K, and work scales with
 the number of thing pixels: each image's thing pixels are first compacted
 (cumulative-sum positions, static shapes, so XLA compiles it), then their
 distances are computed `chunk_size` pixels at a time, as [chunk, M]
-tensors, never as pixels x centers at once. M is not K: a table of cells
-(CELL_SIZE pixels square) of the plane the votes `pixel + offset` fall in
-lists, per cell, the centers that can be nearest to some point of the cell
-(bounds on the distances prove the others never are), and each pixel
-compares its vote with its cell's candidates only. The ONNX and OpenVINO
+tensors, never as pixels x centers at once. Above _FEW_CENTERS valid
+centers, M is not K: a table of cells (CELL_SIZE pixels square) of the
+plane the votes `pixel + offset` fall in lists, per cell, the centers that
+can be nearest to some point of the cell (bounds on the distances prove the
+others never are), and each pixel compares its vote with its cell's
+candidates only. The ONNX and OpenVINO
 models, whose runtimes cannot run that loop (or run it slowly), compute
 every pixel chunk against every center in straight-line code instead
 (MODES).
