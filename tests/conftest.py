@@ -48,6 +48,9 @@ def tiny_config_text(data_dir, steps=6):
   trainer.solver_options.training_number_of_steps = steps
   trainer.solver_options.warmup_steps = 0
   config.evaluator_options.eval_interval = steps
+  # Single-scale: tests of test-time augmentation ask for it themselves.
+  config.evaluator_options.ClearField('eval_scales')
+  config.evaluator_options.add_flipped_images = False
   config.evaluator_options.continuous_eval_timeout = 1
   for options, split in ((config.train_dataset_options, 'train'),
                          (config.eval_dataset_options, 'val')):

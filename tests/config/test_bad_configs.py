@@ -20,6 +20,11 @@ from deeplab2.cli import train
 import cli_runner
 from conftest import REPO_ROOT, SYNTHETIC_CONFIG
 
+# The synthetic config's test-time scales (its evaluator_options).
+_SYNTHETIC_SCALES = ('eval_scales: 1.0\n  eval_scales: 1.25\n'
+                     '  eval_scales: 1.5\n'
+                     '  eval_scales: 1.75\n  eval_scales: 2.0')
+
 _XCEPTION = os.path.join(REPO_ROOT, 'configs', 'cityscapes', 'panoptic_deeplab',
                          'xception71_os16.textproto')
 _COCO = os.path.join(REPO_ROOT, 'configs', 'coco', 'panoptic_deeplab',
@@ -93,12 +98,12 @@ BAD_CONFIGS = [
      'batch_size: 8\n  resize_factor: 16', 'resize_factor: 16',
      'train_dataset_options.resize_factor',
      r'applies to a resize: set min_resize_value or max_resize_value too'),
-    ('eval_scale_not_positive', SYNTHETIC_CONFIG, 'nms_kernel: 7',
-     'nms_kernel: 7\n  eval_scales: 0.0\n  eval_scales: 1.0',
+    ('eval_scale_not_positive', SYNTHETIC_CONFIG, _SYNTHETIC_SCALES,
+     'eval_scales: 0.0\n  eval_scales: 1.0',
      'eval_scales: 0.0', 'evaluator_options.eval_scales',
      r'must all be positive, got \[0.0, 1.0\]'),
-    ('eval_scale_twice', SYNTHETIC_CONFIG, 'nms_kernel: 7',
-     'nms_kernel: 7\n  eval_scales: 0.5\n  eval_scales: 0.5',
+    ('eval_scale_twice', SYNTHETIC_CONFIG, _SYNTHETIC_SCALES,
+     'eval_scales: 0.5\n  eval_scales: 0.5',
      'eval_scales: 0.5', 'evaluator_options.eval_scales',
      r'lists a scale twice: \[0.5, 0.5\]'),
     ('pretrained_weights_not_read', SYNTHETIC_CONFIG, 'name: "resnet50"',
@@ -182,12 +187,12 @@ BAD_CONFIGS = [
      'continuous_eval_timeout: 60', 'continuous_eval_timeout: -2',
      'continuous_eval_timeout: -2', 'evaluator_options.continuous_eval_timeout',
      r'^must be >= 0 seconds or -1 \(wait forever\), got -2$'),
-    ('eval_scale_nan', SYNTHETIC_CONFIG, 'nms_kernel: 7',
-     'nms_kernel: 7\n  eval_scales: nan\n  eval_scales: 1.0',
+    ('eval_scale_nan', SYNTHETIC_CONFIG, _SYNTHETIC_SCALES,
+     'eval_scales: nan\n  eval_scales: 1.0',
      'eval_scales: nan', 'evaluator_options.eval_scales',
      r'^must all be finite, got \[nan, 1.0\]$'),
-    ('eval_scale_negative', SYNTHETIC_CONFIG, 'nms_kernel: 7',
-     'nms_kernel: 7\n  eval_scales: -0.5\n  eval_scales: 1.0',
+    ('eval_scale_negative', SYNTHETIC_CONFIG, _SYNTHETIC_SCALES,
+     'eval_scales: -0.5\n  eval_scales: 1.0',
      'eval_scales: -0.5', 'evaluator_options.eval_scales',
      r'^must all be positive, got \[-0.5, 1.0\]$'),
     ('best_checkpoint_metric_unknown', SYNTHETIC_CONFIG,
@@ -313,8 +318,9 @@ def test_best_checkpoint_metric_without_keep_best_is_one_warning(tmp_path):
 
 
 def test_set_fields_asking_for_nothing_are_quiet(tmp_path):
-  text = _edit(SYNTHETIC_CONFIG, 'nms_kernel: 7',
-               'nms_kernel: 7\n  add_flipped_images: false\n'
+  text = _edit(SYNTHETIC_CONFIG,
+               'add_flipped_images: true\n  ' + _SYNTHETIC_SCALES,
+               'add_flipped_images: false\n'
                '  eval_scales: 1.0\n  save_predictions: false\n'
                '  merge_semantic_and_instance_with_tf_op: false')
   text = text.replace('num_checkpoints_to_keep: 3',

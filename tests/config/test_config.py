@@ -6,6 +6,8 @@ import os
 
 import pytest
 
+from google.protobuf import text_format
+
 from deeplab2 import config as config_lib
 from conftest import TEST_DATA, SYNTHETIC_CONFIG
 
@@ -195,14 +197,21 @@ def test_the_parts_keep_their_replicas_and_seed(tmp_path):
 def test_test_time_augmentation_is_built_once_by_the_door(tmp_path):
   from deeplab2 import inference  # pylint: disable=g-import-not-at-top
   parts = config_lib.load_experiment(SYNTHETIC_CONFIG)
-  # No eval_scales: one pass at scale 1.
-  assert parts.tta == inference.TestTimeAugmentation((1.0,), False)
+  assert parts.tta == inference.TestTimeAugmentation(
+      (1.0, 1.25, 1.5, 1.75, 2.0), True)
   assert parts.eval_schedule.tta is parts.tta
   assert parts.inference_options().tta is parts.tta
-  text = _synthetic_text().replace(
-      'nms_kernel: 7', 'nms_kernel: 7\n  eval_scales: 0.75\n'
-      '  eval_scales: 1.25\n  add_flipped_images: true')
-  parts = config_lib.load_experiment(_write(tmp_path, text))
+  evaluator = config_lib.load_experiment_config(SYNTHETIC_CONFIG)[0]
+  evaluator.evaluator_options.ClearField('eval_scales')
+  evaluator.evaluator_options.add_flipped_images = False
+  single = config_lib.load_experiment(_write(
+      tmp_path, text_format.MessageToString(evaluator)))
+  # No eval_scales: one pass at scale 1.
+  assert single.tta == inference.TestTimeAugmentation((1.0,), False)
+  evaluator.evaluator_options.eval_scales[:] = [0.75, 1.25]
+  evaluator.evaluator_options.add_flipped_images = True
+  parts = config_lib.load_experiment(_write(
+      tmp_path, text_format.MessageToString(evaluator)))
   assert parts.tta == inference.TestTimeAugmentation((0.75, 1.25), True)
   assert parts.eval_schedule.tta is parts.tta
   # An export's other choice goes through the same rule.
