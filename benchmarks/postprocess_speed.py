@@ -173,7 +173,7 @@ def _stage_rows(height, width, num_centers, runs):
   stages = [
       ('one read of the logits (reduce_max to a scalar)',
        lambda l: tf.reduce_max(l), (logits,), logit_bytes),
-      ('semantic argmax (TF: top_k by row blocks)',
+      ('semantic argmax (TF: top_k)',
        lambda l: (tf.argmax(l, -1, output_type=tf.int32)
                   if xla.compiling_with_xla() else
                   post_processor.top_class(l)), (logits,),

@@ -146,8 +146,7 @@ _LOG_NORMALISER_ROWS = 64
 
 
 def top_class(logits):
-  """top_k(1) over classes, for blocks of rows at a time (a whole-image
-  top_k holds 100 MB more at 1025 x 2049 x 19).
+  """top_k(1) over classes: the argmax and the max in one pass.
 
   Args:
     logits: float32 [B, H, W, C].
@@ -156,12 +155,8 @@ def top_class(logits):
     int32 [B, H, W] the first class of the highest logit; float32
     [B, H, W] that logit.
   """
-  height = logits.shape[1]
-  tops = [tf.math.top_k(logits, k=1)] if height is None else [
-      tf.math.top_k(logits[:, top:top + _LOG_NORMALISER_ROWS], k=1)
-      for top in range(0, height, _LOG_NORMALISER_ROWS)]
-  return (tf.concat([top.indices[..., 0] for top in tops], axis=1),
-          tf.concat([top.values[..., 0] for top in tops], axis=1))
+  top = tf.math.top_k(logits, k=1)
+  return top.indices[..., 0], top.values[..., 0]
 
 
 def log_normaliser(logits, max_logit=None):
