@@ -9,10 +9,10 @@ centers, M is not K: a table of cells (CELL_SIZE pixels square) of the
 plane the votes `pixel + offset` fall in lists, per cell, the centers that
 can be nearest to some point of the cell (bounds on the distances prove the
 others never are), and each pixel compares its vote with its cell's
-candidates only. The ONNX and OpenVINO
-models, whose runtimes cannot run that loop (or run it slowly), compute
-every pixel chunk against every center in straight-line code instead
-(MODES).
+candidates only. The ONNX and OpenVINO models, whose runtimes cannot run
+that loop (or run it slowly), compare every pixel's vote with the
+candidates of its cell, chunk after chunk in straight-line code, as many
+columns as the fullest cell needs (MODES).
 """
 
 import tensorflow as tf
@@ -62,13 +62,14 @@ def _nearest_in_image(points, scores, offsets, mask, chunk_size, mode):
   center_x = centers[:, 1]
   keep = flat_mask & has_center
   if mode != LOOP:
-    # Valid centers come first: the distances cover the slots up to the
-    # last one, a dynamic size that these runtimes take without a cond.
-    used = tf.maximum(tf.reduce_max(tf.where(
-        scores > 0, tf.range(1, tf.shape(scores)[0] + 1), 0)), 1)
-    return tf.reshape(_group_every_pixel(
-        voted, keep, center_y[:used], center_x[:used], chunk_size,
-        num_pixels, by_reductions=mode == EVERY_PIXEL_MIN), [height, width])
+    # As many columns as the fullest cell has candidates: a dynamic size,
+    # which these runtimes take without a cond (1 without a center).
+    table = _CandidateTable(voted, flat_mask, center_y, center_x, height,
+                            width)
+    columns = tf.where(has_center, table.most_candidates, 1)
+    nearest = table.nearest(columns, by_reductions=mode == EVERY_PIXEL_MIN)
+    return tf.reshape(_group_every_pixel(voted, keep, nearest, chunk_size,
+                                         num_pixels), [height, width])
   # Without a center there is nothing to compute.
   count = tf.where(has_center, tf.reduce_sum(tf.cast(flat_mask, tf.int32)), 0)
   # compact[j] = pixel index of the j-th masked pixel (j < count).
@@ -116,9 +117,8 @@ def _nearest_of(center_y, center_x):
   """A function of votes float [N, 2] (y, x) to int32 [N], the slot of the
   nearest of the centers (center_y, center_x: float [S]); ties go to the
   lower slot."""
-  return lambda points: tf.argmin(_squared_distances(points, center_y,
-                                                     center_x),
-                                  axis=-1, output_type=tf.int32)
+  return lambda points: _first_nearest(_squared_distances(points, center_y,
+                                                          center_x))
 
 
 class _CandidateTable:
@@ -175,12 +175,13 @@ class _CandidateTable:
     cell = tf.cast(cell, tf.int32)
     return cell[:, 0] * self._cols + cell[:, 1]
 
-  def nearest(self, size):
+  def nearest(self, size, by_reductions=False):
     """A function of votes float [N, 2] (y, x) to int32 [N], the slot of
     the nearest center, comparing each vote with `size` slots of its cell
     (at least most_candidates): the cell's candidates in slot order, then,
     where it has fewer, other slots, which are never nearest. Ties go to the
-    lower slot, as against every center."""
+    lower slot, as against every center. by_reductions: see
+    _first_nearest."""
     num_slots = tf.shape(self.candidates)[1]
     slot = tf.range(num_slots)[None, :]
     # The `size` smallest keys: the candidates' slots in order, then the
@@ -199,7 +200,7 @@ class _CandidateTable:
                                      tf.gather(listed_y, cell)) +
           tf.math.squared_difference(points[:, 1:2],
                                      tf.gather(listed_x, cell)))
-      column = tf.argmin(distance, axis=-1, output_type=tf.int32)
+      column = _first_nearest(distance, by_reductions)
       return tf.gather(flat_listed, cell * size + column)
     return nearest_listed
 
@@ -234,35 +235,36 @@ def _squared_distances(points, center_y, center_x):
           tf.math.squared_difference(points[:, 1:2], center_x[None, :]))
 
 
-def _group_every_pixel(voted, keep, center_y, center_x, chunk_size,
-                       num_pixels, by_reductions):
+def _group_every_pixel(voted, keep, nearest, chunk_size, num_pixels):
   """int32 [P]: 1 + the nearest center of each pixel where `keep`, else 0.
 
   Every chunk of `chunk_size` pixels in turn, in straight-line code: no
-  loop, gather or scatter (runtimes that cannot run the loop, or run it
-  slowly). voted: float [P, 2]; center_y, center_x: float [S]; P static.
-  by_reductions: find the first slot at the minimum with two minimum
-  reductions instead of ArgMin (the same slot, ties included).
+  loop, compaction or scatter (runtimes that cannot run the loop, or run it
+  slowly). voted: float [P, 2], P static; nearest: a function of votes
+  float [N, 2] to their nearest slots, int32 [N].
   """
   if not isinstance(num_pixels, int):
     raise ValueError('Loop-free grouping needs a fixed input size (static '
                      'height and width).')
-  num_slots = tf.cast(tf.shape(center_y)[0], tf.float32)
-  slot = tf.range(num_slots)[None, :]
-  nearest = []
-  for start in range(0, num_pixels, chunk_size):
-    distance = _squared_distances(voted[start:start + chunk_size], center_y,
-                                  center_x)
-    if by_reductions:
-      closest = tf.reduce_min(distance, axis=-1, keepdims=True)
-      # Slots farther than the closest move past the last slot; slot
-      # numbers below 2 * S are exact in float32.
-      farther = tf.cast(distance > closest, tf.float32)
-      nearest.append(tf.cast(tf.reduce_min(slot + num_slots * farther,
-                                            axis=-1), tf.int32))
-    else:
-      nearest.append(tf.argmin(distance, axis=-1, output_type=tf.int32))
-  return tf.where(keep, tf.concat(nearest, axis=0) + 1, 0)
+  slots = [nearest(voted[start:start + chunk_size])
+           for start in range(0, num_pixels, chunk_size)]
+  return tf.where(keep, tf.concat(slots, axis=0) + 1, 0)
+
+
+def _first_nearest(distance, by_reductions=False):
+  """int32 [N]: the first column of each row's minimum of distance float
+  [N, M]. by_reductions: with two minimum reductions instead of ArgMin (the
+  same column, ties included; OpenVINO runs ArgMin as a slower TopK)."""
+  if not by_reductions:
+    return tf.argmin(distance, axis=-1, output_type=tf.int32)
+  columns = tf.cast(tf.shape(distance)[1], tf.float32)
+  column = tf.range(columns)[None, :]
+  closest = tf.reduce_min(distance, axis=-1, keepdims=True)
+  # Columns farther than the closest move past the last one; numbers below
+  # 2 * M are exact in float32.
+  farther = tf.cast(distance > closest, tf.float32)
+  return tf.cast(tf.reduce_min(column + columns * farther, axis=-1),
+                 tf.int32)
 
 
 def _group_compacted(voted, compact, count, keep, nearest, chunk_size,

@@ -280,10 +280,12 @@ def _nearest_by_numpy(points, num_valid, offsets, mask):
 
 
 @pytest.mark.parametrize('layout', ['spread', 'far_votes', 'clustered'])
-@pytest.mark.parametrize('jit_compile', [False, True])
-def test_grouping_by_candidate_cells_equals_every_center(layout, jit_compile):
+@pytest.mark.parametrize('mode', ['loop', 'loop_xla', 'every_pixel',
+                                  'every_pixel_min'])
+def test_grouping_by_candidate_cells_equals_every_center(layout, mode):
   # An image of 6 x 8 cells of grouping.CELL_SIZE: each pixel compares its
-  # vote with its cell's candidates only. Whole-pixel votes and duplicated
+  # vote with its cell's candidates only (in the loop, with and without XLA,
+  # and in the converters' every-pixel modes). Whole-pixel votes and duplicated
   # centers make exact ties (the lower slot wins). 'spread': few candidates
   # per cell; 'far_votes': some votes land far outside the
   # image (the outermost cells reach out to them); 'clustered': 120 centers
@@ -305,9 +307,9 @@ def test_grouping_by_candidate_cells_equals_every_center(layout, jit_compile):
   mask = rng.uniform(size=(height, width)) < 0.6
   scores = np.where(np.arange(slots) < num_valid,
                     rng.uniform(0.2, 1.0, slots), 0.0).astype(np.float32)
-  fn = tf.function(lambda *args: grouping.group_pixels(*args,
-                                                       chunk_size=500),
-                   jit_compile=jit_compile)
+  fn = tf.function(lambda *args: grouping.group_pixels(
+      *args, chunk_size=500, mode=mode.replace('_xla', '')),
+                   jit_compile=mode.endswith('_xla'))
   got = fn(tf.constant(points[None], tf.int32), tf.constant(scores[None]),
            tf.constant(offsets[None]), tf.constant(mask[None])).numpy()[0]
   expected = _nearest_by_numpy(points, num_valid, offsets, mask)
