@@ -147,9 +147,12 @@ class _CandidateTable:
     inf = float('inf')
     # The extent of the masked votes (inf and -inf when there is none),
     # reduced along rows of [2, P]: four times faster than down [P, 2].
+    # NaN and infinite votes (a broken network's) are left out, so that
+    # they spoil no cell's bounds, only their own pixel's answer.
     by_axis = tf.transpose(voted)
-    lowest = tf.reduce_min(tf.where(flat_mask[None], by_axis, inf), axis=1)
-    highest = tf.reduce_max(tf.where(flat_mask[None], by_axis, -inf), axis=1)
+    usable = flat_mask[None] & tf.math.is_finite(by_axis)
+    lowest = tf.reduce_min(tf.where(usable, by_axis, inf), axis=1)
+    highest = tf.reduce_max(tf.where(usable, by_axis, -inf), axis=1)
     low_y, high_y = _cell_edges(rows, lowest[0], highest[0])
     low_x, high_x = _cell_edges(cols, lowest[1], highest[1])
     least_y, greatest_y = _axis_bounds(low_y, high_y, center_y)
@@ -169,8 +172,9 @@ class _CandidateTable:
     """int32 [N]: the cell of each vote, float [N, 2] (y, x)."""
     # floor(vote / CELL_SIZE) + _RING, clipped before the cast so that far
     # votes do not overflow int32.
+    cell = tf.floor(points / CELL_SIZE) + _RING
     cell = tf.clip_by_value(
-        tf.floor(points / CELL_SIZE) + _RING, 0.0,
+        tf.where(tf.math.is_nan(cell), 0.0, cell), 0.0,
         tf.cast(tf.stack([self._rows - 1, self._cols - 1]), tf.float32))
     cell = tf.cast(cell, tf.int32)
     return cell[:, 0] * self._cols + cell[:, 1]
