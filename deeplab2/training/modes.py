@@ -157,6 +157,9 @@ def _continuous_eval(
   timeout = experiment.eval_schedule.continuous_eval_timeout
   evaluated = 0
   stop = experiment.stop_signals
+  _log.info('continuous_eval: watching %s for new checkpoints until step %d%s.',
+            experiment.model_dir, experiment.total_steps,
+            '' if timeout is None else f' or {timeout} s without one')
   for path in checkpoints.new_checkpoints(
       experiment.model_dir, timeout, should_stop=lambda: stop.requested):
     try:

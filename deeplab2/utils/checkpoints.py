@@ -3,6 +3,7 @@ warnings. Shared by training, evaluation and export."""
 
 import gc
 import logging
+import math
 import os
 import time
 
@@ -205,14 +206,15 @@ def new_checkpoints(model_dir, timeout, should_stop=None, poll_seconds=1.0):
 
   Args:
     model_dir: the folder a trainer saves into.
-    timeout: seconds to wait for a new checkpoint before returning.
+    timeout: seconds to wait for a new checkpoint before returning; None
+      waits forever (continuous_eval_timeout -1, the config's default).
     should_stop: optional callable; True ends the waiting (returns).
     poll_seconds: how often the folder is looked at.
   """
   last = None
   warned = False
   while True:
-    deadline = time.time() + timeout
+    deadline = math.inf if timeout is None else time.time() + timeout
     while True:
       paths = newest_first(model_dir, warn=not warned)
       warned = warned or bool(paths)

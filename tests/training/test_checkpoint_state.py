@@ -125,6 +125,13 @@ def test_new_checkpoints_waits_and_stops(tmp_path):
       should_stop=lambda: asked.append(1) or len(asked) > 2)
   assert not list(stopped)
   assert time.time() - start < 5 and len(asked) == 3
+  # No timeout (continuous_eval_timeout -1): waits until asked to stop.
+  asked.clear()
+  forever = checkpoints.new_checkpoints(
+      str(tmp_path / 'empty'), timeout=None, poll_seconds=0.05,
+      should_stop=lambda: asked.append(1) or len(asked) > 4)
+  assert not list(forever)
+  assert len(asked) == 5
 
 
 def test_a_failed_save_removes_its_files_and_says_the_disk_is_full(

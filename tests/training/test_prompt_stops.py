@@ -21,19 +21,21 @@ import cli_runner
 from conftest import save_checkpoints_at, tiny_config_text
 
 # trainer/train.py with each scored image taking 0.5 s more: an evaluation
-# of the 40 images below then lasts 20 s or more. The first scored image
-# prints _SCORING, when the evaluation is under way (its step traced).
-_SCORING = 'scoring the first image'
+# of the 40 images below then lasts 20 s or more. Once the first image is
+# scored (the evaluation step and the post-processor traced, which takes
+# seconds on a slow CPU) it prints _SCORED.
+_SCORED = 'scored the first image'
 _SLOW_EVALUATION = textwrap.dedent('''
     import sys, time
     from deeplab2.training import evaluator
     score = evaluator.Evaluator._score
     def slow_score(self, *args, **kwargs):
+      count = score(self, *args, **kwargs)
       if not getattr(slow_score, 'said', False):
         slow_score.said = True
-        print('scoring the first image', flush=True)
+        print('scored the first image', flush=True)
       time.sleep(0.5)
-      return score(self, *args, **kwargs)
+      return count
     evaluator.Evaluator._score = slow_score
     from deeplab2.cli import train
     sys.exit(train.main(sys.argv[1:]))
@@ -88,7 +90,7 @@ def test_sigterm_during_the_final_evaluation_stops_within_5_s(
   returncode, seconds = _stop_when_logged(
       [sys.executable, '-c', _SLOW_EVALUATION, f'--config_file={config_path}',
        '--mode=train_and_eval', f'--model_dir={model_dir}'],
-      log_path, _SCORING, settle=0.5)
+      log_path, _SCORED, settle=0.2)
   text = log_path.read_text()
   assert returncode == 128 + signal.SIGTERM, text[-3000:]
   assert seconds < 5, text[-3000:]
@@ -116,8 +118,9 @@ def test_sigterm_during_the_final_evaluation_stops_within_5_s(
 
 def test_sigterm_while_continuous_eval_waits_stops_at_once(tmp_path,
                                                            tiny_dataset_dir):
+  # deeplab2's default continuous_eval_timeout, -1: waits forever.
   config_path = _config(tmp_path, tiny_dataset_dir, steps=2,
-                        continuous_eval_timeout=120)
+                        continuous_eval_timeout=-1)
   model_dir = tmp_path / 'model'
   model_dir.mkdir()
   log_path = tmp_path / 'run.log'
@@ -125,7 +128,7 @@ def test_sigterm_while_continuous_eval_waits_stops_at_once(tmp_path,
       [sys.executable, '-m', 'deeplab2.cli.train',
        f'--config_file={config_path}', '--mode=continuous_eval',
        f'--model_dir={model_dir}'],
-      log_path, 'experiment "', settle=2.0)
+      log_path, 'continuous_eval: watching', settle=0.5)
   text = log_path.read_text()
   assert returncode == 128 + signal.SIGTERM, text[-3000:]
   assert seconds < 5, text[-3000:]
