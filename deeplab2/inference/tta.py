@@ -112,14 +112,20 @@ def predict(model: Callable[..., dict[str, tf.Tensor]], images: tf.Tensor,
       scaled = tf.raw_ops.ResizeBilinear(
           images=tf.cast(images, tf.float32), size=scaled_size(size, scale),
           align_corners=True)
-    passes = [(scaled, False)]
     if tta.flip:
-      passes.append((tf.reverse(scaled, axis=[2]), True))
-    for pass_images, flipped in passes:
-      outputs = model(pass_images, training=False, output_size=size,
-                      pool_scale=scale)
-      if flipped:
-        outputs = _flip_back(outputs)
+      # The mirrored images ride in the same batch: one model call per
+      # scale (half the graph to trace, fewer and larger kernels to run);
+      # every layer treats each image on its own at inference.
+      scaled = tf.concat([scaled, tf.reverse(scaled, axis=[2])], axis=0)
+    outputs = model(scaled, training=False, output_size=size,
+                    pool_scale=scale)
+    passes = [outputs]
+    if tta.flip:
+      halves = {key: tf.split(value, 2, axis=0)
+                for key, value in outputs.items()}
+      passes = [{key: pair[0] for key, pair in halves.items()},
+                _flip_back({key: pair[1] for key, pair in halves.items()})]
+    for outputs in passes:
       outputs = dict(outputs)
       outputs[common.PRED_SEMANTIC_LOGITS] = tf.nn.softmax(
           outputs[common.PRED_SEMANTIC_LOGITS], axis=-1)

@@ -26,7 +26,8 @@ class _ConstantOffsets:
     del training
     self.pool_scales.append(pool_scale)
     size = tf.shape(images)[1:3]
-    self.calls.append((tuple(int(v) for v in size.numpy()),
+    self.calls.append((int(tf.shape(images)[0]),
+                       tuple(int(v) for v in size.numpy()),
                        None if output_size is None else tuple(output_size)))
     batch = tf.shape(images)[0]
     offsets = tf.ones(tf.concat([[batch], size, [2]], 0)) * self.offset
@@ -69,11 +70,11 @@ def test_offsets_are_rescaled_and_flipped_x_offsets_negated():
   images = tf.random.uniform([1, 33, 49, 3], 0, 255, seed=1)
   outputs = tta.predict(model, images,
                         tta.TestTimeAugmentation((0.5, 1.0), flip=True))
-  # Inputs: 17 x 25 and 33 x 49, each also mirrored; all back at 33 x 49.
-  assert model.calls == [((17, 25), (33, 49))] * 2 + [((33, 49),
-                                                       (33, 49))] * 2
+  # Inputs: 17 x 25 and 33 x 49, each with its mirror image in the same
+  # batch (one call per scale); all back at 33 x 49.
+  assert model.calls == [(2, (17, 25), (33, 49)), (2, (33, 49), (33, 49))]
   # Each pass scales the ASPP pooling window with its input, as deeplab2.
-  assert model.pool_scales == [0.5, 0.5, 1.0, 1.0]
+  assert model.pool_scales == [0.5, 1.0]
   offsets = outputs[common.PRED_OFFSET_MAP].numpy()
   # dy: 2 x 2 (half scale) and 2 (full), averaged over 4 passes -> 3;
   # dx: the mirrored passes cancel the plain ones -> 0.
@@ -99,6 +100,25 @@ def test_one_scale_without_flip_is_the_plain_model_exactly():
   outputs = tta.predict(model, images, tta.TestTimeAugmentation())
   for key, value in plain.items():
     np.testing.assert_array_equal(outputs[key].numpy(), value.numpy())
+
+
+def test_the_mirrored_images_in_the_batch_are_separate_passes():
+  # deeplab2 runs the mirrored input as a call of its own; in one batch
+  # each image is still computed on its own (inference batch norm).
+  model = tiny_model()
+  images = tf.random.uniform([2, 33, 49, 3], 0, 255, seed=4)
+  outputs = tta.predict(model, images, tta.TestTimeAugmentation(flip=True))
+  plain = model(images, training=False)
+  mirrored = model(tf.reverse(images, [2]), training=False)
+  for key, value in outputs.items():
+    a, b = plain[key], tf.reverse(mirrored[key], [2])
+    if key == common.PRED_OFFSET_MAP:
+      b = b * tf.constant([1.0, -1.0])
+    if key == common.PRED_SEMANTIC_LOGITS:
+      a, b = tf.nn.softmax(a), tf.nn.softmax(b)
+      value = tf.exp(value)
+    np.testing.assert_allclose(value.numpy(), ((a + b) / 2).numpy(),
+                               rtol=0, atol=1e-5, err_msg=key)
 
 
 def test_flip_augmented_maps_of_a_mirror_image_are_mirror_images():
