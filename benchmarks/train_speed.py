@@ -4,7 +4,7 @@ or the README's synthetic config (its 129 x 129 crop, batch 8).
 
   python benchmarks/train_speed.py [--config=resnet50|synthetic]
       [--steps=5] [--warmup=2] [--onednn=1,0] [--json=PATH]
-      [--variants=float32/cached,float32/pipeline,...]
+      [--variants=float32/cached,float32/pipeline,...] [--op_profile]
 
 Each variant runs in its own process (so its peak resident memory is its
 own), once per --onednn value (TF_ENABLE_ONEDNN_OPTS of that process; the
@@ -18,6 +18,8 @@ over `--steps` timed calls of the training loop after `--warmup` calls
 whose steps are short enough for the per-call cost to show).
 Prints one table row per variant with the CPU model and oneDNN state of
 the process that ran it; --json also writes the rows to a file.
+--op_profile then profiles --steps more calls (tf.profiler) and lists the
+op types that take most of the op time, per step and as a share.
 """
 
 import argparse
@@ -62,8 +64,40 @@ def _parts(config_name, records_dir, dtype_policy):
   return config_lib.from_message(config)
 
 
+def _op_type_shares(trainer, iterator, calls, per_call):
+  """Profiles `calls` calls of the training loop; returns [(op type, ms
+  per step, share of the op time)] from the profiler's framework op
+  statistics (its 500 costliest ops), idle time left out, costliest
+  first."""
+  import glob  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tensorflow.python.profiler.internal import _pywrap_profiler_plugin  # pylint: disable=g-import-not-at-top
+  logdir = tempfile.mkdtemp(prefix='train_speed_profile_')
+  tf.profiler.experimental.start(logdir)
+  for _ in range(calls):
+    trainer.train(iterator, per_call)
+  tf.profiler.experimental.stop()
+  xplane = glob.glob(os.path.join(logdir, '**', '*.xplane.pb'),
+                     recursive=True)[0]
+  data, _ = _pywrap_profiler_plugin.xspace_to_tools_data(
+      [xplane], 'framework_op_stats', {})
+  tables = json.loads(data)
+  table = next(t for t in tables if 'cols' in t)
+  columns = [c['label'] for c in table['cols']]
+  kind = columns.index('Operation Type')
+  self_us = columns.index('Total self-time (us)')
+  per_type = {}
+  for row in table['rows']:
+    values = [c.get('v') for c in row['c']]
+    if values[kind] != 'IDLE':
+      per_type[values[kind]] = per_type.get(values[kind], 0) + values[self_us]
+  total = sum(per_type.values())
+  return [(name, us / 1e3 / (calls * per_call), us / total)
+          for name, us in sorted(per_type.items(), key=lambda kv: -kv[1])]
+
+
 def run_variant(config_name, records_dir, variant, steps, warmup,
-                breakdown=False):
+                breakdown=False, op_profile=False):
   """Times one variant in this process; returns a dict of results."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from deeplab2.data import input_pipeline  # pylint: disable=g-import-not-at-top
@@ -114,6 +148,8 @@ def run_variant(config_name, records_dir, variant, steps, warmup,
         if step >= warmup:
           samples.append(time.perf_counter() - start)
       result[f'{name}_seconds'] = statistics.median(samples)
+  if op_profile:
+    result['op_types'] = _op_type_shares(trainer, iterator, steps, per_call)
   return result
 
 
@@ -145,6 +181,9 @@ def main():
   parser.add_argument('--breakdown', action='store_true',
                       help='Also time the forward pass alone and forward + '
                       'backward without the update.')
+  parser.add_argument('--op_profile', action='store_true',
+                      help='Also profile --steps calls (tf.profiler) and '
+                      'print the op types that take most of the op time.')
   parser.add_argument('--records_dir', default='',
                       help='Reuse records written by an earlier run.')
   parser.add_argument('--json', default='',
@@ -153,7 +192,8 @@ def main():
   args = parser.parse_args()
   if args._child:  # pylint: disable=protected-access
     print(json.dumps(run_variant(args.config, args.records_dir, args._child,  # pylint: disable=protected-access
-                                 args.steps, args.warmup, args.breakdown)))
+                                 args.steps, args.warmup, args.breakdown,
+                                 args.op_profile)))
     return
   records_dir = args.records_dir or tempfile.mkdtemp(prefix='train_speed_')
   if not args.records_dir:
@@ -173,7 +213,8 @@ def main():
           [sys.executable, __file__, f'--config={args.config}',
            f'--records_dir={records_dir}', f'--steps={args.steps}',
            f'--warmup={args.warmup}', f'--_child={variant}'] +
-          (['--breakdown'] if args.breakdown else []),
+          (['--breakdown'] if args.breakdown else []) +
+          (['--op_profile'] if args.op_profile else []),
           capture_output=True, text=True,
           env=dict(os.environ, TF_ENABLE_ONEDNN_OPTS=onednn))
       if process.returncode != 0:
@@ -188,6 +229,8 @@ def main():
         line += (f' {row["forward_seconds"]:>10.3f} '
                  f'{row["forward_backward_seconds"]:>10.3f}')
       print(f'{line}  {row["cpu"]}, {os.cpu_count()} cores', flush=True)
+      for name, ms, share in row.get('op_types', [])[:20]:
+        print(f'    {name:<48} {ms:>8.2f} ms/step {100 * share:>5.1f} %')
   if args.json:
     with open(args.json, 'w') as f:
       json.dump(rows, f, indent=1)
