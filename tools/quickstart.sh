@@ -4,7 +4,7 @@
 # run trains no more steps) and re-exports the latest checkpoint.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash tools/setup_env.sh
+bash tools/setup_env.sh cpu
 PY=.venv/bin/python
 CONFIG=configs/synthetic/resnet_mini_os16.textproto
 DATA_DIR=runs/synthetic_data
