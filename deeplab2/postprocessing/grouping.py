@@ -199,11 +199,8 @@ class _CandidateTable:
     def nearest_listed(points):
       cell = self.cell_of(points)
       # The same float32 distances as against every center.
-      distance = (
-          tf.math.squared_difference(points[:, 0:1],
-                                     tf.gather(listed_y, cell)) +
-          tf.math.squared_difference(points[:, 1:2],
-                                     tf.gather(listed_x, cell)))
+      distance = _squared_distances(points, tf.gather(listed_y, cell),
+                                    tf.gather(listed_x, cell))
       column = _first_nearest(distance, by_reductions)
       return tf.gather(flat_listed, cell * size + column)
     return nearest_listed
@@ -233,10 +230,11 @@ def _axis_bounds(low, high, center):
 
 def _squared_distances(points, center_y, center_x):
   """float [N, S]: squared distances of points float [N, 2] (y, x) to the
-  centers (center_y, center_x: float [S])."""
+  centers (center_y, center_x: float [S], the same for every point, or
+  [N, S], each point's own)."""
   # squared_difference is (a - b) * (a - b), in one op instead of two.
-  return (tf.math.squared_difference(points[:, 0:1], center_y[None, :]) +
-          tf.math.squared_difference(points[:, 1:2], center_x[None, :]))
+  return (tf.math.squared_difference(points[:, 0:1], center_y) +
+          tf.math.squared_difference(points[:, 1:2], center_x))
 
 
 def _group_every_pixel(voted, keep, nearest, chunk_size, num_pixels):
@@ -288,20 +286,20 @@ def _group_compacted(voted, compact, count, keep, nearest, chunk_size,
 
   # Writes into a preallocated tensor: no TensorList, so TFLite builtins
   # express it too.
-  def body(i, nearest):
-    return i + 1, tf.tensor_scatter_nd_update(nearest, [[i]],
+  def body(i, slots):
+    return i + 1, tf.tensor_scatter_nd_update(slots, [[i]],
                                               nearest_in_chunk(i)[None])
 
   # One chunk at a time: chunks computed side by side would hold their
   # temporaries at once.
-  _, nearest = tf.while_loop(
+  _, slots = tf.while_loop(
       lambda i, _: i < active_chunks, body,
       (tf.constant(0), tf.zeros([num_chunks, chunk_size], tf.int32)),
       parallel_iterations=1)
   # Scatter back: slots past `count` go to a dropped extra pixel.
   slot = tf.range(num_chunks * chunk_size)
   target = tf.where(slot < count, tf.reshape(compact, [-1]), num_pixels)
-  full = tf.math.unsorted_segment_sum(tf.reshape(nearest, [-1]) + 1, target,
+  full = tf.math.unsorted_segment_sum(tf.reshape(slots, [-1]) + 1, target,
                                       num_pixels + 1)[:num_pixels]
   return tf.where(keep, full, 0)
 

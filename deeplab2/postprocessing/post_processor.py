@@ -175,31 +175,29 @@ def log_normaliser(logits, max_logit=None):
     float32 [B, H, W].
   """
   height = logits.shape[1]
-  if max_logit is None:
-    if height is None:
-      return tf.map_fn(lambda image: tf.reduce_logsumexp(image, axis=-1),
-                       logits, parallel_iterations=1)
-    blocks = [tf.reduce_logsumexp(logits[:, top:top + _LOG_NORMALISER_ROWS],
-                                  axis=-1)
-              for top in range(0, height, _LOG_NORMALISER_ROWS)]
-    return tf.concat(blocks, axis=1)
-  # reduce_logsumexp's own formula: the max, 0 where it is not finite.
-  shift = tf.where(tf.math.is_finite(max_logit), max_logit, 0.0)
 
-  def block(block_logits, block_shift):
+  def block(block_logits, block_max):
+    # reduce_logsumexp's own formula: the max, 0 where it is not finite.
+    if block_max is None:
+      block_max = tf.reduce_max(block_logits, axis=-1)
+    shift = tf.where(tf.math.is_finite(block_max), block_max, 0.0)
     return tf.math.log(tf.reduce_sum(
-        tf.exp(block_logits - block_shift[..., None]), axis=-1)) + block_shift
+        tf.exp(block_logits - shift[..., None]), axis=-1)) + shift
 
   if height is None:
-    return tf.map_fn(lambda args: block(*args), (logits, shift),
+    if max_logit is None:
+      return tf.map_fn(lambda image: block(image, None), logits,
+                       parallel_iterations=1)
+    return tf.map_fn(lambda args: block(*args), (logits, max_logit),
                      fn_output_signature=tf.float32, parallel_iterations=1)
   blocks = []
   for top in range(0, height, _LOG_NORMALISER_ROWS):
+    rows = slice(top, top + _LOG_NORMALISER_ROWS)
     # One block after the other: run side by side, their temporaries
     # would all be held at once.
     with tf.control_dependencies(blocks[-1:]):
-      blocks.append(block(logits[:, top:top + _LOG_NORMALISER_ROWS],
-                          shift[:, top:top + _LOG_NORMALISER_ROWS]))
+      blocks.append(block(logits[:, rows], None if max_logit is None
+                          else max_logit[:, rows]))
   return tf.concat(blocks, axis=1)
 
 
