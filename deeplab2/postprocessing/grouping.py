@@ -2,7 +2,8 @@
 
 Memory stays bounded whatever the number of centers K, and work scales with
 the number of thing pixels: each image's thing pixels are first compacted
-(cumulative-sum positions, static shapes, so XLA compiles it), then their
+(listed by `where` in TF's kernels; under XLA, which needs static shapes,
+by cumulative-sum positions), then their
 distances are computed `chunk_size` pixels at a time, as [chunk, M]
 tensors, never as pixels x centers at once. Above _FEW_CENTERS valid
 centers, M is not K: a table of cells (CELL_SIZE pixels square) of the
