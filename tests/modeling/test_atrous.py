@@ -57,14 +57,15 @@ def test_the_taps_are_taken_where_the_rate_is_large_against_the_map():
     return atrous._use_taps(height, width, 3, rate,  # pylint: disable=protected-access
                             channels_in * channels_out, max)
   # ASPP of the synthetic config at its 129 x 129 crop (res5 9 x 9, 512
-  # channels into 64): rates 4 and 6.
-  assert [use_taps(9, 9, r, 512, 64) for r in (2, 4, 6)] == [
-      False, True, True]
-  # ASPP at the 513 x 1025 Cityscapes crop, OS 32 (17 x 33, 2048 into 256):
-  # rate 9 only; at the 1025 x 2049 evaluation size (33 x 65): none.
-  assert [use_taps(17, 33, r, 2048, 256) for r in (3, 6, 9)] == [
-      False, False, True]
-  assert not any(use_taps(33, 65, r, 2048, 256) for r in (3, 6, 9))
+  # channels into 64): rates 2, 4 and 6.
+  assert all(use_taps(9, 9, r, 512, 64) for r in (2, 4, 6))
+  # ASPP at the 513 x 1025 Cityscapes crop, OS 32 (17 x 33, 2048 into 256)
+  # and at the 1025 x 2049 evaluation size (33 x 65): rates 3, 6 and 9.
+  assert all(use_taps(17, 33, r, 2048, 256) for r in (3, 6, 9))
+  assert all(use_taps(33, 65, r, 2048, 256) for r in (3, 6, 9))
+  # ... but not where a rate is small against a large map: the padded
+  # grid is then little more than the taps' work.
+  assert not use_taps(129, 257, 2, 2048, 256)
   # The tests' 33 x 33 model (res5 3 x 3, 256 into 16): too little to save.
   assert not any(use_taps(3, 3, r, 256, 16) for r in (2, 4, 6))
   # A one-row image 4097 wide: the int64 run-time decision agrees.

@@ -479,3 +479,41 @@ def test_fused_batch_norm_trains_as_keras_batch_norm(shape):
     np.testing.assert_allclose(np.asarray(got), want, rtol=0,
                                atol=1e-6 * max(1.0, np.abs(want).max()),
                                err_msg=name)
+
+
+@pytest.mark.parametrize('make', [
+    lambda: convolutions.ConvBnAct(6, 3, bn_options=BN),
+    lambda: convolutions.ConvBnAct(6, 3, strides=2, bn_options=BN),
+    lambda: convolutions.ConvBnAct(6, 3, dilation_rate=2, activation='none',
+                                   bn_options=BN),
+    lambda: convolutions.DepthwiseConvBnAct(5, bn_options=BN),
+    lambda: convolutions.DepthwiseConvBnAct(3, strides=2,
+                                            activation='hard_swish',
+                                            bn_options=BN),
+], ids=['conv', 'strided', 'atrous', 'depthwise', 'strided_depthwise'])
+def test_inference_folds_the_batch_norm_into_the_kernel(make):
+  # Inference takes the folded kernel; the sublayers called one by one
+  # (convolution, Keras' batch norm, activation) give the same values up to
+  # float rounding, with moving statistics far from 0 and 1.
+  layer = make()
+  rng = np.random.default_rng(1)
+  inputs = tf.constant(rng.normal(size=(2, 11, 9, 4)), tf.float32)
+  layer(inputs, training=False)
+  bn = layer.batch_norm
+  channels = bn.gamma.shape[0]
+  bn.gamma.assign(rng.uniform(0.5, 2.0, channels))
+  bn.beta.assign(rng.normal(size=channels))
+  bn.moving_mean.assign(rng.normal(size=channels))
+  bn.moving_variance.assign(rng.uniform(0.1, 3.0, channels))
+  conv = getattr(layer, 'conv', None) or layer.depthwise_conv
+  x = inputs
+  if layer.strides > 1:
+    x = convolutions.fixed_padding(x, layer.kernel_size)
+  want = layer.activation_fn(
+      keras.layers.BatchNormalization.call(bn, conv(x), training=False))
+  folded = layer(inputs, training=False)
+  np.testing.assert_allclose(folded, want, rtol=0, atol=1e-5)
+  assert float(tf.reduce_max(tf.abs(want))) > 0.5
+  # Training uses the batch's statistics, not the folded kernel.
+  trained = layer(inputs, training=True)
+  assert float(tf.reduce_max(tf.abs(trained - folded))) > 0.1

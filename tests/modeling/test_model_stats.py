@@ -19,16 +19,17 @@ BN = normalization.BatchNormOptions()
 # swidernet with SAC in its last stage). A dilated conv is counted as the
 # graph runs it (modeling/layers/atrous.py): TF's space-to-batch around an
 # undilated Conv2D, padding included, or where the rate is large against
-# the map only the taps that read the image (swidernet's SAC convs at rate
-# 3 x 2 on its 9 x 17 res5: 44,140,539,072 as space-to-batch; 43,248,725,184
-# when SAC ran dilated Conv2D ops).
+# the map only the taps that read the image (at this size every dilated
+# res5 conv: resnet50 counted 4,843,336,896 when its rate-2 convs on the
+# 9 x 17 res5 took space-to-batch; swidernet's SAC convs at rate 3 x 2
+# count 43,248,725,184 as dilated Conv2D ops).
 _BACKBONES = {
     'mobilenet_v3_small': (939120, 927008, 82681288),
     'mobilenet_v3_large': (2996352, 2971952, 273757896),
-    'resnet50': (23561152, 23508032, 4843336896),
-    'resnet50_beta': (23685312, 23631808, 5775742656),
-    'wide_resnet41': (109072832, 109014080, 41333528256),
-    'swidernet': (113011139, 112952387, 42715524288),
+    'resnet50': (23561152, 23508032, 4560745664),
+    'resnet50_beta': (23685312, 23631808, 5493151424),
+    'wide_resnet41': (109072832, 109014080, 40768345792),
+    'swidernet': (113011139, 112952387, 41881382080),
     'xception_71': (40488712, 40289736, 8317963080),
 }
 

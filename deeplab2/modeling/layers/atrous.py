@@ -11,10 +11,13 @@ is slow on CPUs (5x and 3.7x slower than the alternative, measured on a
 2-core AMD EPYC without oneDNN).
 
 The alternative sums one matrix product per kernel tap over the rows and
-columns where that tap reads the image, so it does only the real work, but
-as k * k products and pads instead of one fused conv: about 2-4x the cost per
-multiply-add, and more ops. `dilated_conv2d` takes it where the padded grid
-is more than _TAPS_ADVANTAGE times the taps' work and that saves at least
+columns where that tap reads the image, so it does only the real work, as
+k * k products and pads instead of one fused conv. Per multiply-add the
+products cost about what the fused conv does on large maps (1.0 to 1.5x on
+a 2-core Xeon with AVX-512, oneDNN on or off, for ASPP's 2048 into 256
+channels at 17 x 33 and 33 x 65), more on small ones, where each op's
+fixed cost counts. `dilated_conv2d` takes them where the padded grid is
+more than _TAPS_COST times the taps' work and that saves at least
 _MIN_SAVING multiply-adds, decided from the map's size and the channels
 (from the static shape when known, at run time otherwise), so the same
 sizes always take the same path. Both compute the same sum; their float
@@ -24,9 +27,12 @@ results differ by rounding only (relative 1e-6).
 import keras
 import tensorflow as tf
 
-# The taps' cost per multiply-add against the fused conv's, with margin
-# (measured 1.75 to 4.6 on the shapes above).
-_TAPS_ADVANTAGE = 4
+# The taps' cost per multiply-add against the fused conv's, as a fraction
+# (numerator, denominator) so that run-time sizes stay integers. It was 4
+# until measured on ASPP's sizes (docs/training.md): space-to-batch then
+# took rates 3 and 6 at both the training crop and the evaluation size,
+# 1.3 to 2.4x slower than the taps there.
+_TAPS_COST = (5, 4)
 # The taps' k * k products and pads cost more ops to trace, optimise and
 # launch: they are taken only where they save at least this many
 # multiply-adds per image (a 33 x 33 test model's ASPP would save a few
@@ -53,8 +59,9 @@ def _use_taps(height, width, kernel_size, rate, channels, maximum):
   taps_cols = sum(maximum(width - abs(o), 0) for o in offsets)
   grid = (_grid_side(height, kernel_size, rate) *
           _grid_side(width, kernel_size, rate) * kernel_size * kernel_size)
-  return (grid - _TAPS_ADVANTAGE * taps_rows * taps_cols) * channels >= (
-      _MIN_SAVING)
+  numerator, denominator = _TAPS_COST
+  return (grid * denominator - numerator * taps_rows * taps_cols) * (
+      channels) >= _MIN_SAVING * denominator
 
 
 def tap_regions(height, width, kernel_size, rate):

@@ -7,9 +7,11 @@ is ceil(n / stride) either way; only the alignment differs.
 """
 
 import keras
+import tensorflow as tf
 
 from deeplab2.modeling.layers import activations
 from deeplab2.modeling.layers import atrous
+from deeplab2.modeling.layers import depthwise
 from deeplab2.modeling.layers import normalization
 from deeplab2.modeling.layers import switchable_atrous as sac
 
@@ -92,6 +94,18 @@ class ConvBnAct(normalization.BatchNormConfigMixin, keras.layers.Layer):
       x = self.pre_global_context(x)
     if self.strides > 1:
       x = fixed_padding(x, self.kernel_size, self.dilation_rate)
+    affine = None
+    if self.post_global_context is None and isinstance(
+        self.conv, keras.layers.Conv2D):
+      affine = normalization.inference_affine(self.batch_norm, training)
+    if affine is not None:
+      # Inference with the batch norm folded into the kernel: TF fuses
+      # the convolution, bias and ReLU into one kernel, where the batch
+      # norm alone would take two passes over the output.
+      scale, offset = affine
+      x = self.conv.convolution_op(x, self.conv.kernel * scale)
+      x = tf.nn.bias_add(x, offset)
+      return self.activation_fn(x)
     x = self.conv(x)
     if self.post_global_context is not None:
       x = self.post_global_context(x)
@@ -135,7 +149,7 @@ class DepthwiseConvBnAct(normalization.BatchNormConfigMixin,
     self.activation = activation
     self.activation_fn = activations.get(activation)
     self.bn_options = bn_options or normalization.BatchNormOptions()
-    self.depthwise_conv = keras.layers.DepthwiseConv2D(
+    self.depthwise_conv = depthwise.DepthwiseConv2D(
         kernel_size, strides=strides,
         padding='same' if strides == 1 else 'valid',
         dilation_rate=dilation_rate, use_bias=False,
@@ -150,6 +164,13 @@ class DepthwiseConvBnAct(normalization.BatchNormConfigMixin,
     x = inputs
     if self.strides > 1:
       x = fixed_padding(x, self.kernel_size, self.dilation_rate)
+    affine = normalization.inference_affine(self.batch_norm, training)
+    if affine is not None:
+      # As in ConvBnAct: the batch norm folded into the kernel.
+      scale, offset = affine
+      x = self.depthwise_conv.convolve(
+          x, self.depthwise_conv.kernel * tf.reshape(scale, [1, 1, -1, 1]))
+      return self.activation_fn(tf.nn.bias_add(x, offset))
     x = self.batch_norm(self.depthwise_conv(x), training=training)
     return self.activation_fn(x)
 

@@ -42,6 +42,35 @@ class BatchNormConfigMixin:
     return cls(**config)
 
 
+def inference_affine(batch_norm, training):
+  """The batch norm's inference as one affine map, for folding into the
+  convolution before it.
+
+  Args:
+    batch_norm: a keras BatchNormalization over the last axis.
+    training: the `training` its call would get.
+
+  Returns:
+    (scale, offset), float32 [C] each, with batch_norm(x) equal to
+    x * scale + offset up to float rounding; None where the layer would
+    not compute that (training with batch statistics, renorm, another axis,
+    a compute dtype other than float32, where folding would round
+    differently from the layer).
+  """
+  if (training and batch_norm.trainable) or batch_norm.renorm:
+    return None
+  if batch_norm.axis not in (-1, 3) or batch_norm.compute_dtype != 'float32':
+    return None
+  scale = tf.math.rsqrt(
+      tf.convert_to_tensor(batch_norm.moving_variance) + batch_norm.epsilon)
+  if batch_norm.scale:
+    scale *= tf.convert_to_tensor(batch_norm.gamma)
+  offset = -tf.convert_to_tensor(batch_norm.moving_mean) * scale
+  if batch_norm.center:
+    offset += tf.convert_to_tensor(batch_norm.beta)
+  return scale, offset
+
+
 @keras.saving.register_keras_serializable(package='deeplab2')
 class FusedBatchNormalization(keras.layers.BatchNormalization):
   """keras BatchNormalization whose training pass on [B, H, W, C] is TF's
