@@ -9,9 +9,8 @@ at batch 2, evaluation at 1025 x 2049 at batch 1):
   space-to-batch (`tf.nn.convolution`), a dilated Conv2D (oneDNN only
   differentiates it) and the per-tap products of modeling/layers/atrous.py;
 - the decoder's 5 x 5 depthwise kernel gradient at stride 4: TF's
-  DepthwiseConv2dNativeBackpropFilter and, tried and not kept
-  (docs/training.md), the same sums as one depthwise forward pass with the
-  batch moved into the channels and the output gradient as the kernel.
+  DepthwiseConv2dNativeBackpropFilter and the depthwise correlation of
+  modeling/layers/depthwise.py (taken with oneDNN on an AVX-512 CPU).
 Each oneDNN value runs in its own process (TF reads the setting once).
 Milliseconds, median of --runs calls after one warm-up.
 """
@@ -40,28 +39,10 @@ def _milliseconds(fn, args, runs):
   return round(statistics.median(samples) * 1e3, 1)
 
 
-def _kernel_gradient_by_correlation(inputs, output_gradient, size):
-  """d(loss)/d(kernel) [size, size, C, 1] of a stride-1 'SAME' depthwise
-  conv of [B, H, W, C], as one depthwise correlation over [1, H + size -
-  1, W + size - 1, B * C] with [H, W, B * C, 1], summed over the batch."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  before = (size - 1) // 2
-  inputs = tf.pad(inputs, [[0, 0], [before, size - 1 - before],
-                           [before, size - 1 - before], [0, 0]])
-  batch, height, width, channels = inputs.shape
-  images = tf.reshape(tf.transpose(inputs, [1, 2, 0, 3]),
-                      [1, height, width, batch * channels])
-  kernel = tf.reshape(tf.transpose(output_gradient, [1, 2, 0, 3]),
-                      [output_gradient.shape[1], output_gradient.shape[2],
-                       batch * channels, 1])
-  correlation = tf.nn.depthwise_conv2d(images, kernel, [1, 1, 1, 1], 'VALID')
-  return tf.reduce_sum(tf.reshape(correlation, [size, size, batch, channels]),
-                       axis=2)[..., tf.newaxis]
-
-
 def _worker(runs):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from deeplab2.modeling.layers import atrous  # pylint: disable=g-import-not-at-top
+  from deeplab2.modeling.layers import depthwise  # pylint: disable=g-import-not-at-top
   from deeplab2.utils import machine  # pylint: disable=g-import-not-at-top
 
   def with_gradients(fn):
@@ -105,8 +86,8 @@ def _worker(runs):
             tf.raw_ops.DepthwiseConv2dNativeBackpropFilter(
                 input=x, filter_sizes=[5, 5, c, 1], out_backprop=g,
                 strides=[1, 1, 1, 1], padding='SAME')),
-        'depthwise_correlation': lambda x, g: (
-            _kernel_gradient_by_correlation(x, g, 5)),
+        'depthwise_correlation': lambda x, g: depthwise.kernel_gradient(
+            x, g, (5, 5), 'SAME'),
     }
     for way, fn in ways.items():
       rows.append({'kernel': f'depthwise 5x5 kernel gradient, {channels}',

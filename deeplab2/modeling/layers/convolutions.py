@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from deeplab2.modeling.layers import activations
 from deeplab2.modeling.layers import atrous
+from deeplab2.modeling.layers import depthwise
 from deeplab2.modeling.layers import normalization
 from deeplab2.modeling.layers import switchable_atrous as sac
 
@@ -148,7 +149,7 @@ class DepthwiseConvBnAct(normalization.BatchNormConfigMixin,
     self.activation = activation
     self.activation_fn = activations.get(activation)
     self.bn_options = bn_options or normalization.BatchNormOptions()
-    self.depthwise_conv = keras.layers.DepthwiseConv2D(
+    self.depthwise_conv = depthwise.DepthwiseConv2D(
         kernel_size, strides=strides,
         padding='same' if strides == 1 else 'valid',
         dilation_rate=dilation_rate, use_bias=False,
@@ -167,11 +168,8 @@ class DepthwiseConvBnAct(normalization.BatchNormConfigMixin,
     if affine is not None:
       # As in ConvBnAct: the batch norm folded into the kernel.
       scale, offset = affine
-      conv = self.depthwise_conv
-      x = keras.ops.depthwise_conv(
-          x, conv.kernel * tf.reshape(scale, [1, 1, -1, 1]),
-          strides=conv.strides, padding=conv.padding,
-          data_format=conv.data_format, dilation_rate=conv.dilation_rate)
+      x = self.depthwise_conv.convolve(
+          x, self.depthwise_conv.kernel * tf.reshape(scale, [1, 1, -1, 1]))
       return self.activation_fn(tf.nn.bias_add(x, offset))
     x = self.batch_norm(self.depthwise_conv(x), training=training)
     return self.activation_fn(x)
