@@ -2,7 +2,7 @@
 
   python benchmarks/model_speed.py [--configs=resnet50_os32,...]
       [--dtypes=float32,mixed_bfloat16] [--runs=3] [--height=1025 --width=2049]
-      [--json=PATH]
+      [--json=PATH] [--op_profile]
 
 For each config (a file stem under configs/cityscapes/panoptic_deeplab/)
 and dtype policy, a fresh subprocess builds the model (random weights),
@@ -81,16 +81,23 @@ def _worker(args):
     tf.nest.map_structure(lambda t: t.numpy(), forward(image))
     times.append(time.perf_counter() - start)
   total, _ = model_stats.parameter_counts(model)
+  op_types = []
+  if args.op_profile:
+    from deeplab2.utils import op_profile  # pylint: disable=g-import-not-at-top
+    op_types = op_profile.op_type_shares(
+        lambda: tf.nest.map_structure(lambda t: t.numpy(), forward(image)),
+        args.runs)
   print(json.dumps({
       'latency_s': statistics.median(times), 'warmup_s': warmup,
       'params': total, 'madds': madds, 'peak_rss_gib': _peak_rss_gib(),
-      'machine': machine.describe()}))
+      'op_types': op_types, 'machine': machine.describe()}))
 
 
 def _run_worker(config, dtype, args):
   command = [sys.executable, os.path.abspath(__file__), '--worker',
              f'--config={config}', f'--dtype={dtype}', f'--runs={args.runs}',
-             f'--height={args.height}', f'--width={args.width}']
+             f'--height={args.height}', f'--width={args.width}'] + (
+                 ['--op_profile'] if args.op_profile else [])
   result = subprocess.run(command, capture_output=True, text=True,
                           check=False)
   if result.returncode != 0:
@@ -108,6 +115,9 @@ def main(argv=None):
   parser.add_argument('--json', default='',
                       help='Also write the rows and the machine to this JSON '
                       'file.')
+  parser.add_argument('--op_profile', action='store_true',
+                      help='Also profile --runs calls (tf.profiler) and print '
+                      'the op types that take most of the op time.')
   parser.add_argument('--worker', action='store_true')
   parser.add_argument('--config')
   parser.add_argument('--dtype')
@@ -135,6 +145,8 @@ def main(argv=None):
             f'{row["params"] / 1e6:.2f} | {row["madds"] / 1e9:.1f} | '
             f'{achieved / 1e9:.0f} | {achieved / peaks[dtype]:.0%} | '
             f'{row["peak_rss_gib"]:.1f} |', flush=True)
+      for name, ms, share in row['op_types'][:15]:
+        print(f'    {name:<48} {ms:>8.1f} ms/call {100 * share:>5.1f} %')
       rows.append({
           'config': config, 'dtype': dtype, 'height': args.height,
           'width': args.width, 'runs': args.runs,
@@ -143,7 +155,7 @@ def main(argv=None):
           'achieved_madds_per_s': achieved,
           'peak_madds_per_s': peaks[dtype],
           'of_peak': achieved / peaks[dtype],
-          'peak_rss_gib': row['peak_rss_gib']})
+          'peak_rss_gib': row['peak_rss_gib'], 'op_types': row['op_types']})
   if args.json:
     with open(args.json, 'w') as f:
       json.dump({'machine': description, 'rows': rows}, f, indent=1)

@@ -64,38 +64,6 @@ def _parts(config_name, records_dir, dtype_policy):
   return config_lib.from_message(config)
 
 
-def _op_type_shares(trainer, iterator, calls, per_call):
-  """Profiles `calls` calls of the training loop; returns [(op type, ms
-  per step, share of the op time)] from the profiler's framework op
-  statistics (its 500 costliest ops), idle time left out, costliest
-  first."""
-  import glob  # pylint: disable=g-import-not-at-top
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from tensorflow.python.profiler.internal import _pywrap_profiler_plugin  # pylint: disable=g-import-not-at-top
-  logdir = tempfile.mkdtemp(prefix='train_speed_profile_')
-  tf.profiler.experimental.start(logdir)
-  for _ in range(calls):
-    trainer.train(iterator, per_call)
-  tf.profiler.experimental.stop()
-  xplane = glob.glob(os.path.join(logdir, '**', '*.xplane.pb'),
-                     recursive=True)[0]
-  data, _ = _pywrap_profiler_plugin.xspace_to_tools_data(
-      [xplane], 'framework_op_stats', {})
-  tables = json.loads(data)
-  table = next(t for t in tables if 'cols' in t)
-  columns = [c['label'] for c in table['cols']]
-  kind = columns.index('Operation Type')
-  self_us = columns.index('Total self-time (us)')
-  per_type = {}
-  for row in table['rows']:
-    values = [c.get('v') for c in row['c']]
-    if values[kind] != 'IDLE':
-      per_type[values[kind]] = per_type.get(values[kind], 0) + values[self_us]
-  total = sum(per_type.values())
-  return [(name, us / 1e3 / (calls * per_call), us / total)
-          for name, us in sorted(per_type.items(), key=lambda kv: -kv[1])]
-
-
 def run_variant(config_name, records_dir, variant, steps, warmup,
                 breakdown=False, op_profile=False):
   """Times one variant in this process; returns a dict of results."""
@@ -149,7 +117,12 @@ def run_variant(config_name, records_dir, variant, steps, warmup,
           samples.append(time.perf_counter() - start)
       result[f'{name}_seconds'] = statistics.median(samples)
   if op_profile:
-    result['op_types'] = _op_type_shares(trainer, iterator, steps, per_call)
+    from deeplab2.utils import op_profile  # pylint: disable=g-import-not-at-top
+    shares = op_profile.op_type_shares(
+        lambda: trainer.train(iterator, per_call), steps)
+    # Per step, not per call of per_call steps.
+    result['op_types'] = [(name, ms / per_call, share)
+                          for name, ms, share in shares]
   return result
 
 
