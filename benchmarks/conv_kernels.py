@@ -18,10 +18,8 @@ Milliseconds, median of --runs calls after one warm-up.
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
-import time
 
 _ATROUS = [(1, 33, 65, 3), (1, 33, 65, 6), (1, 33, 65, 9),
            (2, 17, 33, 3), (2, 17, 33, 6), (2, 17, 33, 9)]
@@ -29,14 +27,8 @@ _DEPTHWISE = [(2, 129, 257, 256), (2, 129, 257, 128), (8, 33, 33, 256)]
 
 
 def _milliseconds(fn, args, runs):
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  tf.nest.map_structure(lambda t: t.numpy(), fn(*args))
-  samples = []
-  for _ in range(runs):
-    start = time.perf_counter()
-    tf.nest.map_structure(lambda t: t.numpy(), fn(*args))
-    samples.append(time.perf_counter() - start)
-  return round(statistics.median(samples) * 1e3, 1)
+  from deeplab2.utils import op_profile  # pylint: disable=g-import-not-at-top
+  return round(op_profile.median_seconds(lambda: fn(*args), runs) * 1e3, 1)
 
 
 def _worker(runs):

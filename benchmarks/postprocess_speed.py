@@ -158,6 +158,7 @@ def _stage_rows(height, width, num_centers, runs):
   from deeplab2.postprocessing import grouping  # pylint: disable=g-import-not-at-top
   from deeplab2.postprocessing import merge  # pylint: disable=g-import-not-at-top
   from deeplab2.postprocessing import post_processor  # pylint: disable=g-import-not-at-top
+  from deeplab2.utils import op_profile  # pylint: disable=g-import-not-at-top
   from deeplab2.utils import xla  # pylint: disable=g-import-not-at-top
   spec = label_spec.LabelSpec(num_classes=NUM_CLASSES, ignore_label=IGNORE,
                               label_divisor=DIVISOR, thing_class_ids=THINGS)
@@ -195,13 +196,7 @@ def _stage_rows(height, width, num_centers, runs):
     row = {'stage': name, 'centers': num_centers, 'bytes': min_bytes}
     for key, jit in (('s', False), ('xla_s', True)):
       compiled = tf.function(fn, jit_compile=jit)
-      tf.nest.map_structure(lambda t: t.numpy(), compiled(*args))
-      times = []
-      for _ in range(runs):
-        start = time.perf_counter()
-        tf.nest.map_structure(lambda t: t.numpy(), compiled(*args))
-        times.append(time.perf_counter() - start)
-      row[key] = float(np.median(times))
+      row[key] = op_profile.median_seconds(lambda: compiled(*args), runs)  # pylint: disable=cell-var-from-loop
     rows.append(row)
   return rows
 
