@@ -45,19 +45,14 @@ def _worker(args):
   from deeplab2.modeling.layers import normalization  # pylint: disable=g-import-not-at-top
   from deeplab2.utils import machine  # pylint: disable=g-import-not-at-top
   from deeplab2.utils import model_stats  # pylint: disable=g-import-not-at-top
+  from deeplab2.utils import op_profile  # pylint: disable=g-import-not-at-top
   if args.config == 'matmul':
     n = 4096
     dtype = tf.bfloat16 if args.dtype == 'mixed_bfloat16' else tf.float32
     a = tf.random.normal([n, n], dtype=tf.float32)
     a = tf.cast(a, dtype)
     step = tf.function(lambda x: tf.matmul(x, x))
-    step(a).numpy()
-    times = []
-    for _ in range(args.runs):
-      start = time.perf_counter()
-      step(a).numpy()
-      times.append(time.perf_counter() - start)
-    latency = statistics.median(times)
+    latency = op_profile.median_seconds(lambda: step(a), args.runs)
     print(json.dumps({'macs_per_s': n**3 / latency,
                       'machine': machine.describe()}))
     return
@@ -83,7 +78,6 @@ def _worker(args):
   total, _ = model_stats.parameter_counts(model)
   op_types = []
   if args.op_profile:
-    from deeplab2.utils import op_profile  # pylint: disable=g-import-not-at-top
     op_types = op_profile.op_type_shares(
         lambda: tf.nest.map_structure(lambda t: t.numpy(), forward(image)),
         args.runs)

@@ -151,7 +151,6 @@ def _stage_rows(height, width, num_centers, runs):
   """Times each stage of the post-processor at batch 1, with and without
   XLA, against the bytes it must read and write at least (its inputs once,
   its outputs once). Returns a list of row dicts."""
-  import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from deeplab2 import label_spec  # pylint: disable=g-import-not-at-top
   from deeplab2.postprocessing import centers as centers_lib  # pylint: disable=g-import-not-at-top
