@@ -174,11 +174,9 @@ def _stage_rows(height, width, num_centers, runs):
       ('one read of the logits (reduce_max to a scalar)',
        lambda l: tf.reduce_max(l), (logits,), logit_bytes),
       ('semantic argmax (TF: top_k)',
-       lambda l: (tf.argmax(l, -1, output_type=tf.int32)
-                  if xla.compiling_with_xla() else
-                  post_processor.top_class(l)), (logits,),
+       post_processor.semantic_prediction, (logits,),
        logit_bytes + 2 * map_bytes),
-      ('log-normaliser',
+      ('log-normaliser (TF: given the max)',
        lambda l, m: post_processor.log_normaliser(
            l, None if xla.compiling_with_xla() else m), (logits, max_logit),
        logit_bytes + 2 * map_bytes),

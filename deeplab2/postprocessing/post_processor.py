@@ -87,14 +87,7 @@ class PanopticDeepLabPostProcessor:
     # The loop grouping is the TF and TFLite path; the others are for the
     # ONNX and OpenVINO converters, which take fewer kernels.
     native = o.grouping_mode == grouping.LOOP
-    max_logit = None
-    if native and not xla.compiling_with_xla():
-      # top_k(1) is the argmax (ties: the lower class, as argmax) in half
-      # the time on CPU, and it gives the max that log_normaliser needs
-      # (XLA's top_k is 20x slower than its argmax).
-      semantic, max_logit = top_class(logits)
-    else:
-      semantic = tf.argmax(logits, axis=-1, output_type=tf.int32)
+    semantic, max_logit = semantic_prediction(logits, native)
     result = {common.PRED_SEMANTIC: semantic}
     if common.PRED_CENTER_HEATMAP not in outputs:
       result[common.PRED_PANOPTIC] = spec.encode(semantic, 0)
@@ -105,7 +98,12 @@ class PanopticDeepLabPostProcessor:
         o.nms_kernel, o.keep_k_centers)
     offsets = outputs[common.PRED_OFFSET_MAP]
     num_centers = tf.shape(scores)[1]
-    log_norm = log_normaliser(logits, max_logit)
+    # Only the instance scores read it: with no center in the batch there
+    # is no instance, and it is not computed. (The converters' graphs,
+    # straight-line code, always compute it.)
+    log_norm = log_normaliser(
+        logits, max_logit, needed=tf.reduce_any(scores > 0) if native
+        else True)
 
     def one_image(i):
       # One image at a time: peak memory does not grow with the batch.
@@ -143,6 +141,32 @@ class PanopticDeepLabPostProcessor:
 
 
 _LOG_NORMALISER_ROWS = 64
+# Under XLA a reduction over the classes, the minor axis, runs as a scalar
+# loop per pixel on CPU; as one elementwise op per class slice it vectorises
+# over the pixels (about half the time for 19 classes). Up to this many
+# classes (COCO panoptic's 133 included); above it, the reductions.
+_MAX_CLASS_SLICES = 256
+
+
+def semantic_prediction(logits, native=True):
+  """The argmax over classes, in the fastest of its equal forms where it is
+  traced.
+
+  Args:
+    logits: float32 [B, H, W, C].
+    native: False for the ONNX and OpenVINO converters' graphs, which take
+      plain argmax.
+
+  Returns:
+    int32 [B, H, W], the first class of the highest logit, and float32
+    [B, H, W] that logit where it comes for free (TF's kernels), else None.
+  """
+  if native and not xla.compiling_with_xla():
+    # top_k(1) is the argmax (ties: the lower class, as argmax) in half
+    # the time on CPU, and it gives the max that log_normaliser needs
+    # (XLA's top_k is 20x slower than its argmax).
+    return top_class(logits)
+  return tf.argmax(logits, axis=-1, output_type=tf.int32), None
 
 
 def top_class(logits):
@@ -159,21 +183,37 @@ def top_class(logits):
   return top.indices[..., 0], top.values[..., 0]
 
 
-def log_normaliser(logits, max_logit=None):
+def log_normaliser(logits, max_logit=None, needed=True):
   """logsumexp over classes, computed for blocks of rows at a time.
 
   A plain reduce_logsumexp holds two [B, H, W, C] temporaries; blocks of
   _LOG_NORMALISER_ROWS rows keep them small. With a dynamic height (an
-  exported model) it goes one image at a time instead.
+  exported model) it goes one image at a time instead. Under XLA the blocks
+  are a loop's steps, each summing class slices (_MAX_CLASS_SLICES): the
+  loop also keeps XLA from fusing the sums into the instance scores' pixel
+  gather, where they ran one pixel at a time.
 
   Args:
     logits: float32 [B, H, W, C].
     max_logit: optional float32 [B, H, W], the max over classes, when
       known: one pass less, the same values as reduce_logsumexp.
+    needed: True, or a bool scalar tensor: where False, zeros, and nothing
+      is computed.
 
   Returns:
     float32 [B, H, W].
   """
+  if (xla.compiling_with_xla() and logits.shape.is_fully_defined() and
+      logits.shape[-1] <= _MAX_CLASS_SLICES):
+    return _log_normaliser_by_class_slices(logits, needed)
+  if needed is True:
+    return _log_normaliser_in_blocks(logits, max_logit)
+  return tf.cond(needed,
+                 lambda: _log_normaliser_in_blocks(logits, max_logit),
+                 lambda: tf.zeros(tf.shape(logits)[:3], tf.float32))
+
+
+def _log_normaliser_in_blocks(logits, max_logit):
   height = logits.shape[1]
 
   def block(block_logits, block_max):
@@ -199,6 +239,39 @@ def log_normaliser(logits, max_logit=None):
       blocks.append(block(logits[:, rows], None if max_logit is None
                           else max_logit[:, rows]))
   return tf.concat(blocks, axis=1)
+
+
+def _log_normaliser_by_class_slices(logits, needed):
+  """Under XLA (static shapes): a loop over blocks of rows, as many steps
+  as blocks where `needed`, none otherwise; the last block ends at the last
+  row (overlapping the one before), so that all have the same size."""
+  batch, height, width, _ = logits.shape
+  rows = min(_LOG_NORMALISER_ROWS, height)
+  num_blocks = -(-height // rows)
+
+  def block(i, blocks):
+    top = tf.minimum(i * rows, height - rows)
+    classes = tf.unstack(tf.slice(logits, [0, top, 0, 0],
+                                  [batch, rows, width, logits.shape[-1]]),
+                        axis=-1)
+    highest = classes[0]
+    for value in classes[1:]:
+      highest = tf.maximum(highest, value)
+    shift = tf.where(tf.math.is_finite(highest), highest, 0.0)
+    total = tf.add_n([tf.exp(value - shift) for value in classes])
+    value = tf.math.log(total) + shift
+    return i + 1, tf.tensor_scatter_nd_update(blocks, [[i]], value[None])
+
+  steps = tf.where(needed, num_blocks, 0)
+  _, blocks = tf.while_loop(
+      lambda i, _: i < steps, block,
+      (tf.constant(0), tf.zeros([num_blocks, batch, rows, width])),
+      parallel_iterations=1)
+  blocks = tf.transpose(blocks, [1, 0, 2, 3])
+  leading = tf.reshape(blocks[:, :-1],
+                       [batch, (num_blocks - 1) * rows, width])
+  last_rows = height - (num_blocks - 1) * rows
+  return tf.concat([leading, blocks[:, -1, rows - last_rows:]], axis=1)
 
 
 def instance_scores(logits, log_norm, image_index, instance_pred,

@@ -179,6 +179,27 @@ def test_instance_score_is_center_score_times_mean_class_probability():
                              0.8 * probability, rtol=1e-6)
 
 
+@pytest.mark.parametrize('height', [5, 64, 130])
+@pytest.mark.parametrize('jit_compile', [False, True])
+def test_log_normaliser_is_logsumexp_and_skipped_when_not_needed(
+    height, jit_compile):
+  # Heights below, at and past one block of rows (130: the last block
+  # overlaps the one before under XLA); a pixel with a -inf logit, one with
+  # all -inf and one with +inf.
+  rng = np.random.default_rng(height)
+  logits = rng.normal(0, 8, size=(2, height, 7, 19)).astype(np.float32)
+  logits[0, 1, 2, 3] = -np.inf
+  logits[1, 2, 3, :] = -np.inf
+  logits[1, -1, 0, 5] = np.inf
+  expected = tf.reduce_logsumexp(logits, axis=-1).numpy()
+  fn = tf.function(post_processor.log_normaliser, jit_compile=jit_compile)
+  got = fn(tf.constant(logits), needed=tf.constant(True)).numpy()
+  np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+  assert got[1, 2, 3] == -np.inf and got[1, -1, 0] == np.inf
+  skipped = fn(tf.constant(logits), needed=tf.constant(False)).numpy()
+  np.testing.assert_array_equal(skipped, np.zeros_like(expected))
+
+
 # COCO's divisor: instance ids of a class run 1..255.
 SPEC_256 = label_spec.LabelSpec(num_classes=NUM_CLASSES, ignore_label=IGNORE,
                                 label_divisor=256,
