@@ -174,7 +174,7 @@ def _stage_rows(height, width, num_centers, runs):
       ('one read of the logits (reduce_max to a scalar)',
        lambda l: tf.reduce_max(l), (logits,), logit_bytes),
       ('semantic argmax (TF: top_k)',
-       post_processor.semantic_prediction, (logits,),
+       lambda l: post_processor.semantic_prediction(l)[0], (logits,),
        logit_bytes + 2 * map_bytes),
       ('log-normaliser (TF: given the max)',
        lambda l, m: post_processor.log_normaliser(
