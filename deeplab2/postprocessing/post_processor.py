@@ -214,16 +214,21 @@ def log_normaliser(logits, max_logit=None, needed=True):
                  lambda: tf.zeros(tf.shape(logits)[:3], tf.float32))
 
 
+def _shifted_log_sum_exp(max_logit, sum_of_exps):
+  """reduce_logsumexp's own formula: log(sum_of_exps(shift)) + shift, the
+  shift being max_logit, 0 where it is not finite."""
+  shift = tf.where(tf.math.is_finite(max_logit), max_logit, 0.0)
+  return tf.math.log(sum_of_exps(shift)) + shift
+
+
 def _log_normaliser_in_blocks(logits, max_logit):
   height = logits.shape[1]
 
   def block(block_logits, block_max):
-    # reduce_logsumexp's own formula: the max, 0 where it is not finite.
     if block_max is None:
       block_max = tf.reduce_max(block_logits, axis=-1)
-    shift = tf.where(tf.math.is_finite(block_max), block_max, 0.0)
-    return tf.math.log(tf.reduce_sum(
-        tf.exp(block_logits - shift[..., None]), axis=-1)) + shift
+    return _shifted_log_sum_exp(block_max, lambda shift: tf.reduce_sum(
+        tf.exp(block_logits - shift[..., None]), axis=-1))
 
   if height is None:
     if max_logit is None:
@@ -258,9 +263,8 @@ def _log_normaliser_by_class_slices(logits, needed):
     highest = classes[0]
     for value in classes[1:]:
       highest = tf.maximum(highest, value)
-    shift = tf.where(tf.math.is_finite(highest), highest, 0.0)
-    total = tf.add_n([tf.exp(value - shift) for value in classes])
-    value = tf.math.log(total) + shift
+    value = _shifted_log_sum_exp(highest, lambda shift: tf.add_n(
+        [tf.exp(value - shift) for value in classes]))
     return i + 1, tf.tensor_scatter_nd_update(blocks, [[i]], value[None])
 
   steps = tf.where(needed, num_blocks, 0)

@@ -34,15 +34,15 @@ def op_type_shares(run: Callable[[], object], calls: int):
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from tensorflow.python.profiler.internal import _pywrap_profiler_plugin  # pylint: disable=g-import-not-at-top
-  logdir = tempfile.mkdtemp(prefix='op_profile_')
-  tf.profiler.experimental.start(logdir)
-  for _ in range(calls):
-    run()
-  tf.profiler.experimental.stop()
-  xplane = glob.glob(os.path.join(logdir, '**', '*.xplane.pb'),
-                     recursive=True)[0]
-  data, _ = _pywrap_profiler_plugin.xspace_to_tools_data(
-      [xplane], 'framework_op_stats', {})
+  with tempfile.TemporaryDirectory(prefix='op_profile_') as logdir:
+    tf.profiler.experimental.start(logdir)
+    for _ in range(calls):
+      run()
+    tf.profiler.experimental.stop()
+    xplane = glob.glob(os.path.join(logdir, '**', '*.xplane.pb'),
+                       recursive=True)[0]
+    data, _ = _pywrap_profiler_plugin.xspace_to_tools_data(
+        [xplane], 'framework_op_stats', {})
   table = next(t for t in json.loads(data) if 'cols' in t)
   columns = [c['label'] for c in table['cols']]
   kind = columns.index('Operation Type')
