@@ -2,7 +2,7 @@
 
   python benchmarks/model_speed.py [--configs=resnet50_os32,...]
       [--dtypes=float32,mixed_bfloat16] [--runs=3] [--height=1025 --width=2049]
-      [--json=PATH] [--op_profile]
+      [--json=PATH] [--op_profile] [--module_profile [--module_depth=3]]
 
 For each config (a file stem under configs/cityscapes/panoptic_deeplab/)
 and dtype policy, a fresh subprocess builds the model (random weights),
@@ -12,7 +12,11 @@ peak resident memory, parameters, multiply-adds and the multiply-adds per
 second achieved. The machine's peak is measured the same way: a large
 matrix product in the same dtype. Prints the machine (CPU model, cores and
 the workers' oneDNN state) and a Markdown table; --json also writes the
-rows and the machine to a file. Takes minutes per row on a laptop CPU (the
+rows and the machine to a file. --module_profile profiles the calls with one
+inter-op thread (so that op times do not overlap; the latency is then
+measured that way too) and prints, per module of the network (its name
+scopes to --module_depth), the time, the multiply-adds and their rate
+against the peak. Takes minutes per row on a laptop CPU (the
 SWideRNets take far longer).
 """
 
@@ -41,6 +45,8 @@ def _peak_rss_gib():
 
 def _worker(args):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  if args.module_profile:
+    tf.config.threading.set_inter_op_parallelism_threads(1)
   from deeplab2 import config as config_lib  # pylint: disable=g-import-not-at-top
   from deeplab2.modeling.layers import normalization  # pylint: disable=g-import-not-at-top
   from deeplab2.utils import machine  # pylint: disable=g-import-not-at-top
@@ -81,17 +87,28 @@ def _worker(args):
     op_types = op_profile.op_type_shares(
         lambda: tf.nest.map_structure(lambda t: t.numpy(), forward(image)),
         args.runs)
+  modules = []
+  if args.module_profile:
+    modules = op_profile.module_rates(
+        op_profile.op_self_times(
+            lambda: tf.nest.map_structure(lambda t: t.numpy(),
+                                          forward(image)), args.runs),
+        model_stats.multiply_adds_by_op(model, shape, training=False),
+        args.module_depth)
   print(json.dumps({
       'latency_s': statistics.median(times), 'warmup_s': warmup,
       'params': total, 'madds': madds, 'peak_rss_gib': _peak_rss_gib(),
-      'op_types': op_types, 'machine': machine.describe()}))
+      'op_types': op_types, 'modules': modules,
+      'machine': machine.describe()}))
 
 
 def _run_worker(config, dtype, args):
   command = [sys.executable, os.path.abspath(__file__), '--worker',
              f'--config={config}', f'--dtype={dtype}', f'--runs={args.runs}',
-             f'--height={args.height}', f'--width={args.width}'] + (
-                 ['--op_profile'] if args.op_profile else [])
+             f'--height={args.height}', f'--width={args.width}',
+             f'--module_depth={args.module_depth}'] + (
+                 ['--op_profile'] if args.op_profile else []) + (
+                     ['--module_profile'] if args.module_profile else [])
   result = subprocess.run(command, capture_output=True, text=True,
                           check=False)
   if result.returncode != 0:
@@ -112,6 +129,16 @@ def main(argv=None):
   parser.add_argument('--op_profile', action='store_true',
                       help='Also profile --runs calls (tf.profiler) and print '
                       'the op types that take most of the op time.')
+  parser.add_argument('--module_profile', action='store_true',
+                      help='Also profile --runs calls with one inter-op '
+                      'thread and print each module\'s time, multiply-adds '
+                      'and rate.')
+  parser.add_argument('--module_rows', type=int, default=40,
+                      help='Modules printed, costliest first (--json keeps '
+                      'all).')
+  parser.add_argument('--module_depth', type=int, default=3,
+                      help='Name scopes that make a module (see '
+                      'op_profile.module_of).')
   parser.add_argument('--worker', action='store_true')
   parser.add_argument('--config')
   parser.add_argument('--dtype')
@@ -141,6 +168,13 @@ def main(argv=None):
             f'{row["peak_rss_gib"]:.1f} |', flush=True)
       for name, ms, share in row['op_types'][:15]:
         print(f'    {name:<48} {ms:>8.1f} ms/call {100 * share:>5.1f} %')
+      if row['modules']:
+        print('    | module | ms/call | multiply-adds (B) | G/s | of peak |')
+        print('    |---|---|---|---|---|')
+      for module, ms, count in row['modules'][:args.module_rows]:
+        rate = count / ms / 1e6 if ms else 0.0
+        print(f'    | {module} | {ms:.1f} | {count / 1e9:.2f} | {rate:.0f} | '
+              f'{rate * 1e9 / peaks[dtype]:.0%} |')
       rows.append({
           'config': config, 'dtype': dtype, 'height': args.height,
           'width': args.width, 'runs': args.runs,
@@ -149,7 +183,8 @@ def main(argv=None):
           'achieved_madds_per_s': achieved,
           'peak_madds_per_s': peaks[dtype],
           'of_peak': achieved / peaks[dtype],
-          'peak_rss_gib': row['peak_rss_gib'], 'op_types': row['op_types']})
+          'peak_rss_gib': row['peak_rss_gib'], 'op_types': row['op_types'],
+          'modules': row['modules']})
   if args.json:
     with open(args.json, 'w') as f:
       json.dump({'machine': description, 'rows': rows}, f, indent=1)

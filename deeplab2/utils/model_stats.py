@@ -65,6 +65,14 @@ def multiply_adds(model, input_shape, **call_kwargs):
   Returns:
     int, summed over every graph op, nested functions included.
   """
+  return sum(multiply_adds_by_op(model, input_shape, **call_kwargs).values())
+
+
+def multiply_adds_by_op(model, input_shape, **call_kwargs):
+  """{graph op name: multiply-adds} of one call, as multiply_adds counts
+  them (ops without any left out). The names are those of a tf.function
+  of `lambda x: model(x, **call_kwargs)`, as the profiler reports them
+  (before TF's graph optimiser fuses ops and renames them)."""
   if not getattr(model, 'built', True):
     # Variables made inside the trace below would make tf.function trace
     # twice and lift every initializer into the graph (xception_71: 29 s
@@ -73,7 +81,7 @@ def multiply_adds(model, input_shape, **call_kwargs):
   function = tf.function(lambda x: model(x, **call_kwargs))
   concrete = function.get_concrete_function(
       tf.TensorSpec(input_shape, tf.float32))
-  total = 0
+  by_op = {}
   graphs = [concrete.graph]
   seen = set()
   while graphs:
@@ -82,8 +90,10 @@ def multiply_adds(model, input_shape, **call_kwargs):
       continue
     seen.add(id(graph))
     for op in graph.get_operations():
-      total += _op_multiply_adds(op)
+      count = _op_multiply_adds(op)
+      if count:
+        by_op[op.name] = by_op.get(op.name, 0) + count
     graphs.extend(getattr(graph, '_functions', {}).values() and
                   [f.graph for f in graph._functions.values()  # pylint: disable=protected-access
                    if hasattr(f, 'graph')])
-  return total
+  return by_op
