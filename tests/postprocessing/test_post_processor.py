@@ -398,3 +398,93 @@ def test_unknown_grouping_mode_is_refused():
                      ' loop, every_pixel, every_pixel_min'):
     post_processor.PostProcessorOptions(label_spec=SPEC,
                                         grouping_mode='fast')
+
+
+@pytest.mark.parametrize('num_valid,layout', [(20, 'spread'), (45, 'spread'),
+                                              (45, 'clustered')])
+def test_grouping_in_tflite_equals_tf(num_valid, layout):
+  # TF's kernels and TFLite compare each vote with the columns there are
+  # (the used slots; the fullest cell's candidates, a dynamic top_k), or
+  # with every used slot where a cell has too many ('clustered').
+  from deeplab2.postprocessing import grouping  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(3)
+  height, width, slots = 128, 192, 60
+  corner = 8 if layout == 'clustered' else [height, width]
+  inputs = [
+      rng.integers(0, corner, (1, slots, 2)).astype(np.int32),
+      np.where(np.arange(slots) < num_valid, rng.uniform(0.2, 1, slots),
+               0)[None].astype(np.float32),
+      np.round(rng.normal(0, 4, (1, height, width, 2))).astype(np.float32),
+      rng.uniform(size=(1, height, width)) < 0.6]
+  group = tf.function(
+      lambda *args: grouping.group_pixels(*args, chunk_size=500),
+      input_signature=[tf.TensorSpec(a.shape, a.dtype) for a in inputs])
+  expected = group(*inputs).numpy()
+  assert (expected > 0).sum() > 12000
+  grid = np.stack(np.meshgrid(np.arange(height), np.arange(width),
+                              indexing='ij'), -1).astype(np.float32)
+  table = grouping._CandidateTable(  # pylint: disable=protected-access
+      tf.constant(np.reshape(grid + inputs[2][0], [-1, 2])),
+      tf.constant(inputs[3].reshape(-1)),
+      tf.constant(np.where(inputs[1][0] > 0, inputs[0][0, :, 0], np.inf),
+                  tf.float32),
+      tf.constant(inputs[0][0, :, 1], tf.float32), height, width)
+  most = int(table.most_candidates)
+  if num_valid == 45:
+    # 'spread': its cells' candidates, 22 columns (not 32); 'clustered':
+    # too many, every used slot.
+    assert most == (22 if layout == 'spread' else 45), most
+  converter = tf.lite.TFLiteConverter.from_concrete_functions(
+      [group.get_concrete_function()], group)
+  converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+  interpreter = tf.lite.Interpreter(model_content=converter.convert())
+  interpreter.allocate_tensors()
+  for detail in interpreter.get_input_details():
+    # The four inputs differ in shape or dtype.
+    value = next(a for a in inputs if tuple(detail['shape']) == a.shape and
+                 detail['dtype'] == a.dtype)
+    interpreter.set_tensor(detail['index'], value)
+  interpreter.invoke()
+  got = interpreter.get_tensor(interpreter.get_output_details()[0]['index'])
+  np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize('mode', ['loop', 'loop_xla', 'every_pixel'])
+def test_grouping_compares_each_vote_with_every_candidate_of_its_cell(mode):
+  # Three clusters of 11 centers along one row of cells, each cluster's
+  # slots from its rightmost center to its leftmost: the fullest cells, on
+  # the bisector of the last two clusters, list 22 candidates, and the last
+  # of them (slot 32, the leftmost center of the third cluster) is the
+  # nearest center of some of their votes. One column too few loses it.
+  from deeplab2.postprocessing import grouping  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  cell = grouping.CELL_SIZE
+  height, width, slots = cell, 32 * cell, 40
+  points = np.zeros((slots, 2), np.int32)
+  for i, left in enumerate((0, 15 * cell, 31 * cell)):
+    xs = np.sort(rng.choice(cell, 11, replace=False))[::-1] + left
+    points[11 * i:11 * i + 11] = np.stack([rng.integers(0, cell, 11), xs], 1)
+  scores = np.where(np.arange(slots) < 33, 0.5, 0.0).astype(np.float32)
+  offsets = np.zeros((height, width, 2), np.float32)
+  mask = np.ones((height, width), bool)
+  expected = _nearest_by_numpy(points, 33, offsets, mask)
+  grid = np.stack(np.meshgrid(np.arange(height), np.arange(width),
+                              indexing='ij'), -1).astype(np.float32)
+  table = grouping._CandidateTable(  # pylint: disable=protected-access
+      tf.constant(np.reshape(grid, [-1, 2])), tf.constant(mask.reshape(-1)),
+      tf.constant(np.where(scores > 0, points[:, 0], np.inf), tf.float32),
+      tf.constant(points[:, 1], tf.float32), height, width)
+  counts = np.sum(table.candidates.numpy(), axis=1)
+  assert counts.max() == 22
+  # The image's cells are the ring's third row (grouping._RING = 2).
+  fullest = [c for c in np.flatnonzero(counts == 22)
+             if c // (width // cell + 4) == 2]
+  assert fullest
+  image_cell = (fullest[0] % (width // cell + 4) - 2) * cell
+  assert (expected[:, image_cell:image_cell + cell] == 33).any()
+  fn = tf.function(lambda *args: grouping.group_pixels(
+      *args, chunk_size=4096, mode=mode.replace('_xla', '')),
+                   jit_compile=mode.endswith('_xla'))
+  got = fn(tf.constant(points[None]), tf.constant(scores[None]),
+           tf.constant(offsets[None]), tf.constant(mask[None])).numpy()[0]
+  np.testing.assert_array_equal(got, expected)
