@@ -2,7 +2,8 @@
 
   python benchmarks/model_speed.py [--configs=resnet50_os32,...]
       [--dtypes=float32,mixed_bfloat16] [--runs=3] [--height=1025 --width=2049]
-      [--json=PATH] [--op_profile] [--module_profile [--module_depth=3]]
+      [--json=PATH] [--op_profile]
+      [--module_profile [--module_depth=3] [--module_rows=40]]
 
 For each config (a file stem under configs/cityscapes/panoptic_deeplab/)
 and dtype policy, a fresh subprocess builds the model (random weights),

@@ -29,7 +29,8 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 _SHAPES = [(257, 513, 64), (129, 257, 128), (65, 129, 256), (33, 65, 512)]
 
 # Input transform B^T, kernel transform G and output transform A^T of
-# F(m x m, 3 x 3), tile side m + 2 (Lavin and Gray's points 0, +-1, +-2).
+# F(m x m, 3 x 3), tile side m + 2 (Lavin and Gray's: interpolation points
+# 0, +-1 and infinity for m = 2; 0, +-1, +-2 and infinity for m = 4).
 _TRANSFORMS = {
     2: (np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]),
         np.array([[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]]),

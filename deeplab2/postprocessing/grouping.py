@@ -34,8 +34,8 @@ MODES = (LOOP, EVERY_PIXEL, EVERY_PIXEL_MIN)
 # Side, in pixels, of the cells of the candidate table (a power of two, so
 # a vote's cell, floor(vote / CELL_SIZE), is exact in float32).
 CELL_SIZE = 32
-# The columns each vote is compared with when the table is used (each at
-# most keep_k; static, so XLA and TFLite see static shapes).
+# The most columns each vote is compared with when the table is used (at
+# most keep_k): under XLA, which needs static shapes, always this many.
 _CANDIDATES = 32
 # Up to this many centers, each vote is compared with every center (the
 # table would cost more than it saves).
@@ -91,8 +91,8 @@ def _nearest_in_image(points, scores, offsets, mask, chunk_size, mode):
   dynamic = not xla.compiling_with_xla()
 
   def by_every_center(size):
-    # Each vote against each of the first `size` slots, in chunks as much
-    # longer as `size` is below K.
+    # Each vote against the used slots (under XLA the first `size`), in
+    # chunks as much longer as `size` is below K.
     longer = max(1, every_slot // size) if isinstance(size, int) else 1
     columns = used if dynamic else size
     return lambda: _group_compacted(  # pylint: disable=g-long-lambda

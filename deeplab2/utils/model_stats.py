@@ -70,9 +70,10 @@ def multiply_adds(model, input_shape, **call_kwargs):
 
 def multiply_adds_by_op(model, input_shape, **call_kwargs):
   """{graph op name: multiply-adds} of one call, as multiply_adds counts
-  them (ops without any left out). The names are those of a tf.function
-  of `lambda x: model(x, **call_kwargs)`, as the profiler reports them
-  (before TF's graph optimiser fuses ops and renames them)."""
+  them (ops without any left out). The names are the graph's, of a
+  tf.function of `lambda x: model(x, **call_kwargs)`; a profiler names
+  fused ops otherwise (op_profile.module_rates meets the two at the
+  module)."""
   if not getattr(model, 'built', True):
     # Variables made inside the trace below would make tf.function trace
     # twice and lift every initializer into the graph (xception_71: 29 s

@@ -265,9 +265,10 @@ def test_keep_all_centers_voids_instances_past_the_label_divisor():
 @pytest.mark.parametrize('jit_compile', [False, True])
 def test_grouping_finds_the_nearest_valid_center(num_valid, jit_compile):
   # 50 slots, the valid ones first (as find_centers returns them): up to
-  # 32 valid, each vote is compared with the first 32 slots, above it with
-  # its cell's candidates (16, 32 or all 50 columns), in chunks as much
-  # longer; a chunk of 7 pixels puts chunk boundaries everywhere.
+  # 32 valid, each vote is compared with the used slots (under XLA the first
+  # 32), above it with its cell's candidates (as many columns as the fullest
+  # cell has, under XLA 32) or every used slot, in chunks as much longer; a
+  # chunk of 7 pixels puts chunk boundaries everywhere.
   from deeplab2.postprocessing import grouping  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(num_valid)
   height, width, slots = 13, 17, 50
@@ -352,8 +353,8 @@ def test_grouping_by_candidate_cells_equals_every_center(layout, mode):
       tf.constant(mask.reshape(-1)), tf.constant(center_y),
       tf.constant(points[:, 1], tf.float32), height, width)
   most = int(table.most_candidates)
-  # 120 valid centers: 'spread' computes 32 columns, 'far_votes' and
-  # 'clustered' all slots.
+  # 120 valid centers: 'spread' takes the table (at most 32 columns),
+  # 'far_votes' and 'clustered' every slot.
   assert most <= 32 if layout in ('spread', 'non_finite_votes') else (
       most > 64), most
 
@@ -405,7 +406,8 @@ def test_unknown_grouping_mode_is_refused():
 def test_grouping_in_tflite_equals_tf(num_valid, layout):
   # TF's kernels and TFLite compare each vote with the columns there are
   # (the used slots; the fullest cell's candidates, a dynamic top_k), or
-  # with every used slot where a cell has too many ('clustered').
+  # with every used slot where a cell has too many ('clustered'); both give
+  # NumPy's nearest center.
   from deeplab2.postprocessing import grouping  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(3)
   height, width, slots = 128, 192, 60
@@ -420,6 +422,8 @@ def test_grouping_in_tflite_equals_tf(num_valid, layout):
       lambda *args: grouping.group_pixels(*args, chunk_size=500),
       input_signature=[tf.TensorSpec(a.shape, a.dtype) for a in inputs])
   expected = group(*inputs).numpy()
+  np.testing.assert_array_equal(expected[0], _nearest_by_numpy(
+      inputs[0][0], num_valid, inputs[2][0], inputs[3][0]))
   assert (expected > 0).sum() > 12000
   grid = np.stack(np.meshgrid(np.arange(height), np.arange(width),
                               indexing='ij'), -1).astype(np.float32)
@@ -437,7 +441,8 @@ def test_grouping_in_tflite_equals_tf(num_valid, layout):
   converter = tf.lite.TFLiteConverter.from_concrete_functions(
       [group.get_concrete_function()], group)
   converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-  interpreter = tf.lite.Interpreter(model_content=converter.convert())
+  from ai_edge_litert import interpreter as litert  # pylint: disable=g-import-not-at-top
+  interpreter = litert.Interpreter(model_content=converter.convert())
   interpreter.allocate_tensors()
   for detail in interpreter.get_input_details():
     # The four inputs differ in shape or dtype.
@@ -482,9 +487,10 @@ def test_grouping_compares_each_vote_with_every_candidate_of_its_cell(mode):
   assert fullest
   image_cell = (fullest[0] % (width // cell + 4) - 2) * cell
   assert (expected[:, image_cell:image_cell + cell] == 33).any()
-  fn = tf.function(lambda *args: grouping.group_pixels(
-      *args, chunk_size=4096, mode=mode.replace('_xla', '')),
-                   jit_compile=mode.endswith('_xla'))
+  fn = tf.function(
+      lambda *args: grouping.group_pixels(
+          *args, chunk_size=4096, mode=mode.replace('_xla', '')),
+      jit_compile=mode.endswith('_xla'))
   got = fn(tf.constant(points[None]), tf.constant(scores[None]),
            tf.constant(offsets[None]), tf.constant(mask[None])).numpy()[0]
   np.testing.assert_array_equal(got, expected)

@@ -49,4 +49,6 @@ def test_op_self_times_name_the_profiled_ops():
   rows = op_profile.op_self_times(lambda: step(x).numpy(), 2)
   kinds = {kind for _, kind, _ in rows}
   assert any('MatMul' in kind for kind in kinds), kinds
+  assert any(name.split('/')[-1].startswith('MatMul')
+             for name, _, _ in rows), rows
   assert all(ms >= 0 for _, _, ms in rows)
