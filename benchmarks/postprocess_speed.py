@@ -12,6 +12,10 @@ also writes the rows and the machine to a file.
   python benchmarks/postprocess_speed.py [--height 1025 --width 2049 --runs 5]
       [--json PATH]
   python benchmarks/postprocess_speed.py --stages [--centers 0,20,200]
+
+--stages times each stage without and with XLA, and the grouping also
+converted to TFLite (builtins only, as export_model.py --tflite; needs
+ai-edge-litert, the `tflite` extra) and run by LiteRT on 2 threads.
 """
 
 import argparse
@@ -194,8 +198,47 @@ def _stage_rows(height, width, num_centers, runs):
     for key, jit in (('s', False), ('xla_s', True)):
       compiled = tf.function(fn, jit_compile=jit)
       row[key] = op_profile.median_seconds(lambda: compiled(*args), runs)  # pylint: disable=cell-var-from-loop
+    if name == 'grouping':
+      row['tflite_s'] = _tflite_seconds(tf, fn, args, runs)
     rows.append(row)
   return rows
+
+
+def _tflite_seconds(tf, fn, args, runs):
+  """Median seconds of fn(*args) converted to TFLite (builtins only, as
+  export_model.py --tflite) and run by LiteRT on 2 threads, after one
+  warm-up."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from ai_edge_litert import interpreter as litert  # pylint: disable=g-import-not-at-top
+  values = [a.numpy() for a in args]
+  function = tf.function(fn, input_signature=[
+      tf.TensorSpec(v.shape, v.dtype) for v in values])
+  converter = tf.lite.TFLiteConverter.from_concrete_functions(
+      [function.get_concrete_function()], function)
+  converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+  runner = litert.Interpreter(model_content=converter.convert(),
+                              num_threads=2)
+  runner.allocate_tensors()
+  for detail in runner.get_input_details():
+    # The grouping's inputs differ in shape or dtype.
+    runner.set_tensor(detail['index'], next(
+        v for v in values
+        if tuple(detail['shape']) == v.shape and detail['dtype'] == v.dtype))
+  expected = function(*values).numpy()
+  runner.invoke()
+  got = runner.get_tensor(runner.get_output_details()[0]['index'])
+  if not np.array_equal(got, expected):
+    raise RuntimeError('TFLite grouping differs from TF.')
+  times = []
+  for _ in range(runs):
+    start = time.perf_counter()
+    runner.invoke()
+    times.append(time.perf_counter() - start)
+  return float(np.median(times))
+
+
+def _ms(seconds):
+  return '-' if seconds is None else f'{seconds * 1000:.0f}'
 
 
 def _print_stages(args):
@@ -204,15 +247,17 @@ def _print_stages(args):
   print(f'post-processing stages at {args.height} x {args.width}, '
         f'{NUM_CLASSES} classes, batch 1; median of {args.runs} runs. "Least '
         'MB": its inputs read once and its outputs written once.')
-  print('| stage | centers | least MB | ms | GB/s | ms, XLA | GB/s, XLA |')
-  print('|---|---|---|---|---|---|---|')
+  print('| stage | centers | least MB | ms | GB/s | ms, XLA | GB/s, XLA | '
+        'ms, TFLite |')
+  print('|---|---|---|---|---|---|---|---|')
   rows = []
   for centers in [int(c) for c in args.centers.split(',')]:
     for row in _stage_rows(args.height, args.width, centers, args.runs):
       print(f'| {row["stage"]} | {centers} | {row["bytes"] / 1e6:.0f} | '
             f'{row["s"] * 1000:.0f} | {row["bytes"] / row["s"] / 1e9:.1f} | '
             f'{row["xla_s"] * 1000:.0f} | '
-            f'{row["bytes"] / row["xla_s"] / 1e9:.1f} |', flush=True)
+            f'{row["bytes"] / row["xla_s"] / 1e9:.1f} | '
+            f'{_ms(row.get("tflite_s"))} |', flush=True)
       rows.append(row)
   return machine.describe(), rows
 
