@@ -5,12 +5,15 @@ with the straightforward design of the reference implementations: a dense
 pixels x centers distance tensor and a Python loop over instances and
 classes. Each configuration runs in a fresh process; memory is the peak
 resident set size above what the process held once its inputs were made
-(the warm-up run, with its tracing, included). Prints the machine (CPU
+(the warm-up run, with its tracing, included). At --tflite_batches (1) the
+post-processor is also converted to TFLite, as export_model.py --tflite
+converts it (builtins only, argmax), before that baseline, and run by
+LiteRT on 2 threads, its inputs set once. Prints the machine (CPU
 model, cores and the processes' oneDNN state) and a Markdown table; --json
 also writes the rows and the machine to a file.
 
   python benchmarks/postprocess_speed.py [--height 1025 --width 2049 --runs 5]
-      [--json PATH]
+      [--batches 1,4] [--loop_batches 1,4] [--tflite_batches 1] [--json PATH]
   python benchmarks/postprocess_speed.py --stages [--centers 0,20,200]
 
 --stages times each stage without and with XLA, and the grouping also
@@ -61,21 +64,66 @@ def _inputs(tf, batch, height, width, num_centers, seed=0):
   return (tf.constant(logits), tf.constant(heatmap), tf.constant(offsets))
 
 
-def _ours(tf, options, jit_compile=False):
-  from deeplab2 import common  # pylint: disable=g-import-not-at-top
+def _processor(options):
   from deeplab2 import label_spec  # pylint: disable=g-import-not-at-top
   from deeplab2.postprocessing import post_processor  # pylint: disable=g-import-not-at-top
   spec = label_spec.LabelSpec(num_classes=NUM_CLASSES, ignore_label=IGNORE,
                               label_divisor=DIVISOR, thing_class_ids=THINGS)
-  processor = post_processor.PanopticDeepLabPostProcessor(
+  return post_processor.PanopticDeepLabPostProcessor(
       post_processor.PostProcessorOptions(label_spec=spec, **options))
-  fn = tf.function(processor.__call__, jit_compile=jit_compile)
+
+
+def _ours(tf, options, jit_compile=False):
+  from deeplab2 import common  # pylint: disable=g-import-not-at-top
+  fn = tf.function(_processor(options).__call__, jit_compile=jit_compile)
 
   def run(logits, heatmap, offsets):
     result = fn({common.PRED_SEMANTIC_LOGITS: logits,
                  common.PRED_CENTER_HEATMAP: heatmap,
                  common.PRED_OFFSET_MAP: offsets})
     return result[common.PRED_PANOPTIC].numpy()
+  return run
+
+
+def _tflite_model(tf, options, inputs):
+  """The post-processor's panoptic map as TFLite bytes (builtins only,
+  argmax as tflite.convert chooses), for inputs of these shapes."""
+  from deeplab2 import common  # pylint: disable=g-import-not-at-top
+  from deeplab2.postprocessing import post_processor  # pylint: disable=g-import-not-at-top
+  processor = _processor(dict(options,
+                              semantic_argmax=post_processor.ARGMAX))
+  fn = tf.function(
+      lambda logits, heatmap, offsets: processor({
+          common.PRED_SEMANTIC_LOGITS: logits,
+          common.PRED_CENTER_HEATMAP: heatmap,
+          common.PRED_OFFSET_MAP: offsets})[common.PRED_PANOPTIC],
+      input_signature=[tf.TensorSpec(t.shape, t.dtype) for t in inputs])
+  converter = tf.lite.TFLiteConverter.from_concrete_functions(
+      [fn.get_concrete_function()], fn)
+  converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+  return converter.convert(), fn
+
+
+def _tflite_runner(tf, model, fn, inputs):
+  """A call that runs the TFLite model on `inputs` (set once, checked
+  against TF's map first) with LiteRT on 2 threads."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from ai_edge_litert import interpreter as litert  # pylint: disable=g-import-not-at-top
+  runner = litert.Interpreter(model_content=model, num_threads=2)
+  runner.allocate_tensors()
+  values = [t.numpy() for t in inputs]
+  for detail in runner.get_input_details():
+    # The inputs differ in shape.
+    runner.set_tensor(detail['index'], next(
+        v for v in values if tuple(detail['shape']) == v.shape))
+  output = runner.get_output_details()[0]['index']
+  runner.invoke()
+  if not np.array_equal(runner.get_tensor(output), fn(*inputs).numpy()):
+    raise RuntimeError('The TFLite post-processor differs from TF.')
+
+  def run(*unused_inputs):
+    runner.invoke()
+    return runner.get_tensor(output)
   return run
 
 
@@ -131,16 +179,23 @@ def measure(implementation, batch, height, width, num_centers, runs):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   options = dict(center_score_threshold=0.1, nms_kernel=13,
                  keep_k_centers=200, stuff_area_limit=2048)
+  inputs = _inputs(tf, batch, height, width, num_centers)
   if implementation == 'loop':
     run = _loop_reference(tf, options)
+  elif implementation == 'ours_tflite':
+    # Converted before the baseline (export time, not serving time); the
+    # interpreter and its tensors count.
+    model, fn = _tflite_model(tf, options, inputs)
+    run = None
   else:
     run = _ours(tf, options, jit_compile=implementation == 'ours_xla')
-  inputs = _inputs(tf, batch, height, width, num_centers)
   # The baseline is taken before the first run: allocators keep what a run
   # freed, so a baseline after a warm-up would hide the peak.
   with open('/proc/self/clear_refs', 'w') as f:  # reset the peak
     f.write('5')
   baseline = _rss_kb('VmRSS')
+  if run is None:
+    run = _tflite_runner(tf, model, fn, inputs)
   run(*inputs)                                   # warm-up (tracing)
   times = []
   for _ in range(runs):
@@ -271,6 +326,10 @@ def main():
   parser.add_argument('--batches', default='1,4')
   parser.add_argument('--loop_batches', default='1,4',
                       help='batch sizes also timed with the loop design')
+  parser.add_argument('--tflite_batches', default='1',
+                      help='batch sizes also timed as a TFLite model '
+                      '(LiteRT, 2 threads; needs ai-edge-litert, the '
+                      '`tflite` extra)')
   parser.add_argument('--json', default='',
                       help='Also write the rows and the machine to this JSON '
                       'file.')
@@ -297,11 +356,14 @@ def main():
   description = None
   rows = []
   loop_batches = [int(b) for b in args.loop_batches.split(',') if b]
+  tflite_batches = [int(b) for b in args.tflite_batches.split(',') if b]
   for batch in [int(b) for b in args.batches.split(',')]:
     for centers in [int(c) for c in args.centers.split(',')]:
       row = {}
-      for implementation in ('ours', 'ours_xla', 'loop'):
+      for implementation in ('ours', 'ours_xla', 'ours_tflite', 'loop'):
         if implementation == 'loop' and batch not in loop_batches:
+          continue
+        if implementation == 'ours_tflite' and batch not in tflite_batches:
           continue
         output = subprocess.run(
             [sys.executable, __file__, f'--child={implementation},{batch},'
@@ -319,9 +381,9 @@ def main():
                 f'of {args.runs} runs ({max(1, args.runs // 2)} for the '
                 'loop design)')
           print('| batch | centers | ours (ms) | extra MB | ours, XLA (ms) | '
-                'extra MB | loop design (ms) | extra MB | speed-up | '
-                'speed-up, XLA |')
-          print('|---|---|---|---|---|---|---|---|---|---|')
+                'extra MB | ours, TFLite (ms) | extra MB | loop design (ms) | '
+                'extra MB | speed-up | speed-up, XLA |')
+          print('|---|---|---|---|---|---|---|---|---|---|---|---|')
         row[implementation] = (result['seconds'], result['extra_mb'])
       ours_s, ours_mb = row['ours']
       xla_s, xla_mb = row['ours_xla']
@@ -332,12 +394,17 @@ def main():
       else:
         loop_s = loop_mb = None
         loop_cells = '- | - | - | -'
+      tflite_s, tflite_mb = row.get('ours_tflite', (None, None))
+      tflite_cells = ('- | -' if tflite_s is None else
+                      f'{tflite_s * 1000:.0f} | {tflite_mb:.0f}')
       print(f'| {batch} | {centers} | {ours_s * 1000:.0f} | {ours_mb:.0f} | '
-            f'{xla_s * 1000:.0f} | {xla_mb:.0f} | {loop_cells} |', flush=True)
+            f'{xla_s * 1000:.0f} | {xla_mb:.0f} | {tflite_cells} | '
+            f'{loop_cells} |', flush=True)
       rows.append({
           'batch': batch, 'centers': centers, 'height': args.height,
           'width': args.width, 'ours_s': ours_s, 'ours_extra_mb': ours_mb,
           'ours_xla_s': xla_s, 'ours_xla_extra_mb': xla_mb,
+          'ours_tflite_s': tflite_s, 'ours_tflite_extra_mb': tflite_mb,
           'loop_s': loop_s, 'loop_extra_mb': loop_mb,
           'speedup': loop_s / ours_s if loop_s is not None else None,
           'speedup_xla': loop_s / xla_s if loop_s is not None else None})

@@ -58,8 +58,9 @@ class PanopticDeepLab(keras.Model):
                        tf.float32)
       offset = tf.cast(self.offset_head(instance, training=training),
                        tf.float32)
-      outputs[common.PRED_CENTER_HEATMAP] = resize.resize_bilinear(
-          center, size)[..., 0]
+      # tf.squeeze, not [..., 0], which TFLite copies element by element.
+      outputs[common.PRED_CENTER_HEATMAP] = tf.squeeze(
+          resize.resize_bilinear(center, size), -1)
       outputs[common.PRED_OFFSET_MAP] = resize.resize_and_rescale_offsets(
           offset, size)
     return outputs

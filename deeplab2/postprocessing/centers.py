@@ -33,7 +33,8 @@ def find_centers(center_heatmap, threshold, nms_kernel, keep_k):
   # work for the large kernels of Cityscapes (13) and COCO (41).
   if xla.compiling_with_xla():
     pooled = tf.nn.max_pool2d(heatmap[..., None], [nms_kernel, 1], 1, 'SAME')
-    pooled = tf.nn.max_pool2d(pooled, [1, nms_kernel], 1, 'SAME')[..., 0]
+    pooled = tf.squeeze(
+        tf.nn.max_pool2d(pooled, [1, nms_kernel], 1, 'SAME'), -1)
   else:
     pooled = _max_pool_columns(heatmap, nms_kernel)
     pooled = tf.transpose(_max_pool_columns(tf.transpose(pooled, [0, 2, 1]),
@@ -74,5 +75,5 @@ def _max_pool_columns(values, kernel):
   25x (TF's own kernel) slower at 1025 x 2049. (XLA pools one channel
   fast, and the transposes around the row pass would cost it time.)
   """
-  return tf.nn.max_pool2d(values[:, :, None, :], [kernel, 1], 1,
-                          'SAME')[:, :, 0, :]
+  return tf.squeeze(tf.nn.max_pool2d(values[:, :, None, :], [kernel, 1], 1,
+                                     'SAME'), 2)

@@ -135,7 +135,7 @@ def _compact_indices(flat_mask, num_pixels):
     # The unmasked pixels collect in a dropped extra slot.
     return tf.math.unsorted_segment_sum(tf.range(num_pixels), position,
                                         num_pixels + 1)[:num_pixels]
-  listed = tf.cast(tf.where(flat_mask)[:, 0], tf.int32)
+  listed = tf.cast(tf.reshape(tf.where(flat_mask), [-1]), tf.int32)
   return tf.pad(listed, [[0, num_pixels - tf.shape(listed)[0]]])
 
 
@@ -202,8 +202,9 @@ class _CandidateTable:
     cell = tf.clip_by_value(
         tf.where(tf.math.is_nan(cell), 0.0, cell), 0.0,
         tf.cast(tf.stack([self._rows - 1, self._cols - 1]), tf.float32))
-    cell = tf.cast(cell, tf.int32)
-    return cell[:, 0] * self._cols + cell[:, 1]
+    # tf.split, not [:, 0]: TFLite copies a column slice element by element.
+    row, column = tf.split(tf.cast(cell, tf.int32), 2, axis=1)
+    return tf.reshape(row * self._cols + column, [-1])
 
   def nearest(self, size, by_reductions=False):
     """A function of votes float [N, 2] (y, x) to int32 [N], the slot of
@@ -259,9 +260,11 @@ def _squared_distances(points, center_y, center_x):
   """float [N, S]: squared distances of points float [N, 2] (y, x) to the
   centers (center_y, center_x: float [S], the same for every point, or
   [N, S], each point's own)."""
-  # squared_difference is (a - b) * (a - b), in one op instead of two.
-  return (tf.math.squared_difference(points[:, 0:1], center_y) +
-          tf.math.squared_difference(points[:, 1:2], center_x))
+  # squared_difference is (a - b) * (a - b), in one op instead of two;
+  # tf.split takes the columns 3 times faster than slices in TFLite.
+  point_y, point_x = tf.split(points, 2, axis=1)
+  return (tf.math.squared_difference(point_y, center_y) +
+          tf.math.squared_difference(point_x, center_x))
 
 
 def _group_every_pixel(voted, keep, nearest, chunk_size, num_pixels):
@@ -366,9 +369,11 @@ def group_pixels(center_points, center_scores, offset_map, pixel_mask=None,
   if center_points.shape[1] == 0:
     return tf.zeros(tf.shape(offset_map)[:3], tf.int32)
   if offset_map.shape[0] == 1:
-    return _nearest_in_image(center_points[0], center_scores[0],
-                             offset_map[0], pixel_mask[0], chunk_size,
-                             mode)[None]
+    # tf.squeeze, not [0]: TFLite copies a shrinking slice element by
+    # element (24 ms for the offsets at 1025 x 2049).
+    return _nearest_in_image(
+        *(tf.squeeze(x, 0) for x in (center_points, center_scores, offset_map,
+                                     pixel_mask)), chunk_size, mode)[None]
   return tf.map_fn(
       lambda args: _nearest_in_image(*args, chunk_size, mode),
       (center_points, center_scores, offset_map, pixel_mask),

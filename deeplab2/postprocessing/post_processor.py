@@ -13,6 +13,16 @@ from deeplab2.utils import shapes
 from deeplab2.utils import xla
 
 
+# How TF's kernels compute the semantic argmax (PostProcessorOptions.
+# semantic_argmax); the classes are the same, ties to the lower one.
+# top_k(1): half the time of TF's ArgMax kernel, and the max comes with it.
+TOP_K = 'top_k'
+# argmax: TFLite's ArgMax takes a third of its TopK's time (44 against 130
+# ms at 1025 x 2049, 19 classes); tflite.convert chooses it.
+ARGMAX = 'argmax'
+SEMANTIC_ARGMAX_FORMS = (TOP_K, ARGMAX)
+
+
 @dataclasses.dataclass(frozen=True)
 class PostProcessorOptions:
   """Plain values (EvaluatorOptions and the dataset's label spec).
@@ -30,6 +40,9 @@ class PostProcessorOptions:
       over the pixel chunks that hold thing pixels; EVERY_PIXEL and
       EVERY_PIXEL_MIN compute every chunk without a loop (fixed input size
       only), for the ONNX and OpenVINO models. All give the same maps.
+    semantic_argmax: TOP_K (default) or ARGMAX, how TF's kernels (and
+      TFLite's) compute the semantic argmax; under XLA and in the ONNX and
+      OpenVINO models it is always argmax. The same maps either way.
   """
   label_spec: label_spec_lib.LabelSpec
   center_score_threshold: float = 0.1
@@ -37,11 +50,15 @@ class PostProcessorOptions:
   keep_k_centers: int = 200
   stuff_area_limit: int = 0
   grouping_mode: str = grouping.LOOP
+  semantic_argmax: str = TOP_K
 
   def __post_init__(self):
     if self.grouping_mode not in grouping.MODES:
       raise ValueError(f'grouping_mode={self.grouping_mode!r}: must be one '
                        f'of {", ".join(grouping.MODES)}.')
+    if self.semantic_argmax not in SEMANTIC_ARGMAX_FORMS:
+      raise ValueError(f'semantic_argmax={self.semantic_argmax!r}: must be '
+                       f'one of {", ".join(SEMANTIC_ARGMAX_FORMS)}.')
     if not isinstance(self.label_spec, label_spec_lib.LabelSpec):
       raise TypeError('PostProcessorOptions.label_spec must be a '
                       f'deeplab2.label_spec.LabelSpec, got '
@@ -87,7 +104,8 @@ class PanopticDeepLabPostProcessor:
     # The loop grouping is the TF and TFLite path; the others are for the
     # ONNX and OpenVINO converters, which take fewer kernels.
     native = o.grouping_mode == grouping.LOOP
-    semantic, max_logit = semantic_prediction(logits, native)
+    semantic, max_logit = semantic_prediction(
+        logits, by_top_k=native and o.semantic_argmax == TOP_K)
     result = {common.PRED_SEMANTIC: semantic}
     if common.PRED_CENTER_HEATMAP not in outputs:
       result[common.PRED_PANOPTIC] = spec.encode(semantic, 0)
@@ -105,29 +123,36 @@ class PanopticDeepLabPostProcessor:
         logits, max_logit, needed=tf.reduce_any(scores > 0) if native
         else True)
 
+    single = semantic.shape[0] == 1
+
     def one_image(i):
+      """[1, ...] maps of image i."""
       # One image at a time: peak memory does not grow with the batch.
-      # x[i][None] (not x[i:i + 1]) keeps the static shape XLA needs.
-      image_semantic = semantic[i][None]
-      image_scores = scores[i][None]
+      # x[i][None] (not x[i:i + 1]) keeps the static shape XLA needs; a batch
+      # of one is taken whole, as TFLite copies an [i] slice element by
+      # element.
+      image = (lambda x: x) if single else (lambda x: x[i][None])
+      image_semantic = image(semantic)
+      image_scores = image(scores)
       thing_mask = spec.is_thing(image_semantic)
       instance_index = grouping.group_pixels(
-          points[i][None], image_scores, offsets[i][None],
+          image(points), image_scores, image(offsets),
           pixel_mask=thing_mask, mode=o.grouping_mode)
       panoptic, instance_pred, instance_class, instance_area = (
           merge.merge_semantic_and_instance(
               image_semantic, instance_index, num_centers, spec,
               o.stuff_area_limit, segment_minimum=native))
-      score = instance_scores(logits, log_norm[i], i, instance_pred,
+      score = instance_scores(logits, image(log_norm), i, instance_pred,
                               instance_class, instance_area, image_scores)
-      return panoptic[0], instance_pred[0], score[0]
+      return panoptic, instance_pred, score
 
-    if semantic.shape[0] == 1:
+    if single:
       # No loop for a batch of one: TFLite then needs no TensorList ops.
-      panoptic, instance_pred, score = (v[None] for v in one_image(0))
+      panoptic, instance_pred, score = one_image(0)
     else:
       panoptic, instance_pred, score = tf.map_fn(
-          one_image, tf.range(tf.shape(semantic)[0]),
+          lambda i: tuple(v[0] for v in one_image(i)),
+          tf.range(tf.shape(semantic)[0]),
           fn_output_signature=(tf.int32, tf.int32, tf.float32),
           parallel_iterations=1)
     result.update({
@@ -149,20 +174,20 @@ _LOG_NORMALISER_ROWS = 64
 _MAX_CLASS_SLICES = 256
 
 
-def semantic_prediction(logits, native=True):
+def semantic_prediction(logits, by_top_k=True):
   """The argmax over classes, in the fastest of its equal forms where it is
   traced.
 
   Args:
     logits: float32 [B, H, W, C].
-    native: False for the ONNX and OpenVINO converters' graphs, which take
-      plain argmax.
+    by_top_k: top_k(1) where TF's kernels run it; False: argmax (TFLite, and
+      the ONNX and OpenVINO converters' graphs). XLA always takes argmax.
 
   Returns:
     int32 [B, H, W], the first class of the highest logit, and float32
-    [B, H, W] that logit where it comes for free (TF's kernels), else None.
+    [B, H, W] that logit where it comes for free (top_k), else None.
   """
-  if native and not xla.compiling_with_xla():
+  if by_top_k and not xla.compiling_with_xla():
     # top_k(1) is the argmax (ties: the lower class, as argmax) in half
     # the time on CPU, and it gives the max that log_normaliser needs
     # (XLA's top_k is 20x slower than its argmax).
@@ -181,7 +206,7 @@ def top_class(logits):
     [B, H, W] that logit.
   """
   top = tf.math.top_k(logits, k=1)
-  return top.indices[..., 0], top.values[..., 0]
+  return tf.squeeze(top.indices, -1), tf.squeeze(top.values, -1)
 
 
 def log_normaliser(logits, max_logit=None, needed=True):
@@ -285,7 +310,7 @@ def instance_scores(logits, log_norm, image_index, instance_pred,
 
   Args:
     logits: float32 [B', H, W, C], semantic logits of the whole batch.
-    log_norm: float32 [H, W], log_normaliser(logits) of the image.
+    log_norm: float32 [1, H, W], log_normaliser(logits) of the image.
     image_index: int32 scalar, the image's index in `logits`.
     instance_pred: int32 [1, H, W], 1..K, 0 = no instance.
     instance_class: int32 [1, K].
@@ -302,19 +327,20 @@ def instance_scores(logits, log_norm, image_index, instance_pred,
   index_dtype = (tf.int32 if static_size is not None and static_size < 2**31
                  else tf.int64)
   del batch
-  pixel_class = tf.gather(instance_class[0],
-                          tf.maximum(instance_pred[0] - 1, 0))
+  # Flattened by reshapes: a [0] index is a slice that TFLite copies element
+  # by element.
+  instance_pred = tf.reshape(instance_pred, [-1])
+  pixel_class = tf.gather(instance_class[0], tf.maximum(instance_pred - 1, 0))
   # Gather the one logit each pixel needs straight from the batch tensor,
   # without slicing out the image's [H, W, C] logits.
   num_pixels = tf.cast(height * width, index_dtype)
   pixel = tf.range(num_pixels, dtype=index_dtype)
   flat_index = ((tf.cast(image_index, index_dtype) * num_pixels + pixel) *
                 tf.cast(num_classes, index_dtype) +
-                tf.cast(tf.reshape(pixel_class, [-1]), index_dtype))
+                tf.cast(pixel_class, index_dtype))
   pixel_logit = tf.gather(tf.reshape(logits, [-1]), flat_index)
   pixel_prob = tf.exp(pixel_logit - tf.reshape(log_norm, [-1]))
-  segment = tf.where(tf.reshape(instance_pred, [-1]) > 0,
-                     tf.reshape(instance_pred, [-1]) - 1, -1)
+  segment = tf.where(instance_pred > 0, instance_pred - 1, -1)
   prob_sum = tf.math.unsorted_segment_sum(pixel_prob, segment, k)
   area = tf.cast(instance_area[0], tf.float32)
   return (center_scores[0] * tf.math.divide_no_nan(prob_sum, area))[None]

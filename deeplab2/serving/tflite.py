@@ -11,6 +11,7 @@ serving_batch signature under the same names. `Predictor.from_tflite`
 `tflite_from_config` restores a config's checkpoint and writes the file.
 """
 
+import dataclasses
 import os
 import tempfile
 from typing import Sequence
@@ -20,6 +21,7 @@ import tensorflow as tf
 from tensorflow.python.framework import convert_to_constants  # pylint: disable=g-direct-tensorflow-import
 
 from deeplab2 import config as config_lib
+from deeplab2.postprocessing import post_processor as post_processor_lib
 from deeplab2.serving import export
 from deeplab2.utils import atomic
 
@@ -46,6 +48,7 @@ def convert(module: export.PanopticDeepLabModule,
     raise ValueError('A TFLite model has a fixed input size: export with '
                      'input_size=(height, width).')
   height, width = module.input_size
+  module = _with_argmax(module)
   spec = tf.TensorSpec([1, height, width, 3], tf.uint8, name='images')
   predict = tf.function(module.predict_rgb, input_signature=[spec])
   # The converter keeps the variables of a SavedModel as TFLite resource
@@ -71,6 +74,20 @@ def convert(module: export.PanopticDeepLabModule,
     if quantization == 'float16':
       converter.target_spec.supported_types = [tf.float16]
     return converter.convert()
+
+
+def _with_argmax(module: export.PanopticDeepLabModule
+                 ) -> export.PanopticDeepLabModule:
+  """The module with its post-processor's semantic argmax as argmax:
+  TFLite's ArgMax is 3 times faster than its TopK, for the same classes."""
+  processor = module.post_processor
+  if not isinstance(processor, post_processor_lib.PanopticDeepLabPostProcessor):
+    return module
+  return export.PanopticDeepLabModule(
+      module.model, post_processor_lib.PanopticDeepLabPostProcessor(
+          dataclasses.replace(processor.options,
+                              semantic_argmax=post_processor_lib.ARGMAX)),
+      module.options, module.input_size)
 
 
 def tflite_from_config(config_path: 'config_lib.ConfigSource',

@@ -494,3 +494,32 @@ def test_grouping_compares_each_vote_with_every_candidate_of_its_cell(mode):
   got = fn(tf.constant(points[None]), tf.constant(scores[None]),
            tf.constant(offsets[None]), tf.constant(mask[None])).numpy()[0]
   np.testing.assert_array_equal(got, expected)
+
+
+def test_semantic_argmax_forms_give_the_same_maps():
+  # top_k(1) (TF's kernels) and argmax (TFLite's choice): the same classes,
+  # ties to the lower one, and the same instance scores.
+  rng = np.random.default_rng(11)
+  logits = np.round(rng.normal(0, 1, (2, 29, 31, NUM_CLASSES)), 1)
+  logits[:, :5, :5] = 1.0    # every class tied
+  heatmap = np.zeros((2, 29, 31), np.float32)
+  heatmap[:, 10, 10] = heatmap[:, 20, 25] = 0.9
+  outputs = {
+      common.PRED_SEMANTIC_LOGITS: tf.constant(logits, tf.float32),
+      common.PRED_CENTER_HEATMAP: tf.constant(heatmap),
+      common.PRED_OFFSET_MAP: tf.constant(
+          rng.normal(0, 3, (2, 29, 31, 2)), tf.float32)}
+  by_top_k = _processor()(outputs)
+  by_argmax = _processor(semantic_argmax=post_processor.ARGMAX)(outputs)
+  assert (by_top_k[common.PRED_SEMANTIC].numpy()[:, :5, :5] == 0).all()
+  assert by_top_k[common.PRED_INSTANCE].numpy().max() > 0
+  for key, value in by_top_k.items():
+    np.testing.assert_array_equal(value.numpy(), by_argmax[key].numpy(),
+                                  err_msg=key)
+
+
+def test_unknown_semantic_argmax_is_refused():
+  with pytest.raises(ValueError, match="semantic_argmax='sort': must be one "
+                     'of top_k, argmax'):
+    post_processor.PostProcessorOptions(label_spec=SPEC,
+                                        semantic_argmax='sort')
