@@ -18,7 +18,7 @@ from deeplab2.utils import xla
 # top_k(1): half the time of TF's ArgMax kernel, and the max comes with it.
 TOP_K = 'top_k'
 # argmax: TFLite's ArgMax takes a third of its TopK's time (44 against 130
-# ms at 1025 x 2049, 19 classes); tflite.convert chooses it.
+# ms at 1025 x 2049, 19 classes); serving/tflite.py chooses it.
 ARGMAX = 'argmax'
 SEMANTIC_ARGMAX_FORMS = (TOP_K, ARGMAX)
 
@@ -83,6 +83,11 @@ class PanopticDeepLabPostProcessor:
       raise ValueError('keep_k_centers must be positive or -1 (all), got '
                        f'{options.keep_k_centers}.')
     self.options = options
+
+  def replaced(self, **changes) -> 'PanopticDeepLabPostProcessor':
+    """A post-processor of these options changed (dataclasses.replace)."""
+    return PanopticDeepLabPostProcessor(dataclasses.replace(self.options,
+                                                            **changes))
 
   def __call__(self, outputs):
     """Post-processes a batch.

@@ -404,3 +404,16 @@ def test_predictor_from_experiment_equals_the_saved_model(trained,
   np.testing.assert_allclose(in_process.maps['semantic_probs'],
                              saved.maps['semantic_probs'], rtol=0, atol=1e-5)
   assert [s.id for s in in_process.segments] == [s.id for s in saved.segments]
+
+
+def test_the_tflite_model_takes_argmax_and_keeps_the_other_options(
+    tiny_saved_model):
+  _, parts = tiny_saved_model
+  processor = parts.build_post_processor()
+  module = export.PanopticDeepLabModule(parts.build_model(), processor,
+                                        parts.inference_options(), (33, 33))
+  converted = tflite._with_argmax(module)  # pylint: disable=protected-access
+  assert processor.options.semantic_argmax == 'top_k'
+  assert converted.post_processor.options == dataclasses.replace(
+      processor.options, semantic_argmax='argmax')
+  assert converted.input_size == (33, 33)
