@@ -86,8 +86,9 @@ def _ours(tf, options, jit_compile=False):
 
 
 def _tflite_model(tf, options, inputs):
-  """The post-processor's panoptic map as TFLite bytes (builtins only,
-  argmax as tflite.convert chooses), for inputs of these shapes."""
+  """(TFLite bytes, tf.function) of the post-processor's panoptic map
+  (builtins only, argmax as serving/tflite.py chooses), for inputs of these
+  shapes."""
   from deeplab2 import common  # pylint: disable=g-import-not-at-top
   from deeplab2.postprocessing import post_processor  # pylint: disable=g-import-not-at-top
   processor = _processor(dict(options,
@@ -98,78 +99,39 @@ def _tflite_model(tf, options, inputs):
           common.PRED_CENTER_HEATMAP: heatmap,
           common.PRED_OFFSET_MAP: offsets})[common.PRED_PANOPTIC],
       input_signature=[tf.TensorSpec(t.shape, t.dtype) for t in inputs])
+  return _converted(tf, fn), fn
+
+
+def _converted(tf, function):
+  """TFLite bytes of a tf.function with an input signature, builtins only
+  (as export_model.py --tflite)."""
   converter = tf.lite.TFLiteConverter.from_concrete_functions(
-      [fn.get_concrete_function()], fn)
+      [function.get_concrete_function()], function)
   converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-  return converter.convert(), fn
+  return converter.convert()
 
 
-def _tflite_runner(tf, model, fn, inputs):
-  """A call that runs the TFLite model on `inputs` (set once, checked
-  against TF's map first) with LiteRT on 2 threads."""
+def _litert_call(model, function, inputs):
+  """A call that runs the TFLite `model` with LiteRT on 2 threads on
+  `inputs` (set once, told apart by shape and dtype), after checking its
+  first output against function(*inputs)."""
   import numpy as np  # pylint: disable=g-import-not-at-top
   from ai_edge_litert import interpreter as litert  # pylint: disable=g-import-not-at-top
   runner = litert.Interpreter(model_content=model, num_threads=2)
   runner.allocate_tensors()
   values = [t.numpy() for t in inputs]
   for detail in runner.get_input_details():
-    # The inputs differ in shape.
     runner.set_tensor(detail['index'], next(
-        v for v in values if tuple(detail['shape']) == v.shape))
+        v for v in values
+        if tuple(detail['shape']) == v.shape and detail['dtype'] == v.dtype))
   output = runner.get_output_details()[0]['index']
   runner.invoke()
-  if not np.array_equal(runner.get_tensor(output), fn(*inputs).numpy()):
-    raise RuntimeError('The TFLite post-processor differs from TF.')
+  if not np.array_equal(runner.get_tensor(output), function(*inputs).numpy()):
+    raise RuntimeError('The TFLite model differs from TF.')
 
   def run(*unused_inputs):
     runner.invoke()
     return runner.get_tensor(output)
-  return run
-
-
-def _loop_reference(tf, options):
-  """The reference design: dense distances, Python loop over instances."""
-  from deeplab2.postprocessing import centers as centers_lib  # pylint: disable=g-import-not-at-top
-
-  def run(logits, heatmap, offsets):
-    outputs = []
-    for b in range(logits.shape[0]):
-      semantic = tf.argmax(logits[b], -1, output_type=tf.int32)
-      points, scores = centers_lib.find_centers(
-          heatmap[b:b + 1], options['center_score_threshold'],
-          options['nms_kernel'], options['keep_k_centers'])
-      points = tf.boolean_mask(points[0], scores[0] > 0)
-      height, width = semantic.shape
-      grid = tf.cast(tf.stack(tf.meshgrid(tf.range(height), tf.range(width),
-                                          indexing='ij'), -1), tf.float32)
-      voted = tf.reshape(grid + offsets[b], [-1, 1, 2])
-      is_thing = tf.reduce_any(
-          tf.equal(semantic[..., None], tf.constant(THINGS)), -1)
-      panoptic = tf.fill([height, width], IGNORE * DIVISOR)
-      if points.shape[0]:
-        distance = tf.norm(voted - tf.cast(points, tf.float32)[None], axis=-1)
-        instance = tf.reshape(tf.argmin(distance, -1, output_type=tf.int32) + 1,
-                              [height, width])
-        instance = tf.where(is_thing, instance, 0)
-        next_id = {}
-        for k in range(1, points.shape[0] + 1):
-          mask = tf.equal(instance, k)
-          if not tf.reduce_any(mask):
-            continue
-          votes = tf.math.bincount(tf.boolean_mask(semantic, mask),
-                                   minlength=NUM_CLASSES)
-          cls = int(tf.argmax(votes))
-          next_id[cls] = next_id.get(cls, 0) + 1
-          panoptic = tf.where(mask, cls * DIVISOR + next_id[cls], panoptic)
-      for cls in range(NUM_CLASSES):
-        if cls in THINGS:
-          continue
-        mask = tf.equal(semantic, cls)
-        if int(tf.reduce_sum(tf.cast(mask, tf.int32))) >= options[
-            'stuff_area_limit']:
-          panoptic = tf.where(mask, cls * DIVISOR, panoptic)
-      outputs.append(panoptic.numpy())
-    return outputs
   return run
 
 
@@ -195,7 +157,7 @@ def measure(implementation, batch, height, width, num_centers, runs):
     f.write('5')
   baseline = _rss_kb('VmRSS')
   if run is None:
-    run = _tflite_runner(tf, model, fn, inputs)
+    run = _litert_call(model, fn, inputs)
   run(*inputs)                                   # warm-up (tracing)
   times = []
   for _ in range(runs):
@@ -260,34 +222,16 @@ def _stage_rows(height, width, num_centers, runs):
 
 
 def _tflite_seconds(tf, fn, args, runs):
-  """Median seconds of fn(*args) converted to TFLite (builtins only, as
-  export_model.py --tflite) and run by LiteRT on 2 threads, after one
-  warm-up."""
+  """Median seconds of fn(*args) converted to TFLite and run by LiteRT
+  (_litert_call), after one warm-up."""
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from ai_edge_litert import interpreter as litert  # pylint: disable=g-import-not-at-top
-  values = [a.numpy() for a in args]
   function = tf.function(fn, input_signature=[
-      tf.TensorSpec(v.shape, v.dtype) for v in values])
-  converter = tf.lite.TFLiteConverter.from_concrete_functions(
-      [function.get_concrete_function()], function)
-  converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-  runner = litert.Interpreter(model_content=converter.convert(),
-                              num_threads=2)
-  runner.allocate_tensors()
-  for detail in runner.get_input_details():
-    # The grouping's inputs differ in shape or dtype.
-    runner.set_tensor(detail['index'], next(
-        v for v in values
-        if tuple(detail['shape']) == v.shape and detail['dtype'] == v.dtype))
-  expected = function(*values).numpy()
-  runner.invoke()
-  got = runner.get_tensor(runner.get_output_details()[0]['index'])
-  if not np.array_equal(got, expected):
-    raise RuntimeError('TFLite grouping differs from TF.')
+      tf.TensorSpec(a.shape, a.dtype) for a in args])
+  run = _litert_call(_converted(tf, function), function, args)
   times = []
   for _ in range(runs):
     start = time.perf_counter()
-    runner.invoke()
+    run()
     times.append(time.perf_counter() - start)
   return float(np.median(times))
 
