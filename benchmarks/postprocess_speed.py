@@ -6,9 +6,10 @@ pixels x centers distance tensor and a Python loop over instances and
 classes. Each configuration runs in a fresh process; memory is the peak
 resident set size above what the process held once its inputs were made
 (the warm-up run, with its tracing, included). At --tflite_batches (1) the
-post-processor is also converted to TFLite, as export_model.py --tflite
-converts it (builtins only, argmax), before that baseline, and run by
-LiteRT on 2 threads, its inputs set once. Prints the machine (CPU
+whole post-processor (every output) is also converted to TFLite, as
+export_model.py --tflite converts it (builtins only, argmax), and checked
+against TF's outputs, both before that baseline; it is run by LiteRT on 2
+threads, its inputs set once. Prints the machine (CPU
 model, cores and the processes' oneDNN state) and a Markdown table; --json
 also writes the rows and the machine to a file.
 
@@ -85,21 +86,23 @@ def _ours(tf, options, jit_compile=False):
   return run
 
 
-def _tflite_model(tf, options, inputs):
-  """(TFLite bytes, tf.function) of the post-processor's panoptic map
-  (builtins only, argmax as serving/tflite.py chooses), for inputs of these
-  shapes."""
+def _tflite_model(tf, options, inputs, semantic_argmax):
+  """(TFLite bytes, TF's outputs) of the whole post-processor, every output
+  as serving/tflite.py converts it (builtins only; semantic_argmax: its
+  choice, 'argmax'), for these inputs; the outputs in the order of their
+  sorted names."""
   from deeplab2 import common  # pylint: disable=g-import-not-at-top
-  from deeplab2.postprocessing import post_processor  # pylint: disable=g-import-not-at-top
-  processor = _processor(dict(options,
-                              semantic_argmax=post_processor.ARGMAX))
-  fn = tf.function(
-      lambda logits, heatmap, offsets: processor({
-          common.PRED_SEMANTIC_LOGITS: logits,
-          common.PRED_CENTER_HEATMAP: heatmap,
-          common.PRED_OFFSET_MAP: offsets})[common.PRED_PANOPTIC],
-      input_signature=[tf.TensorSpec(t.shape, t.dtype) for t in inputs])
-  return _converted(tf, fn), fn
+  processor = _processor(dict(options, semantic_argmax=semantic_argmax))
+
+  def outputs(logits, heatmap, offsets):
+    result = processor({common.PRED_SEMANTIC_LOGITS: logits,
+                        common.PRED_CENTER_HEATMAP: heatmap,
+                        common.PRED_OFFSET_MAP: offsets})
+    return tuple(result[name] for name in sorted(result))
+
+  fn = tf.function(outputs, input_signature=[
+      tf.TensorSpec(t.shape, t.dtype) for t in inputs])
+  return _converted(tf, fn), [t.numpy() for t in fn(*inputs)]
 
 
 def _converted(tf, function):
@@ -111,31 +114,87 @@ def _converted(tf, function):
   return converter.convert()
 
 
-def _litert_call(model, function, inputs):
+def _litert_call(model, inputs, expected):
   """A call that runs the TFLite `model` with LiteRT on 2 threads on
-  `inputs` (set once, told apart by shape and dtype), after checking its
-  first output against function(*inputs)."""
+  `inputs` (NumPy, set once, told apart by shape and dtype), after checking
+  its outputs against `expected` (NumPy, in the model's output order)."""
   import numpy as np  # pylint: disable=g-import-not-at-top
   from ai_edge_litert import interpreter as litert  # pylint: disable=g-import-not-at-top
   runner = litert.Interpreter(model_content=model, num_threads=2)
   runner.allocate_tensors()
-  values = [t.numpy() for t in inputs]
   for detail in runner.get_input_details():
     runner.set_tensor(detail['index'], next(
-        v for v in values
+        v for v in inputs
         if tuple(detail['shape']) == v.shape and detail['dtype'] == v.dtype))
-  output = runner.get_output_details()[0]['index']
+  outputs = [d['index'] for d in runner.get_output_details()]
   runner.invoke()
-  if not np.array_equal(runner.get_tensor(output), function(*inputs).numpy()):
+
+  def equal(got, want):
+    # Integer maps exactly; float outputs (instance scores) within float32
+    # rounding of TF's, as the export tests check them.
+    if np.issubdtype(want.dtype, np.floating):
+      return got.shape == want.shape and np.allclose(got, want, rtol=1e-5,
+                                                     atol=1e-6)
+    return np.array_equal(got, want)
+  if len(outputs) != len(expected) or not all(
+      equal(runner.get_tensor(index), want)
+      for index, want in zip(outputs, expected)):
     raise RuntimeError('The TFLite model differs from TF.')
 
   def run(*unused_inputs):
     runner.invoke()
-    return runner.get_tensor(output)
+    return [runner.get_tensor(index) for index in outputs]
   return run
 
 
-def measure(implementation, batch, height, width, num_centers, runs):
+def _loop_reference(tf, options):
+  """The reference design: dense distances, Python loop over instances."""
+  from deeplab2.postprocessing import centers as centers_lib  # pylint: disable=g-import-not-at-top
+
+  def run(logits, heatmap, offsets):
+    outputs = []
+    for b in range(logits.shape[0]):
+      semantic = tf.argmax(logits[b], -1, output_type=tf.int32)
+      points, scores = centers_lib.find_centers(
+          heatmap[b:b + 1], options['center_score_threshold'],
+          options['nms_kernel'], options['keep_k_centers'])
+      points = tf.boolean_mask(points[0], scores[0] > 0)
+      height, width = semantic.shape
+      grid = tf.cast(tf.stack(tf.meshgrid(tf.range(height), tf.range(width),
+                                          indexing='ij'), -1), tf.float32)
+      voted = tf.reshape(grid + offsets[b], [-1, 1, 2])
+      is_thing = tf.reduce_any(
+          tf.equal(semantic[..., None], tf.constant(THINGS)), -1)
+      panoptic = tf.fill([height, width], IGNORE * DIVISOR)
+      if points.shape[0]:
+        distance = tf.norm(voted - tf.cast(points, tf.float32)[None], axis=-1)
+        instance = tf.reshape(tf.argmin(distance, -1, output_type=tf.int32) + 1,
+                              [height, width])
+        instance = tf.where(is_thing, instance, 0)
+        next_id = {}
+        for k in range(1, points.shape[0] + 1):
+          mask = tf.equal(instance, k)
+          if not tf.reduce_any(mask):
+            continue
+          votes = tf.math.bincount(tf.boolean_mask(semantic, mask),
+                                   minlength=NUM_CLASSES)
+          cls = int(tf.argmax(votes))
+          next_id[cls] = next_id.get(cls, 0) + 1
+          panoptic = tf.where(mask, cls * DIVISOR + next_id[cls], panoptic)
+      for cls in range(NUM_CLASSES):
+        if cls in THINGS:
+          continue
+        mask = tf.equal(semantic, cls)
+        if int(tf.reduce_sum(tf.cast(mask, tf.int32))) >= options[
+            'stuff_area_limit']:
+          panoptic = tf.where(mask, cls * DIVISOR, panoptic)
+      outputs.append(panoptic.numpy())
+    return outputs
+  return run
+
+
+def measure(implementation, batch, height, width, num_centers, runs,
+            tflite_semantic_argmax='argmax'):
   """Runs in this process; returns (median seconds, extra peak MB)."""
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -145,9 +204,10 @@ def measure(implementation, batch, height, width, num_centers, runs):
   if implementation == 'loop':
     run = _loop_reference(tf, options)
   elif implementation == 'ours_tflite':
-    # Converted before the baseline (export time, not serving time); the
-    # interpreter and its tensors count.
-    model, fn = _tflite_model(tf, options, inputs)
+    # Converted, and TF's outputs to check it computed, before the baseline
+    # (export time, not serving time); the interpreter and its tensors count.
+    model, expected = _tflite_model(tf, options, inputs,
+                                    tflite_semantic_argmax)
     run = None
   else:
     run = _ours(tf, options, jit_compile=implementation == 'ours_xla')
@@ -157,7 +217,7 @@ def measure(implementation, batch, height, width, num_centers, runs):
     f.write('5')
   baseline = _rss_kb('VmRSS')
   if run is None:
-    run = _litert_call(model, fn, inputs)
+    run = _litert_call(model, [t.numpy() for t in inputs], expected)
   run(*inputs)                                   # warm-up (tracing)
   times = []
   for _ in range(runs):
@@ -227,7 +287,8 @@ def _tflite_seconds(tf, fn, args, runs):
   import numpy as np  # pylint: disable=g-import-not-at-top
   function = tf.function(fn, input_signature=[
       tf.TensorSpec(a.shape, a.dtype) for a in args])
-  run = _litert_call(_converted(tf, function), function, args)
+  run = _litert_call(_converted(tf, function), [a.numpy() for a in args],
+                     [function(*args).numpy()])
   times = []
   for _ in range(runs):
     start = time.perf_counter()
@@ -270,6 +331,10 @@ def main():
   parser.add_argument('--batches', default='1,4')
   parser.add_argument('--loop_batches', default='1,4',
                       help='batch sizes also timed with the loop design')
+  parser.add_argument('--tflite_semantic_argmax', default='argmax',
+                      choices=('argmax', 'top_k'),
+                      help='the TFLite model\'s PostProcessorOptions.'
+                      'semantic_argmax (export_model.py --tflite: argmax)')
   parser.add_argument('--tflite_batches', default='1',
                       help='batch sizes also timed as a TFLite model '
                       '(LiteRT, 2 threads; needs ai-edge-litert, the '
@@ -293,7 +358,8 @@ def main():
     implementation, batch, centers = args.child.split(',')
     runs = args.runs if implementation != 'loop' else max(1, args.runs // 2)
     seconds, extra_mb = measure(implementation, int(batch), args.height,
-                                args.width, int(centers), runs)
+                                args.width, int(centers), runs,
+                                args.tflite_semantic_argmax)
     print(json.dumps({'seconds': seconds, 'extra_mb': extra_mb,
                       'machine': machine.describe()}))
     return
@@ -312,7 +378,9 @@ def main():
         output = subprocess.run(
             [sys.executable, __file__, f'--child={implementation},{batch},'
              f'{centers}', f'--height={args.height}', f'--width={args.width}',
-             f'--runs={args.runs}'], check=True, capture_output=True,
+             f'--runs={args.runs}',
+             f'--tflite_semantic_argmax={args.tflite_semantic_argmax}'],
+            check=True, capture_output=True,
             text=True).stdout
         result = json.loads(output.strip().splitlines()[-1])
         if description is None:
