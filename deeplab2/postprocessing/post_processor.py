@@ -345,7 +345,10 @@ def instance_scores(logits, log_norm, image_index, instance_pred,
                 tf.cast(pixel_class, index_dtype))
   pixel_logit = tf.gather(tf.reshape(logits, [-1]), flat_index)
   pixel_prob = tf.exp(pixel_logit - tf.reshape(log_norm, [-1]))
-  segment = tf.where(instance_pred > 0, instance_pred - 1, -1)
-  prob_sum = tf.math.unsorted_segment_sum(pixel_prob, segment, k)
+  # Pixels of no instance go to an extra segment, dropped: TF would drop a
+  # segment id of -1, but ONNX's ScatterND, the converters' segment sum,
+  # reads it as the last instance.
+  segment = tf.where(instance_pred > 0, instance_pred - 1, k)
+  prob_sum = tf.math.unsorted_segment_sum(pixel_prob, segment, k + 1)[:k]
   area = tf.cast(instance_area[0], tf.float32)
   return (center_scores[0] * tf.math.divide_no_nan(prob_sum, area))[None]

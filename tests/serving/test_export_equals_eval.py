@@ -417,3 +417,53 @@ def test_the_tflite_model_takes_argmax_and_keeps_the_other_options(
   assert converted.post_processor.options == dataclasses.replace(
       processor.options, semantic_argmax='argmax')
   assert converted.input_size == (33, 33)
+
+
+
+@pytest.mark.parametrize('grouping_mode', [onnx_export.ONNX_GROUPING,
+                                           onnx_export.OPENVINO_GROUPING])
+def test_onnx_instance_scores_when_every_center_slot_is_an_instance(
+    grouping_mode):
+  # Two centers and keep_k_centers 2: both slots hold an instance, and stuff
+  # pixels belong to none. The scores' segment sum once sent those pixels
+  # to segment -1, which TF drops and ONNX's ScatterND (the converters'
+  # segment sum) reads as the last slot, inflating its score.
+  import onnxruntime  # pylint: disable=g-import-not-at-top
+  import tf2onnx  # pylint: disable=g-import-not-at-top
+  from deeplab2 import common  # pylint: disable=g-import-not-at-top
+  from deeplab2 import label_spec  # pylint: disable=g-import-not-at-top
+  from deeplab2.postprocessing import post_processor  # pylint: disable=g-import-not-at-top
+  spec = label_spec.LabelSpec(num_classes=4, ignore_label=255,
+                              label_divisor=1000, thing_class_ids=(2, 3))
+  processor = post_processor.PanopticDeepLabPostProcessor(
+      post_processor.PostProcessorOptions(
+          label_spec=spec, keep_k_centers=2, nms_kernel=3,
+          grouping_mode=grouping_mode))
+  semantic = np.zeros((17, 17), np.int64)
+  semantic[:8, 9:] = 2
+  semantic[9:, 9:] = 3
+  logits = np.eye(4, dtype=np.float32)[semantic][None] * 3.0
+  heatmap = np.zeros((1, 17, 17), np.float32)
+  heatmap[0, 3, 12] = heatmap[0, 13, 13] = 0.9
+  inputs = [logits, heatmap, np.zeros((1, 17, 17, 2), np.float32)]
+
+  def scores(logits, heatmap, offsets):
+    return processor({common.PRED_SEMANTIC_LOGITS: logits,
+                      common.PRED_CENTER_HEATMAP: heatmap,
+                      common.PRED_OFFSET_MAP: offsets})[
+                          common.PRED_INSTANCE_SCORES]
+
+  signature = [tf.TensorSpec(a.shape, tf.float32) for a in inputs]
+  want = tf.function(scores, input_signature=signature)(*inputs).numpy()
+  model, _ = tf2onnx.convert.from_function(
+      tf.function(scores), input_signature=signature, opset=onnx_export.OPSET,
+      custom_op_handlers={'UnsortedSegmentSum': (
+          onnx_export._segment_sum_as_scatter, [])})  # pylint: disable=protected-access
+  session = onnxruntime.InferenceSession(model.SerializeToString())
+  got = session.run(None, dict(zip(
+      [i.name for i in session.get_inputs()], inputs)))[0]
+  # Each instance's pixels all have its class, at probability
+  # e^3 / (e^3 + 3), times its center's score.
+  probability = np.exp(3.0) / (np.exp(3.0) + 3.0)
+  np.testing.assert_allclose(want, [[0.9 * probability] * 2], rtol=1e-5)
+  np.testing.assert_allclose(got, want, rtol=1e-5)
