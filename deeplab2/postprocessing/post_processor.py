@@ -13,8 +13,9 @@ from deeplab2.utils import shapes
 from deeplab2.utils import xla
 
 
-# How TF's kernels compute the semantic argmax (PostProcessorOptions.
-# semantic_argmax); the classes are the same, ties to the lower one.
+# How TF's kernels compute the semantic argmax
+# (PostProcessorOptions.semantic_argmax); the classes are the same, ties to
+# the lower one.
 # top_k(1): half the time of TF's ArgMax kernel, and the max comes with it.
 TOP_K = 'top_k'
 # argmax: TFLite's ArgMax takes a third of its TopK's time (44 against 130
@@ -86,8 +87,7 @@ class PanopticDeepLabPostProcessor:
 
   def replaced(self, **changes) -> 'PanopticDeepLabPostProcessor':
     """A post-processor of these options changed (dataclasses.replace)."""
-    return PanopticDeepLabPostProcessor(dataclasses.replace(self.options,
-                                                            **changes))
+    return type(self)(dataclasses.replace(self.options, **changes))
 
   def __call__(self, outputs):
     """Post-processes a batch.
@@ -136,7 +136,9 @@ class PanopticDeepLabPostProcessor:
       # x[i][None] (not x[i:i + 1]) keeps the static shape XLA needs; a batch
       # of one is taken whole, as TFLite copies an [i] slice element by
       # element.
-      image = (lambda x: x) if single else (lambda x: x[i][None])
+      def image(x):
+        return x if single else x[i][None]
+
       image_semantic = image(semantic)
       image_scores = image(scores)
       thing_mask = spec.is_thing(image_semantic)

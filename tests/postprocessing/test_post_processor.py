@@ -496,21 +496,26 @@ def test_grouping_compares_each_vote_with_every_candidate_of_its_cell(mode):
   np.testing.assert_array_equal(got, expected)
 
 
-def test_semantic_argmax_forms_give_the_same_maps():
+@pytest.mark.parametrize('batch,jit_compile', [(1, False), (2, False),
+                                               (1, True)])
+def test_semantic_argmax_forms_give_the_same_maps(batch, jit_compile):
   # top_k(1) (TF's kernels) and argmax (TFLite's choice): the same classes,
-  # ties to the lower one, and the same instance scores.
+  # ties to the lower one, and the same instance scores; a batch of one
+  # takes the per-image code whole, a larger one through map_fn.
   rng = np.random.default_rng(11)
-  logits = np.round(rng.normal(0, 1, (2, 29, 31, NUM_CLASSES)), 1)
+  logits = np.round(rng.normal(0, 1, (batch, 29, 31, NUM_CLASSES)), 1)
   logits[:, :5, :5] = 1.0    # every class tied
-  heatmap = np.zeros((2, 29, 31), np.float32)
+  heatmap = np.zeros((batch, 29, 31), np.float32)
   heatmap[:, 10, 10] = heatmap[:, 20, 25] = 0.9
   outputs = {
       common.PRED_SEMANTIC_LOGITS: tf.constant(logits, tf.float32),
       common.PRED_CENTER_HEATMAP: tf.constant(heatmap),
       common.PRED_OFFSET_MAP: tf.constant(
-          rng.normal(0, 3, (2, 29, 31, 2)), tf.float32)}
-  by_top_k = _processor()(outputs)
-  by_argmax = _processor(semantic_argmax=post_processor.ARGMAX)(outputs)
+          rng.normal(0, 3, (batch, 29, 31, 2)), tf.float32)}
+  by_top_k = tf.function(_processor(), jit_compile=jit_compile)(outputs)
+  by_argmax = tf.function(
+      _processor(semantic_argmax=post_processor.ARGMAX),
+      jit_compile=jit_compile)(outputs)
   assert (by_top_k[common.PRED_SEMANTIC].numpy()[:, :5, :5] == 0).all()
   assert by_top_k[common.PRED_INSTANCE].numpy().max() > 0
   for key, value in by_top_k.items():

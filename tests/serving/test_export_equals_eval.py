@@ -415,7 +415,9 @@ def test_the_tflite_model_takes_argmax_and_keeps_the_other_options(
   converted = tflite._with_argmax(module)  # pylint: disable=protected-access
   assert processor.options.semantic_argmax == 'top_k'
   assert converted.post_processor.options == dataclasses.replace(
-      processor.options, semantic_argmax='argmax')
+      processor.options, semantic_argmax=tflite.TFLITE_SEMANTIC_ARGMAX)
+  assert tflite.TFLITE_SEMANTIC_ARGMAX == 'argmax'
+  assert converted.options == module.options
   assert converted.input_size == (33, 33)
 
 
