@@ -71,30 +71,31 @@ def _worker(args):
                                  normalization.BatchNormOptions(),
                                  input_size=(65, 65))
   shape = (1, args.height, args.width, 3)
-  madds = model_stats.multiply_adds(model, shape, training=False)
+  # Traced once: the total, and per op for --module_profile.
+  madds_by_op = model_stats.multiply_adds_by_op(model, shape, training=False)
+  madds = sum(madds_by_op.values())
   forward = tf.function(lambda x: model(x, training=False))
   image = tf.random.uniform(shape, 0, 255, seed=0)
+
+  def call():
+    return tf.nest.map_structure(lambda t: t.numpy(), forward(image))
+
   start = time.perf_counter()
-  tf.nest.map_structure(lambda t: t.numpy(), forward(image))
+  call()
   warmup = time.perf_counter() - start
   times = []
   for _ in range(args.runs):
     start = time.perf_counter()
-    tf.nest.map_structure(lambda t: t.numpy(), forward(image))
+    call()
     times.append(time.perf_counter() - start)
   total, _ = model_stats.parameter_counts(model)
   op_types = []
   if args.op_profile:
-    op_types = op_profile.op_type_shares(
-        lambda: tf.nest.map_structure(lambda t: t.numpy(), forward(image)),
-        args.runs)
+    op_types = op_profile.op_type_shares(call, args.runs)
   modules = []
   if args.module_profile:
     modules = op_profile.module_rates(
-        op_profile.op_self_times(
-            lambda: tf.nest.map_structure(lambda t: t.numpy(),
-                                          forward(image)), args.runs),
-        model_stats.multiply_adds_by_op(model, shape, training=False),
+        op_profile.op_self_times(call, args.runs), madds_by_op,
         args.module_depth)
   print(json.dumps({
       'latency_s': statistics.median(times), 'warmup_s': warmup,
